@@ -1,0 +1,1 @@
+"""Diffusion policy and co-training methods behind one interface."""

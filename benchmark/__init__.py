@@ -1,0 +1,1 @@
+"""The harness: runs, evaluation, metrics, sweeps, leaderboards, export and the arm adapter."""

@@ -1,0 +1,59 @@
+"""Base manipulation tasks (robosuite environments) and their shared low-dimensional layout."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registry import Registry
+
+
+@dataclass(frozen=True)
+class BaseTask:
+    """One robosuite task as the suite uses it.
+
+    env_name: robosuite environment name.
+    horizon: control steps (20 Hz) before an episode is truncated.
+    objects: observation prefixes of the task's objects, in layout order.
+    bodies: MuJoCo root body of each object, same order; the first is the one gap factors
+        such as friction, mass and size act on.
+    env_kwargs: extra robosuite constructor arguments (variants are arguments, not subclasses).
+    """
+
+    name: str
+    env_name: str
+    horizon: int
+    objects: tuple[str, ...]
+    bodies: tuple[str, ...]
+    description: str
+    env_kwargs: tuple[tuple[str, object], ...] = ()
+
+
+BASE_TASKS: Registry[BaseTask] = Registry("base task")
+
+for _task in (
+    BaseTask("lift", "Lift", 100, ("cube",), ("cube_main",),
+             "Lift a cube (half-size 0.021 m) 4 cm above the table."),
+    BaseTask("stack", "Stack", 200, ("cubeA", "cubeB"), ("cubeA_main", "cubeB_main"),
+             "Pick the small red cube A and place it on the green cube B."),
+    BaseTask("square", "NutAssemblySquare", 300, ("nut",), ("SquareNut_main",),
+             "robosuite's NutAssemblySquare: fit the square nut onto its peg "
+             "(the single-nut variant of the study's NutAssembly)."),
+):
+    BASE_TASKS.register(_task.name, _task)
+
+# Per-step layout shared by every domain and embodiment: (key, size). No joint-space quantities.
+ROBOT_KEYS: tuple[tuple[str, int], ...] = (("eef_pos", 3), ("eef_quat", 4), ("gripper", 1))
+OBJECT_KEYS: tuple[tuple[str, int], ...] = (("pos", 3), ("quat", 4), ("rel_pos", 3))
+
+
+def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
+    """Flat observation layout of a base task: robot keys, then `<object>_{pos,quat,rel_pos}`.
+
+    Units and frames: positions in metres in the robot-base-aligned world frame, quaternions
+    (x, y, z, w), `gripper` the opening in [0, 1] (0 closed, 1 fully open), `<obj>_rel_pos`
+    = object position minus end-effector position.
+    """
+    task = BASE_TASKS[base_task]
+    keys = list(ROBOT_KEYS)
+    for obj in task.objects:
+        keys += [(f"{obj}_{k}", n) for k, n in OBJECT_KEYS]
+    return tuple(keys)

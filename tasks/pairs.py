@@ -1,0 +1,58 @@
+"""Named task pairs (`<task>/<family>`), and pairs built from an explicit list of factors."""
+from __future__ import annotations
+
+from .base_tasks import BASE_TASKS
+from .core import Domain, GapFactor, TaskPair
+from .gaps import GAP_FACTORS
+from .registry import Registry
+
+PAIRS: Registry[TaskPair] = Registry("task pair")
+
+# Gap families as named pairs use them: each a tuple of factor names at magnitude 1.
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "dynamics": ("object_friction", "object_mass", "joint_damping"),
+    "sensing": ("obs_bias", "obs_noise", "obs_latency"),
+    "action": ("action_scale", "action_latency"),
+    "embodiment": ("embodiment_sawyer",),
+}
+
+# Default demo counts (N target, M source) per base task; small N leaves room for co-training.
+DEMO_COUNTS = {"lift": (5, 50), "stack": (10, 100), "square": (20, 200)}
+
+
+def register_pair(pair: TaskPair) -> TaskPair:
+    """Validate and register a named pair."""
+    validate_pair(pair)
+    return PAIRS.register(pair.name, pair)
+
+
+def validate_pair(pair: TaskPair) -> None:
+    """Raise ValueError/KeyError naming the first unknown task or factor of `pair`."""
+    BASE_TASKS[pair.base_task]
+    for gap in pair.source.gaps + pair.target.gaps:
+        GAP_FACTORS[gap.name]
+    if pair.source.gaps:
+        raise ValueError(f"pair {pair.name!r}: the source domain has no gap factors by definition")
+
+
+def custom_pair(base_task: str, factors: list[GapFactor] | list[str], name: str = "custom") -> TaskPair:
+    """A pair of `base_task` whose target applies `factors` (names mean magnitude 1)."""
+    gaps = tuple(f if isinstance(f, GapFactor) else GapFactor(f, 1.0) for f in factors)
+    n, m = DEMO_COUNTS.get(base_task, (10, 100))
+    pair = TaskPair(name, base_task, target=Domain("target", gaps), n_target=n, n_source=m,
+                    description="custom: " + ", ".join(f"{g.name}@{g.magnitude:g}" for g in gaps))
+    validate_pair(pair)
+    return pair
+
+
+def get_pair(name: str | TaskPair) -> TaskPair:
+    """A registered pair by name (KeyError listing the known ones), or the pair itself."""
+    return name if isinstance(name, TaskPair) else PAIRS[name]
+
+
+for _task, (_n, _m) in DEMO_COUNTS.items():
+    for _family, _factors in FAMILIES.items():
+        register_pair(TaskPair(
+            f"{_task}/{_family}", _task, target=Domain("target", tuple(GapFactor(f) for f in _factors)),
+            n_target=_n, n_source=_m, tags=(_family,),
+            description=f"{BASE_TASKS[_task].description} Target: {_family} gap ({', '.join(_factors)})."))

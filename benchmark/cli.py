@@ -1,0 +1,209 @@
+"""The `cotrain` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _tasks(args: argparse.Namespace) -> None:
+    from tasks import GAP_FACTORS, PAIRS, get_pair
+
+    if args.action == "list":
+        for name in PAIRS.names():
+            pair = PAIRS[name]
+            gaps = ", ".join(g.name for g in pair.target.gaps)
+            print(f"{name:<22} v{pair.version}  N={pair.n_target:<3} M={pair.n_source:<4} {pair.obs:<7} {gaps}")
+        return
+    if not args.pair:
+        raise ValueError("tasks show needs a pair name (see `cotrain tasks list`)")
+    pair = get_pair(args.pair)
+    print(f"{pair.name} (version {pair.version}, base task {pair.base_task}, observations {pair.obs})")
+    print(f"  {pair.description}")
+    print(f"  default demos: N = {pair.n_target} target, M = {pair.n_source} source")
+    print("  target gap factors (magnitude 1 means):")
+    for gap in pair.target.gaps:
+        effect = GAP_FACTORS[gap.name]
+        kind = "categorical (0 or 1 only)" if effect.categorical else (
+            f"step-valued: round(m x {effect.max_steps}) steps" if effect.max_steps else "continuous")
+        print(f"    {gap.name:<18} [{effect.family}, {kind}] {effect.unit}")
+    report = Path(__file__).resolve().parent.parent / "results" / "pairs.json"
+    if report.exists():
+        rows = json.loads(report.read_text()).get(pair.name)
+        if rows:
+            print("  measured (results/pairs.json):")
+            for key, value in rows.items():
+                print(f"    {key}: {value}")
+
+
+def _demos(args: argparse.Namespace) -> None:
+    from tasks.demos import generate_demos
+
+    path = generate_demos(args.pair, args.domain, args.magnitude, args.n, args.seed, args.out,
+                          expert_noise=args.noise, progress=not args.quiet)
+    from tasks.dataset import load_dataset
+
+    data = load_dataset(path)
+    print(f"wrote {path}: {data.n_demos} demos of {data.attrs['tried']} tried, "
+          f"{sum(len(a) for a in data.actions)} steps, obs_dim {data.obs_dim}")
+
+
+def _methods(args: argparse.Namespace) -> None:
+    from baselines import METHODS
+    from baselines.hparams import describe
+
+    if args.action == "list":
+        for name in METHODS.names():
+            print(f"{name:<12} {METHODS[name].description}")
+        return
+    if not args.method:
+        raise ValueError("methods show needs a method name (see `cotrain methods list`)")
+    METHODS[args.method]
+    print(describe(args.method))
+
+
+def _run_config(args: argparse.Namespace, **extra):
+    from .config import RunConfig, parse_set
+
+    return RunConfig(pair=args.pair, method=args.method, magnitude=args.magnitude, n_target=args.n_target,
+                     n_source=args.n_source, seed=args.seed, profile=args.profile,
+                     hparams=tuple(parse_set(args.set).items()), network=args.network, episodes=args.episodes,
+                     device=args.device, workers=args.workers, **extra)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from .run import execute_run
+
+    cfg = _run_config(args)
+    record = execute_run(cfg, args.runs_dir, progress=not args.quiet)
+    tgt, src = record["eval"]["target"], record["eval"]["source"]
+    print(f"run {record['run_id']} ({Path(args.runs_dir) / record['run_id']})")
+    print(f"  target success {tgt['successes']}/{tgt['n']} = {tgt['success_rate']:.3f} "
+          f"[{tgt['ci95'][0]:.3f}, {tgt['ci95'][1]:.3f}]; source {src['successes']}/{src['n']}")
+    m = record["metrics"]
+    print(f"  alignment W = {m.get('align_wasserstein', float('nan')):.3f}, discernibility (MLP on z_cond) "
+          f"= {m.get('discern_mlp_cond', float('nan')):.3f}, structured alignment = "
+          f"{m.get('structured_alignment', float('nan')):.3f}")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from .sweep import load_grid, run_sweep
+
+    grid = load_grid(args.grid, track=args.track, budget=args.budget)
+    run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
+              device=args.device, workers=args.workers, dry_run=args.dry_run, progress=not args.quiet)
+
+
+def _leaderboard(args: argparse.Namespace) -> None:
+    from .leaderboard import load_records, write_leaderboard
+
+    runs_dir = Path(args.runs_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"{runs_dir} is not a directory")
+    records = load_records(runs_dir)
+    if not records:
+        raise ValueError(f"{runs_dir}: no record.json found (no finished runs)")
+    paths = write_leaderboard(records, Path(args.out or runs_dir))
+    print(Path(paths["md"]).read_text())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _quickstart(args: argparse.Namespace) -> None:
+    from .quickstart import quickstart
+
+    quickstart(args.pair, args.runs_dir, args.seed, device=args.device, workers=args.workers,
+               profile=args.profile)
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pair", required=True)
+    p.add_argument("--method", default="cotrain")
+    p.add_argument("--magnitude", type=float, default=1.0)
+    p.add_argument("--n-target", type=int)
+    p.add_argument("--n-source", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--network", default="mlp")
+    p.add_argument("--episodes", type=int)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="method hyperparameter override, e.g. --set w=0.1")
+
+
+def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
+    if runs:
+        p.add_argument("--runs-dir", default="runs")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--workers", type=int, default=1, help="evaluation worker processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cotrain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tasks", help="list or describe task pairs")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("pair", nargs="?")
+    p.set_defaults(func=_tasks)
+
+    p = sub.add_parser("demos", help="generate demonstrations")
+    p.add_argument("action", choices=["generate"])
+    p.add_argument("--pair", required=True)
+    p.add_argument("--domain", required=True, choices=["source", "target"])
+    p.add_argument("--magnitude", type=float, default=1.0)
+    p.add_argument("-n", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--noise", type=float, default=0.1, help="expert noise")
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_demos)
+
+    p = sub.add_parser("methods", help="list or describe co-training methods")
+    p.add_argument("action", choices=["list", "show"])
+    p.add_argument("method", nargs="?")
+    p.set_defaults(func=_methods)
+
+    p = sub.add_parser("run", help="one run: demos, training, evaluation, metrics")
+    _add_run_args(p)
+    _common(p)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("sweep", help="a grid of runs, resumable, local or on Ray")
+    p.add_argument("grid", nargs="?", help="YAML grid file")
+    p.add_argument("--track", help="a committed track grid, e.g. `study`")
+    p.add_argument("--budget", help="the track's budget, e.g. smoke, quick, full")
+    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
+    p.add_argument("--parallel", type=int, default=1, help="runs at once (local executor)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and which are done")
+    _common(p)
+    p.set_defaults(func=_sweep)
+
+    p = sub.add_parser("leaderboard", help="aggregate record.json files into md/csv/html")
+    p.add_argument("runs_dir")
+    p.add_argument("--out")
+    p.set_defaults(func=_leaderboard)
+
+    p = sub.add_parser("quickstart", help="every method, quick profile, one pair and seed")
+    p.add_argument("--pair", default="lift/dynamics")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", default="quick")
+    _common(p)
+    p.set_defaults(func=_quickstart)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"cotrain {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Run configuration, size profiles and the content hash that names a run."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+SUITE_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named size: training, demos and evaluation scaled together."""
+
+    steps: int
+    """Training steps (one optimizer update each)."""
+    episodes: int
+    """Evaluation episodes per domain (test start states)."""
+    demo_scale: float
+    """Multiplier on the pair's default N and M (at least 1 demo each)."""
+    width: int
+    """Noise-network width."""
+    depth: int
+    """Residual blocks of the noise network."""
+    z_dim: int
+    """Encoder output size (the representation z)."""
+    batch_size: int
+    """Training batch size."""
+    replay_episodes: int
+    """Paired replay episodes per domain for the representation metrics."""
+    ckpt_every: int
+    """Steps between checkpoints (resume points)."""
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(steps=40, episodes=4, demo_scale=0.1, width=32, depth=1, z_dim=16, batch_size=32,
+                     replay_episodes=2, ckpt_every=20),
+    "quick": Profile(steps=1500, episodes=20, demo_scale=1.0, width=256, depth=3, z_dim=64, batch_size=256,
+                     replay_episodes=6, ckpt_every=500),
+    "full": Profile(steps=20000, episodes=50, demo_scale=1.0, width=512, depth=3, z_dim=64, batch_size=256,
+                    replay_episodes=12, ckpt_every=2000),
+}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's numbers (hashed), plus how to execute it (not hashed)."""
+
+    pair: str
+    """Registered pair name, e.g. `lift/dynamics`."""
+    method: str = "cotrain"
+    """Key of `baselines.METHODS`."""
+    magnitude: float = 1.0
+    """Gap magnitude of the target domain (the source is magnitude 0)."""
+    n_target: int | None = None
+    """Target demos N (default: the pair's, scaled by the profile)."""
+    n_source: int | None = None
+    """Source demos M (default: the pair's, scaled by the profile)."""
+    seed: int = 0
+    """Run seed: derives the demo, training, replay and evaluation streams."""
+    profile: str = "quick"
+    """Key of PROFILES."""
+    hparams: tuple[tuple[str, Any], ...] = ()
+    """Method hyperparameter overrides (`--set k=v`), sorted; `w` is the target batch fraction."""
+    network: str = "mlp"
+    """Noise network: `mlp` or `unet`."""
+    checkpoint_rule: str = "last"
+    """`last`, or `best_val` (best target validation loss, named as such in the record)."""
+    episodes: int | None = None
+    """Evaluation episodes (default: the profile's)."""
+    device: str = field(default="cpu", compare=False)
+    """Torch device (not hashed)."""
+    workers: int = field(default=1, compare=False)
+    """Evaluation worker processes (not hashed)."""
+
+    def __post_init__(self) -> None:
+        from tasks import get_pair
+        from baselines import METHODS
+
+        get_pair(self.pair)
+        METHODS[self.method]
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
+        if not 0.0 <= self.magnitude <= 1.0:
+            raise ValueError(f"magnitude {self.magnitude} is outside [0, 1]")
+        for name in ("n_target", "n_source", "episodes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if self.network not in ("mlp", "unet"):
+            raise ValueError(f"network must be 'mlp' or 'unet', got {self.network!r}")
+        if self.checkpoint_rule not in ("last", "best_val"):
+            raise ValueError(f"checkpoint_rule must be 'last' or 'best_val', got {self.checkpoint_rule!r}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        object.__setattr__(self, "hparams", tuple(sorted(dict(self.hparams).items())))
+
+    @property
+    def size(self) -> Profile:
+        return PROFILES[self.profile]
+
+    def resolved(self) -> "RunConfig":
+        """Demo counts and episodes filled in from the pair and profile."""
+        from tasks import get_pair
+
+        pair, size = get_pair(self.pair), self.size
+        return replace(
+            self,
+            n_target=self.n_target if self.n_target is not None else max(1, round(pair.n_target * size.demo_scale)),
+            n_source=self.n_source if self.n_source is not None else max(1, round(pair.n_source * size.demo_scale)),
+            episodes=self.episodes if self.episodes is not None else size.episodes)
+
+    def hashed_dict(self) -> dict[str, Any]:
+        """The fields that change the numbers, with the pair version, profile sizes and suite version."""
+        from tasks import get_pair
+
+        cfg = self.resolved()
+        out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.compare}
+        out["hparams"] = dict(cfg.hparams)
+        out["pair_version"] = get_pair(cfg.pair).version
+        out["profile_size"] = asdict(cfg.size)
+        out["suite_version"] = SUITE_VERSION
+        return out
+
+    def run_id(self) -> str:
+        """Content hash of `hashed_dict()` (12 hex digits): the run's directory name."""
+        return content_hash(self.hashed_dict())
+
+    def to_json(self) -> dict[str, Any]:
+        cfg = self.resolved()
+        out = self.hashed_dict()
+        out.update(device=cfg.device, workers=cfg.workers, run_id=self.run_id())
+        return out
+
+
+def content_hash(obj: Any) -> str:
+    """Stable 12-hex-digit hash of a JSON-serializable object."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """`["w=0.1", "adversarial_weight=0.05"]` -> {"w": 0.1, ...}; values parsed as JSON where possible."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ValueError(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key.strip()] = raw
+    return out

@@ -1,0 +1,229 @@
+"""One run: demos -> training -> evaluation -> representation metrics -> record.json.
+
+Each stage writes its output into the run directory (named by the config hash) and is skipped
+when that output exists, so a crashed or killed run resumes where it stopped and a finished
+run (`done` marker) is never redone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import SUITE_VERSION, RunConfig, content_hash
+
+RECORD_SCHEMA = 1
+EXPERT_NOISE = 0.1
+REPLAY_PAIRS = 256
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int, stream: str) -> Path:
+    """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`."""
+    from tasks import get_pair
+
+    key = {"pair": pair, "version": get_pair(pair).version, "domain": domain,
+           "magnitude": magnitude if domain == "target" else 0.0, "n": n, "seed": seed, "stream": stream,
+           "expert_noise": EXPERT_NOISE, "suite_version": SUITE_VERSION}
+    return runs_dir / "_demos" / f"{content_hash(key)}.hdf5"
+
+
+def ensure_demos(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int,
+                 stream: str, progress: bool = True) -> Path:
+    """Generate (once) and return the cached demo file."""
+    from tasks.demos import generate_demos
+
+    path = demo_path(runs_dir, pair, domain, magnitude, n, seed, stream)
+    if not path.exists():
+        generate_demos(pair, domain, magnitude, n, seed, path, expert_noise=EXPERT_NOISE,
+                       progress=progress, stream=stream)
+    return path
+
+
+def resolve_hparams(cfg: RunConfig) -> dict[str, Any]:
+    """The method's defaults, the run's overrides, and w resolved to the default ratio if unset."""
+    from baselines import METHODS
+    from baselines.data import default_ratio
+    from baselines.hparams import default_hparams, validate_hparams
+
+    overrides = dict(cfg.hparams)
+    validate_hparams(cfg.method, overrides)
+    hp = {**default_hparams(cfg.method), **overrides}
+    if METHODS[cfg.method].mixes:
+        if hp.get("w") is None:
+            hp["w"] = default_ratio(cfg.n_target, cfg.n_source)
+        if not 0.0 < hp["w"] < 1.0:
+            raise ValueError(f"w={hp['w']}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
+    else:
+        hp["w"] = None
+    return hp
+
+
+def _windows(path: Path, layout, policy_cfg):
+    from baselines.data import make_windows
+    from tasks.dataset import load_dataset
+
+    return make_windows(load_dataset(path, layout), policy_cfg.n_obs_steps, policy_cfg.horizon)
+
+
+def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[str, Any], progress: bool) -> dict:
+    from baselines import METHODS, DiffusionPolicy, PolicyConfig
+    from baselines.data import MixedSampler
+    from tasks import get_pair, obs_layout
+    import torch
+
+    from .train import TrainConfig, train
+
+    method_cls = METHODS[cfg.method]
+    layout = obs_layout(get_pair(cfg.pair).base_task)
+    size = cfg.size
+    pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=size.width,
+                        depth=size.depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding)
+    src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
+    tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
+    val = _windows(demos["validation"], layout, pcfg)
+    used = [x for x in (src, tgt) if x is not None]
+    policy = DiffusionPolicy(pcfg)
+    policy.fit_normalizer(np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]))
+    method = method_cls(policy, hp, device=cfg.device)
+    w = hp["w"] if method_cls.mixes else (1.0 if method_cls.uses_target else 0.0)
+    sampler = MixedSampler(src, tgt, size.batch_size, w, torch.Generator().manual_seed(cfg.seed))
+    tcfg = TrainConfig(steps=size.steps, batch_size=size.batch_size, ckpt_every=size.ckpt_every,
+                       log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
+                       device=cfg.device)
+    return train(method, sampler, tcfg, run_dir, val_target=val, progress=progress)
+
+
+def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
+    from tasks.seeds import episode_seeds
+
+    from .evaluate import EvalSpec, evaluate, summarize
+
+    seeds = episode_seeds("test", cfg.seed, cfg.episodes)
+    t0 = time.time()
+    out: dict[str, Any] = {}
+    for domain in ("target", "source"):
+        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, device=cfg.device)
+        out[domain] = summarize(evaluate(spec, seeds, workers=cfg.workers, progress=progress))
+    out["wall_s"] = time.time() - t0
+    return out
+
+
+def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, horizon: int):
+    """Paired observation windows from the same initial conditions run in both domains.
+
+    Episodes are matched by episode seed and steps by time index (up to the shorter episode);
+    at most REPLAY_PAIRS pairs, evenly spaced. Returns (src_obs, tgt_obs, src_act, tgt_act).
+    """
+    from baselines.data import make_windows
+    from tasks.dataset import load_dataset
+
+    src, tgt = load_dataset(src_path, layout), load_dataset(tgt_path, layout)
+    tgt_index = {s: i for i, s in enumerate(tgt.episode_seeds)}
+    parts: list[list[np.ndarray]] = [[], [], [], []]
+    for i, seed in enumerate(src.episode_seeds):
+        if seed not in tgt_index:
+            continue
+        j = tgt_index[seed]
+        ws = make_windows(src.select([i]), n_obs_steps, horizon)
+        wt = make_windows(tgt.select([j]), n_obs_steps, horizon)
+        t = min(len(ws.obs), len(wt.obs))
+        for k, arr in enumerate((ws.obs[:t], wt.obs[:t], src.actions[i][:t], tgt.actions[j][:t])):
+            parts[k].append(arr)
+    if not parts[0]:
+        raise RuntimeError("no replay episode succeeded in both domains; the metrics need paired states")
+    arrays = [np.concatenate(p) for p in parts]
+    keep = np.unique(np.linspace(0, len(arrays[0]) - 1, min(REPLAY_PAIRS, len(arrays[0]))).astype(int))
+    return tuple(a[keep] for a in arrays)
+
+
+def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dict[str, float]:
+    import torch
+
+    from baselines import load_checkpoint
+    from tasks import get_pair, obs_layout
+
+    from .metrics import raw_discernibility, representation_metrics
+
+    method = load_checkpoint(str(run_dir / "checkpoint"), device=cfg.device)
+    pcfg = method.policy.config
+    layout = obs_layout(get_pair(cfg.pair).base_task)
+    o_src, o_tgt, a_src, a_tgt = paired_replay(replay["source"], replay["target"], layout,
+                                               pcfg.n_obs_steps, pcfg.horizon)
+    with torch.inference_mode():
+        z = [np.asarray(method.encode(o)) for o in (o_src, o_tgt)]
+        zc = [np.asarray(method.conditioning(o, d)) for o, d in ((o_src, "source"), (o_tgt, "target"))]
+    metrics = representation_metrics(z[0], z[1], zc[0], zc[1], seed=cfg.seed)
+    raw = raw_discernibility(o_src.reshape(len(o_src), -1), o_tgt.reshape(len(o_tgt), -1), seed=cfg.seed)
+    raw_act = raw_discernibility(np.concatenate([o_src.reshape(len(o_src), -1), a_src], 1),
+                                 np.concatenate([o_tgt.reshape(len(o_tgt), -1), a_tgt], 1), seed=cfg.seed)
+    metrics.update({f"raw_discern_{k}": v for k, v in raw.items()})
+    metrics.update({f"raw_discern_obs_action_{k}": v for k, v in raw_act.items()})
+    metrics["replay_pairs"] = int(len(o_src))
+    return metrics
+
+
+def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = True) -> dict[str, Any]:
+    """Run (or resume, or read back) one run; returns its record."""
+    from .fingerprint import fingerprint
+
+    cfg = cfg.resolved()
+    runs_dir = Path(runs_dir)
+    run_dir = runs_dir / cfg.run_id()
+    if (run_dir / "done").exists():
+        return read_json(run_dir / "record.json")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = cfg.to_json()
+    if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["run_id"] != config["run_id"]:
+        raise RuntimeError(f"{run_dir}/config.json belongs to another run")
+    hp = resolve_hparams(cfg)
+    config["hparams_resolved"] = hp
+    write_json(run_dir / "config.json", config)
+
+    n_val = max(1, cfg.n_target // 5)
+    n_replay = cfg.size.replay_episodes
+    demos = {
+        "source": ensure_demos(runs_dir, cfg.pair, "source", 0.0, cfg.n_source, cfg.seed, "source_demos", progress),
+        "target": ensure_demos(runs_dir, cfg.pair, "target", cfg.magnitude, cfg.n_target, cfg.seed,
+                               "target_demos", progress),
+        "validation": ensure_demos(runs_dir, cfg.pair, "target", cfg.magnitude, n_val, cfg.seed, "validation",
+                                   progress),
+    }
+    replay = {d: ensure_demos(runs_dir, cfg.pair, d, cfg.magnitude, n_replay, cfg.seed, "replay", progress)
+              for d in ("source", "target")}
+
+    if not (run_dir / "train_summary.json").exists():
+        write_json(run_dir / "train_summary.json", stage_train(cfg, run_dir, demos, hp, progress))
+    train_summary = read_json(run_dir / "train_summary.json")
+    if not (run_dir / "eval.json").exists():
+        write_json(run_dir / "eval.json", stage_eval(cfg, run_dir, progress))
+    evaluation = read_json(run_dir / "eval.json")
+    if not (run_dir / "metrics.json").exists():
+        write_json(run_dir / "metrics.json", stage_metrics(cfg, run_dir, replay))
+    metrics = read_json(run_dir / "metrics.json")
+
+    record = {
+        "schema": RECORD_SCHEMA, "run_id": config["run_id"],
+        "config": {**config, "w": hp["w"], "hparams": hp},
+        "eval": evaluation, "metrics": metrics, "target_error": evaluation["target"].get("target_error"),
+        "train": train_summary,
+        "timing": {"train_s": train_summary.get("wall_s"), "eval_s": evaluation["wall_s"]},
+        "fingerprint": fingerprint(cfg.device),
+    }
+    write_json(run_dir / "record.json", record)
+    (run_dir / "done").touch()
+    return record

@@ -1,0 +1,164 @@
+"""Demonstration datasets in robomimic's HDF5 layout, plus the suite's domain attributes.
+
+File layout: `data/demo_K/obs/<key>` (T, n) per layout key, `data/demo_K/actions` (T, 7),
+`rewards` (T,), `dones` (T,), `data/demo_K.attrs["num_samples"]`, `["episode_seed"]`;
+`data.attrs`: `env_args` (JSON, robomimic), `total`, and the suite's `pair`, `pair_version`,
+`domain`, `gaps` (JSON list of [name, magnitude]), `magnitude`, `layout` (JSON list of
+[key, size]), `expert`, `expert_noise`, `seed`, `tried`, `kept`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+Layout = tuple[tuple[str, int], ...]
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable, or does not match the expected layout."""
+
+
+@dataclass
+class Dataset:
+    """Demonstrations of one domain: per-demo arrays in the flat observation layout.
+
+    obs[i]: (T_i, obs_dim) float32; actions[i]: (T_i, action_dim) float32.
+    """
+
+    obs: list[np.ndarray]
+    actions: list[np.ndarray]
+    layout: Layout
+    attrs: dict[str, Any] = field(default_factory=dict)
+    rewards: list[np.ndarray] = field(default_factory=list)
+    episode_seeds: list[int] = field(default_factory=list)
+
+    @property
+    def n_demos(self) -> int:
+        return len(self.obs)
+
+    @property
+    def obs_dim(self) -> int:
+        return sum(n for _, n in self.layout)
+
+    @property
+    def action_dim(self) -> int:
+        return int(self.actions[0].shape[1]) if self.actions else 0
+
+    @property
+    def domain(self) -> str:
+        return str(self.attrs.get("domain", ""))
+
+    def select(self, indices: list[int]) -> "Dataset":
+        """The demos at `indices`, in that order."""
+        if any(not 0 <= i < self.n_demos for i in indices):
+            raise DatasetError(f"demo indices {indices} out of range for {self.n_demos} demos")
+        pick = lambda xs: [xs[i] for i in indices] if xs else []  # noqa: E731
+        return Dataset(pick(self.obs), pick(self.actions), self.layout, dict(self.attrs),
+                       pick(self.rewards), pick(self.episode_seeds))
+
+
+def _split(flat: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
+    out, i = {}, 0
+    for key, n in layout:
+        out[key] = flat[:, i:i + n]
+        i += n
+    return out
+
+
+def write_dataset(path: str | Path, dataset: Dataset) -> Path:
+    """Write atomically (temporary file, then rename): an interruption leaves no partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            data = f.create_group("data")
+            total = 0
+            for i, (obs, act) in enumerate(zip(dataset.obs, dataset.actions)):
+                demo = data.create_group(f"demo_{i}")
+                for key, arr in _split(obs, dataset.layout).items():
+                    demo.create_dataset(f"obs/{key}", data=arr)
+                demo.create_dataset("actions", data=act)
+                rew = dataset.rewards[i] if dataset.rewards else np.zeros(len(act))
+                demo.create_dataset("rewards", data=rew)
+                dones = np.zeros(len(act), dtype=np.int64)
+                dones[-1] = 1
+                demo.create_dataset("dones", data=dones)
+                demo.attrs["num_samples"] = len(act)
+                if dataset.episode_seeds:
+                    demo.attrs["episode_seed"] = dataset.episode_seeds[i]
+                total += len(act)
+            data.attrs["total"] = total
+            for key, value in dataset.attrs.items():
+                data.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
+            data.attrs["layout"] = json.dumps([list(k) for k in dataset.layout])
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def load_dataset(path: str | Path, layout: Layout | None = None) -> Dataset:
+    """Read a dataset file (the suite's, or a plain robomimic file with the layout's keys).
+
+    layout: the expected layout; defaults to the one the file records. Missing keys or
+    mismatched sizes raise `DatasetError` naming the file, demo and key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"dataset not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DatasetError(f"{path}: not a readable HDF5 file ({err})") from None
+    with f:
+        if "data" not in f:
+            raise DatasetError(f"{path}: no 'data' group (not a robomimic-layout file)")
+        data = f["data"]
+        attrs = {k: _attr(v) for k, v in data.attrs.items()}
+        recorded = tuple((k, int(n)) for k, n in attrs.pop("layout", []))
+        layout = tuple((k, int(n)) for k, n in layout) if layout is not None else recorded
+        if not layout:
+            raise DatasetError(f"{path}: the file records no layout; pass the expected one")
+        if recorded and recorded != layout:
+            raise DatasetError(f"{path}: layout {recorded} does not match the expected {layout}")
+        names = sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
+        obs, actions, rewards, seeds = [], [], [], []
+        for name in names:
+            demo = data[name]
+            cols = []
+            for key, n in layout:
+                if f"obs/{key}" not in demo:
+                    raise DatasetError(f"{path}: {name} has no observation key {key!r}")
+                arr = np.asarray(demo[f"obs/{key}"], dtype=np.float32).reshape(len(demo["actions"]), -1)
+                if arr.shape[1] != n:
+                    raise DatasetError(f"{path}: {name}/obs/{key} has size {arr.shape[1]}, expected {n}")
+                cols.append(arr)
+            obs.append(np.concatenate(cols, axis=1))
+            actions.append(np.asarray(demo["actions"], dtype=np.float32))
+            rewards.append(np.asarray(demo["rewards"]) if "rewards" in demo else np.zeros(len(actions[-1])))
+            if "episode_seed" in demo.attrs:
+                seeds.append(int(demo.attrs["episode_seed"]))
+    if not obs:
+        raise DatasetError(f"{path}: no demos")
+    return Dataset(obs, actions, layout, attrs, rewards, seeds)

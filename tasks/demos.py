@@ -1,0 +1,95 @@
+"""Demonstration generation: a scripted expert in one domain, successful episodes kept."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .core import TaskPair
+from .dataset import Dataset, write_dataset
+from .env import make_env
+from .pairs import get_pair
+from .seeds import SPAN, demo_stream, episode_seeds
+
+MAX_ATTEMPTS_PER_DEMO = 5
+
+
+def check_output_path(out: str | Path) -> Path:
+    """Raise ValueError unless `out` can be written (its folder exists or can be made, and is writable)."""
+    out = Path(out)
+    parent = out.parent.resolve()
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise ValueError(f"cannot write {out}: {existing} is not a writable directory")
+    if out.is_dir():
+        raise ValueError(f"cannot write {out}: it is a directory")
+    return out
+
+
+def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, seed: int, out: str | Path,
+                   expert_noise: float = 0.1, progress: bool = True, stream: str | None = None) -> Path:
+    """Run the pair's expert in `domain` until `n` successful episodes, and write them to `out`.
+
+    Episode seeds come from the domain's own seed range for `seed` (tasks.seeds), so source and
+    target demos never share an initial state. The file records how many episodes were tried.
+    """
+    from .experts import make_expert
+
+    task_pair = get_pair(pair)
+    if n < 0:
+        raise ValueError(f"demo count must be >= 0, got {n}")
+    if domain not in ("source", "target"):
+        raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
+    out = check_output_path(out)
+    max_tries = min(SPAN, MAX_ATTEMPTS_PER_DEMO * n + 10)
+    seeds = episode_seeds(stream or demo_stream(domain), seed, max_tries)
+    env = make_env(task_pair, domain, magnitude)
+    expert = make_expert(task_pair.base_task, noise=expert_noise, seed=seed)
+    demos = Dataset([], [], env.layout)
+    tried = 0
+    bar = tqdm(total=n, desc=f"demos {task_pair.name} {domain}", disable=not progress, leave=False)
+    try:
+        for ep_seed in seeds:
+            if demos.n_demos >= n:
+                break
+            tried += 1
+            obs, actions, rewards = rollout_expert(env, expert, ep_seed)
+            if rewards[-1] > 0:
+                demos.obs.append(obs)
+                demos.actions.append(actions)
+                demos.rewards.append(rewards)
+                demos.episode_seeds.append(ep_seed)
+                bar.update(1)
+    finally:
+        bar.close()
+        env.close()
+    if demos.n_demos < n:
+        raise RuntimeError(f"{task_pair.name} {domain}@{magnitude}: the expert succeeded in only "
+                           f"{demos.n_demos} of {tried} episodes; {n} demos were asked for")
+    demos.attrs = {
+        "pair": task_pair.name, "pair_version": task_pair.version, "base_task": task_pair.base_task,
+        "domain": domain, "magnitude": magnitude if domain == "target" else 0.0,
+        "gaps": [[g.name, g.magnitude] for g in env.domain.gaps], "expert": task_pair.base_task,
+        "expert_noise": expert_noise, "seed": seed, "tried": tried, "kept": demos.n_demos,
+        "env_args": {"env_name": env.task.env_name, "type": 1,
+                     "env_kwargs": {"pair": task_pair.name, "domain": domain, "magnitude": magnitude}},
+    }
+    return write_dataset(out, demos)
+
+
+def rollout_expert(env, expert, episode_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One expert episode from `episode_seed`: observations (T, D), actions (T, 7), rewards (T,)."""
+    obs, _ = env.reset(seed=episode_seed)
+    expert.reset(env)
+    all_obs, actions, rewards = [], [], []
+    while True:
+        action = expert.act(env)
+        all_obs.append(obs)
+        actions.append(action)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        rewards.append(reward)
+        if terminated or truncated:
+            break
+    return np.asarray(all_obs, np.float32), np.asarray(actions, np.float32), np.asarray(rewards, np.float32)

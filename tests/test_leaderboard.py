@@ -1,0 +1,208 @@
+"""Statistics, result collection, leaderboards and plots on a committed mini-sweep.
+
+``tests/data/mini_sweep``: pair lift/dynamics, N=10, M=100, methods cotrain (w=0.1) and
+target_only, seeds 0 and 1, magnitudes 1 and 0 (the no-gap control), 10 episodes per run; in
+each run the first k episodes succeed, with k (seed 0, seed 1):
+cotrain gap 1: 7, 8; target_only gap 1: 5, 4; cotrain gap 0: 9, 8; target_only gap 0: 8, 9.
+"""
+
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark import leaderboard as L
+from benchmark import plots as P
+from benchmark import stats as S
+
+DATA = Path(__file__).parent / "data"
+SWEEP, GOLDEN = DATA / "mini_sweep", DATA / "mini_sweep_golden.csv"
+
+
+@pytest.fixture(scope="module")
+def records() -> list[dict]:
+    return L.load_records(SWEEP)
+
+
+@pytest.fixture(scope="module")
+def table(records) -> pd.DataFrame:
+    return L.aggregate(records)
+
+
+def _row(df: pd.DataFrame, magnitude: float, method: str) -> pd.Series:
+    rows = df[(df.magnitude == magnitude) & (df.method == method)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+# --- stats -------------------------------------------------------------------------------
+
+def test_wilson_known_values():
+    # z² = 3.8416, n = 10: denominator 1.38416.
+    # 0/10: centre = half = 0.19208 / 1.38416 = 0.138770 -> (0, 0.277540)
+    assert S.wilson_interval(0, 10) == pytest.approx((0.0, 0.277540), abs=1e-5)
+    assert S.wilson_interval(10, 10) == pytest.approx((0.722460, 1.0), abs=1e-5)
+    # 5/10: centre 0.5, half = 1.96 / 1.38416 * sqrt(0.025 + 0.009604) = 0.263408
+    assert S.wilson_interval(5, 10) == pytest.approx((0.236592, 0.763408), abs=1e-5)
+    assert all(math.isnan(x) for x in S.wilson_interval(0, 0))
+    with pytest.raises(ValueError):
+        S.wilson_interval(11, 10)
+
+
+def test_mean_stderr_and_iqm():
+    assert S.mean_stderr([0.7, 0.8]) == pytest.approx((0.75, 0.05))
+    mean, se = S.mean_stderr([0.3])
+    assert mean == 0.3 and math.isnan(se)
+    assert S.iqm(np.arange(1, 9)) == pytest.approx(4.5)  # mean of 3, 4, 5, 6
+    assert S.iqm([1, 2, 3, 4, 5, 6, 7, 1000]) == pytest.approx(4.5)  # the outlier is trimmed
+
+
+def test_stratified_bootstrap_deterministic_and_covers_point():
+    rng = np.random.default_rng(1)
+    scores = {"a": rng.uniform(size=5), "b": rng.uniform(0.5, 1.0, size=3), "c": rng.uniform(size=4)}
+    first = S.stratified_bootstrap_ci(scores, reps=500, seed=3)
+    assert first == S.stratified_bootstrap_ci(scores, reps=500, seed=3)
+    point, lo, hi = first
+    assert point == pytest.approx(S.iqm(np.concatenate(list(scores.values()))))
+    assert lo <= point <= hi and lo < hi
+    # A constant task set has a degenerate interval at the constant.
+    assert S.stratified_bootstrap_ci({"a": np.full(3, 0.4), "b": np.full(2, 0.4)}) == pytest.approx((0.4,) * 3)
+
+
+def test_paired_bootstrap_diff():
+    # Five seeds of 20 paired episodes: a succeeds on 18, b on the first 10 of them.
+    a = {s: (np.arange(20) < 18).astype(float) for s in range(5)}
+    b = {s: (np.arange(20) < 10).astype(float) for s in range(5)}
+    diff, lo, hi = S.paired_bootstrap_diff(a, b, reps=1000)
+    assert diff == pytest.approx(0.4)
+    assert 0 < lo < diff < hi
+    assert S.paired_bootstrap_diff(b, a, reps=1000) == pytest.approx((-diff, -hi, -lo), abs=0.05)
+    # Identical arms: every paired difference is 0, so the interval collapses (pairing is kept).
+    assert S.paired_bootstrap_diff(a, a) == (0.0, 0.0, 0.0)
+    # Only shared seeds count.
+    assert S.paired_bootstrap_diff({**a, 9: np.zeros(20)}, b)[0] == pytest.approx(0.4)
+    with pytest.raises(ValueError):
+        S.paired_bootstrap_diff({0: np.ones(3)}, {0: np.ones(4)})
+
+
+def test_min_detectable_difference():
+    # (z_0.975 + z_0.8) * sqrt(2 p (1 - p) / n) = (1.959964 + 0.841621) * sqrt(0.5 / 50) = 0.280159
+    assert S.min_detectable_difference(50) == pytest.approx(0.280159, abs=1e-5)
+    assert S.min_detectable_difference(200) == pytest.approx(0.280159 / 2, abs=1e-5)
+    assert S.min_detectable_difference(50, p=0.2) == pytest.approx(2.801585 * 0.08, abs=1e-5)
+    with pytest.raises(ValueError):
+        S.min_detectable_difference(0)
+
+
+# --- collection and aggregation ----------------------------------------------------------
+
+def test_aggregate_matches_golden(table):
+    # Round-trip through csv so dtypes compare the way the golden file stores them.
+    got = pd.read_csv(io.StringIO(table.to_csv(index=False)))
+    pd.testing.assert_frame_equal(got, pd.read_csv(GOLDEN))
+
+
+def test_aggregate_hand_computed(table):
+    assert len(table) == 4 and set(table.seeds) == {2} and set(table.episodes) == {10}
+    co1, to1 = _row(table, 1.0, "cotrain"), _row(table, 1.0, "target_only")
+    co0, to0 = _row(table, 0.0, "cotrain"), _row(table, 0.0, "target_only")
+    # success: mean of the per-seed rates; se = std(ddof=1) / sqrt(2) = 0.0707 / 1.414 = 0.05
+    assert (co1.success_mean, to1.success_mean, co0.success_mean, to0.success_mean) == (0.75, 0.45, 0.85, 0.85)
+    assert co1.success_se == 0.05
+    # drop: cotrain ((0.9 - 0.7) + (0.8 - 0.8)) / 2 = 0.1; target_only ((0.8 - 0.5) + (0.9 - 0.4)) / 2 = 0.4
+    assert co1.drop_vs_nogap == pytest.approx(0.1) and to1.drop_vs_nogap == pytest.approx(0.4)
+    assert co0.drop_vs_nogap == 0.0
+    # ranks: cotrain first at gap 1; the tie at gap 0 shares rank 1
+    assert (co1["rank"], to1["rank"], co0["rank"], to0["rank"]) == (1, 2, 1, 1)
+    # paired diff: ((0.5 - 0.7) + (0.4 - 0.8)) / 2 = -0.3; target_only's successes are a subset of
+    # cotrain's on the same start states, so every paired difference is <= 0
+    assert to1.diff_vs_cotrain == pytest.approx(-0.3) and to1.diff_lo < -0.3 < to1.diff_hi < 0
+    assert to0.diff_vs_cotrain == 0.0 and math.isnan(co1.diff_vs_cotrain)
+    # Wasserstein raw means 1.1, 2.1, 0.6, 1.0 -> min-max over rows (span 1.5)
+    assert (co1.align_wasserstein_norm, to1.align_wasserstein_norm) == (0.3333, 1.0)
+    assert (co0.align_wasserstein_norm, to0.align_wasserstein_norm) == (0.0, 0.2667)
+    # a record without structured_alignment: the mean is over the records that have it
+    assert to1.structured_alignment == 0.2
+    assert table.target_error_mean.isna().all()
+
+
+def test_aggregate_is_pure_and_order_free(records, table):
+    pd.testing.assert_frame_equal(L.aggregate(list(reversed(records))), table)
+    assert json.dumps(records) == json.dumps(L.load_records(SWEEP))
+
+
+def test_duplicate_seed_in_group_raises(records):
+    dup = json.loads(json.dumps(records[0]))
+    dup["run_id"] = "duplicate"
+    with pytest.raises(ValueError, match="duplicate"):
+        L.aggregate(records + [dup])
+
+
+def test_malformed_record_raises_naming_file(tmp_path):
+    bad = tmp_path / "run_bad" / "record.json"
+    bad.parent.mkdir()
+    bad.write_text("{not json")
+    with pytest.raises(L.RecordError, match="run_bad"):
+        L.load_records(tmp_path)
+    bad.write_text(json.dumps({"schema": 2}))
+    with pytest.raises(L.RecordError, match=r"run_bad.*schema"):
+        L.load_records(tmp_path)
+
+
+def test_partial_sweep_is_ignored_and_partial(tmp_path, records):
+    runs = tmp_path / "runs"
+    shutil.copytree(SWEEP, runs)
+    (runs / "unfinished").mkdir()
+    (runs / "unfinished" / "config.json").write_text("{}")
+    assert len(L.load_records(runs)) == len(records)
+    shutil.rmtree(runs / records[0]["run_id"])  # run folders are named by run_id
+    df = L.aggregate(L.load_records(runs))
+    assert sorted(df.seeds) == [1, 2, 2, 2]
+
+
+def test_aggregate_across_pairs(records):
+    other = json.loads(json.dumps(records))
+    for r in other:
+        r["config"]["pair"] = "stack/dynamics"
+    df = L.aggregate_across_pairs(records + other)
+    assert len(df) == 4 and set(df.pairs) == {2} and set(df.runs) == {4}
+    row = df[(df.magnitude == 1.0) & (df.method == "cotrain")].iloc[0]
+    assert row.iqm == pytest.approx(0.75) and row.iqm_lo <= row.iqm <= row.iqm_hi
+    pd.testing.assert_frame_equal(L.aggregate_across_pairs(L.runs_frame(records + other)), df)
+    with pytest.raises(ValueError):
+        L.aggregate_across_pairs(L.aggregate(records))
+
+
+def test_write_leaderboard(tmp_path, records):
+    paths = L.write_leaderboard(records, tmp_path / "lb")
+    assert set(paths) == {"md", "csv", "html"} and all(p.stat().st_size > 0 for p in paths.values())
+    md, page = paths["md"].read_text(), paths["html"].read_text()
+    assert "http" not in page and "<style>" in page and "<script" not in page
+    # 10 episodes x 2 seeds per arm: 2.801585 * sqrt(0.5 / 20) = 0.44
+    assert "8 runs read" in md and "resolves: 0.44" in md
+    assert "0.45 ± 0.05 (2 seeds)" in md and "\u22120.30 [\u22120.55, \u22120.10]" in md
+    assert "0.45 ± 0.05 (2 seeds)" in page
+    pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), pd.read_csv(GOLDEN))
+
+
+# --- plots -------------------------------------------------------------------------------
+
+def _is_png(path: Path) -> bool:
+    return path.stat().st_size > 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_write_png(tmp_path, table):
+    assert _is_png(P.plot_success_vs_ratio(table, tmp_path / "ratio.png", window=(0.05, 0.2)))
+    assert _is_png(P.plot_success_vs_magnitude(table, tmp_path / "magnitude.png"))
+    assert _is_png(P.plot_alignment_vs_discernibility(table, tmp_path / "align.png"))
+    logs = {}
+    for label, scale in (("cotrain", 1.0), ("target_only", 2.0)):
+        logs[label] = tmp_path / f"{label}.jsonl"
+        logs[label].write_text("".join(json.dumps({"step": s, "loss": scale / (1 + s), "lr": 1e-4}) + "\n"
+                                       for s in range(0, 500, 50)))
+    assert _is_png(P.plot_training_curves(logs, tmp_path / "curves.png"))

@@ -10,7 +10,6 @@ import numpy as np
 from .base_tasks import BASE_TASKS, obs_layout
 from .core import TaskPair
 from .gaps import build_effect
-from .pairs import get_pair
 
 CONTROL_FREQ = 20
 BUILD_SEED = 0  # seeds what robosuite draws once at construction (e.g. Lift's cube size)
@@ -144,11 +143,15 @@ class CotrainEnv(gym.Env):
         self.last_action = a
         for effect in self.effects:
             a = effect.action(a, self._gap_rng)
-        self.rs.step(a)
+        self._advance(a)
         self.t += 1
         success = bool(self.rs._check_success())
         obs = self._observe()
         return obs, float(success), success, self.t >= self.horizon, {"is_success": success}
+
+    def _advance(self, action: np.ndarray) -> None:
+        """Run one control step of the simulation on the action the robot executes."""
+        self.rs.step(action)
 
     def close(self):
         self.rs.close()
@@ -170,11 +173,21 @@ def make_env(pair: str | TaskPair, domain: str = "source", magnitude: float = 1.
     obs: "lowdim" (flat layout) or "image". backend: "robosuite" (reference) or "fast".
     seed: used by the first `reset()` that is given none.
     """
+    from .pairs import get_pair  # here, not at the top: tasks.pairs imports tasks.visual, which imports this module
+
     task_pair = get_pair(pair) if isinstance(pair, str) else pair
     if obs not in ("lowdim", "image"):
         raise ValueError(f"obs must be 'lowdim' or 'image', got {obs!r}")
     if backend not in ("robosuite", "fast"):
         raise ValueError(f"backend must be 'robosuite' or 'fast', got {backend!r}")
-    if obs == "image" or backend == "fast":
-        raise NotImplementedError(f"obs={obs!r} backend={backend!r} is not available yet")
+    if obs == "image":
+        if backend == "fast":
+            raise NotImplementedError("image observations need backend='robosuite'")
+        from .visual import ImageEnv
+
+        return ImageEnv(task_pair, domain, magnitude, seed)
+    if backend == "fast":
+        from .fast import FastEnv
+
+        return FastEnv(task_pair, domain, magnitude, seed)
     return CotrainEnv(task_pair, domain, magnitude, seed)

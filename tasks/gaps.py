@@ -134,8 +134,9 @@ class ControllerGains(GapEffect):
 
     def on_reset(self, env, rng):
         ctrl = env.arm_controller()
-        ctrl.kp = ctrl.kp * (1.0 - 0.8 * self.magnitude)
-        ctrl.kd = 2.0 * np.sqrt(ctrl.kp) * ctrl.damping_ratio
+        kp = ctrl.kp * (1.0 - 0.8 * self.magnitude)
+        ctrl.kd = ctrl.kd * np.sqrt(kp / ctrl.kp)  # kd = 2 sqrt(kp) x damping ratio: the ratio is kept
+        ctrl.kp = kp
 
 
 # ---------------------------------------------------------------- action
@@ -247,6 +248,14 @@ class _Embodiment(GapEffect):
 class EmbodimentSawyer(_Embodiment):
     robot = "Sawyer"
     unit = "categorical: Panda (m = 0) -> Sawyer with its Rethink gripper (m = 1); same OSC action and layout"
+
+    def on_build(self, env):
+        # robosuite's Sawyer starts with its first link touching the (world-welded) arm base, a
+        # contact MuJoCo does not filter: it jams joint 0. Remove the base's collision geom.
+        if self.magnitude == 1.0:
+            model = env.sim.model._model
+            base = model.geom("robot0_base_col").id
+            model.geom_contype[base] = model.geom_conaffinity[base] = 0
 
 
 @GAP_FACTORS.register("embodiment_ur5e")

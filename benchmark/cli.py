@@ -116,6 +116,74 @@ def _quickstart(args: argparse.Namespace) -> None:
                profile=args.profile)
 
 
+def _toy(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from .toy import FULL, ToySize, toy_study
+
+    size = FULL if args.full else ToySize()
+    for name in ("seeds", "grid_seeds", "steps"):
+        if getattr(args, name) is not None:
+            size = replace(size, **{name: getattr(args, name)})
+    command = "cotrain toy" + (" --full" if args.full else "") + "".join(
+        f" --{name.replace('_', '-')} {getattr(args, name)}" for name in ("seeds", "grid_seeds", "steps", "parallel")
+        if getattr(args, name) is not None)
+    toy_study(args.out, args.runs_dir, size, parallel=args.parallel or 2, command=command,
+              log=(lambda *a, **k: None) if args.quiet else print)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import export_bundle
+
+    out = export_bundle(args.run_dir, args.out, tolerance=args.tolerance, domain=args.domain,
+                        guidance=args.guidance, opset=args.opset, overwrite=args.overwrite)
+    check = json.loads((out / "policy.json").read_text())["check"]
+    diffs = ", ".join(f"{k} {v:.2e}" for k, v in check["max_abs_diff"].items())
+    print(f"wrote {out}: max abs difference vs PyTorch {diffs} (tolerance {args.tolerance:g}, "
+          f"{check['samples']} histories from {check['observations']})")
+
+
+def _arm_eval(args: argparse.Namespace) -> None:
+    import logging
+    import time
+
+    from .arm import SafetyLimits
+    from .arm_eval import arm_eval
+    from .bundle import read_spec
+
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING, format="%(levelname)s %(message)s")
+    limits = SafetyLimits.from_bundle(read_spec(args.bundle), workspace_low=args.workspace_low,
+                                      workspace_high=args.workspace_high, max_eef_step_m=args.max_step,
+                                      action_tolerance=args.action_tolerance)
+    out = Path(args.out or Path("arm_eval") / f"{Path(args.bundle).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    summary = arm_eval(args.bundle, args.robot, args.episodes, out, backend=args.backend, limits=limits,
+                       execution_horizon=args.execution_horizon, temporal_ensembling=args.temporal_ensembling,
+                       max_steps=args.max_steps, seed=args.seed, timeout_s=args.timeout)
+    lo, hi = summary["ci95"] or (float("nan"), float("nan"))
+    print(f"{summary['successes']}/{summary['n']} successes [{lo:.3f}, {hi:.3f}] on {args.robot}"
+          + (f"; stopped: {summary['aborted']}" if summary["aborted"] else "") + f"; wrote {out}")
+
+
+def _arm_server(args: argparse.Namespace) -> None:
+    import importlib
+    import logging
+
+    from .arm import SimRobot
+    from .arm_net import ArmServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if bool(args.sim) == bool(args.robot):
+        raise ValueError("give --sim PAIR (the simulated stand-in) or --robot module:Class (your Robot)")
+    if args.sim:
+        robot = SimRobot(args.sim, args.domain, args.magnitude, seed=args.seed)
+    else:
+        module, _, name = args.robot.partition(":")
+        robot = getattr(importlib.import_module(module), name)()
+    server = ArmServer(robot, args.address, link_timeout_s=args.link_timeout).start()
+    print(f"arm server ready on {server.bound_address} (Ctrl-C to stop)", flush=True)
+    server.wait()
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pair", required=True)
     p.add_argument("--method", default="cotrain")
@@ -185,16 +253,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.set_defaults(func=_leaderboard)
 
+    # `cotrain perf ...` is dispatched to benchmark.perf before parsing (it has its own options).
+    sub.add_parser("perf", help="performance benchmark: env stepping, evaluation, DDIM inference (see --help)")
+
     p = sub.add_parser("quickstart", help="every method, quick profile, one pair and seed")
     p.add_argument("--pair", default="lift/dynamics")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default="quick")
     _common(p)
     p.set_defaults(func=_quickstart)
+
+    p = sub.add_parser("toy", help="the study's toy-model findings: figures and a summary in results/toy")
+    p.add_argument("--out", default="results/toy", help="figures, summary.md and data.json")
+    p.add_argument("--runs-dir", default="runs/toy", help="cache of finished toy runs (one JSON each)")
+    p.add_argument("--parallel", type=int, help="worker processes (default 2)")
+    p.add_argument("--seeds", type=int, help="seeds of findings 1-4 (default 3)")
+    p.add_argument("--grid-seeds", type=int, help="seeds of the Δz × w grid and the pair checks (default 2)")
+    p.add_argument("--steps", type=int, help="training steps per run (default 1000)")
+    p.add_argument("--full", action="store_true", help="PAPER.md's whole grid, 5 seeds, 2000 steps (about an hour)")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_toy)
+
+    p = sub.add_parser("export", help="export a run's policy as a bundle (ONNX + torch.export) for a robot")
+    p.add_argument("run_dir", help="a run directory (config.json, checkpoint/)")
+    p.add_argument("--out", required=True, help="bundle directory to write")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest max-abs difference vs PyTorch")
+    p.add_argument("--domain", default="target", help="domain token baked in (domain-conditioned methods)")
+    p.add_argument("--guidance", type=float, help="guidance scale (guided methods; default: the run's)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("arm-eval", help="evaluate a bundle on an arm: sim:PAIR or tcp://host:port")
+    p.add_argument("bundle")
+    p.add_argument("--robot", required=True, help="sim:<pair>[@<magnitude>] or tcp://host:port (arm-server)")
+    p.add_argument("--episodes", type=int, required=True)
+    p.add_argument("--out", help="output folder (default arm_eval/<bundle>-<time>)")
+    p.add_argument("--seed", type=int, default=0, help="run seed of the episode seeds (test stream)")
+    p.add_argument("--backend", default="onnx", choices=["onnx", "torch"])
+    p.add_argument("--max-steps", type=int, help="control steps per episode (default: the robot's horizon)")
+    p.add_argument("--execution-horizon", type=int, help="actions executed per chunk (default: the bundle's)")
+    p.add_argument("--temporal-ensembling", type=float, metavar="M", help="ACT temporal ensembling, decay M")
+    p.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"), help="end-effector box (m)")
+    p.add_argument("--workspace-high", type=float, nargs=3, metavar=("X", "Y", "Z"))
+    p.add_argument("--max-step", type=float, help="largest end-effector step per control step (m)")
+    p.add_argument("--action-tolerance", type=float, default=0.05, help="refuse actions this far past the limits")
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds without a reply before the link is lost")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_arm_eval)
+
+    p = sub.add_parser("arm-server", help="serve a robot (or the simulated stand-in) to arm-eval over TCP")
+    p.add_argument("--sim", metavar="PAIR", help="serve the simulated stand-in of this pair")
+    p.add_argument("--robot", metavar="MODULE:CLASS", help="serve your Robot subclass (built with no arguments)")
+    p.add_argument("--domain", default="target", choices=["source", "target"])
+    p.add_argument("--magnitude", type=float, default=1.0)
+    p.add_argument("--address", default="tcp://127.0.0.1:5555", help="e.g. tcp://0.0.0.0:5555 (port 0: any)")
+    p.add_argument("--seed", type=int, help="the stand-in's first reset seed when the client gives none")
+    p.add_argument("--link-timeout", type=float, default=1.0, help="seconds of silence before the arm is held")
+    p.set_defaults(func=_arm_server)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["perf"]:
+        from .perf import main as perf_main
+
+        perf_main(argv[1:])
+        return 0
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

@@ -25,8 +25,6 @@ class Profile:
     """Residual blocks of the noise network."""
     z_dim: int
     """Encoder output size (the representation z)."""
-    batch_size: int
-    """Training batch size."""
     replay_episodes: int
     """Paired replay episodes per domain for the representation metrics."""
     ckpt_every: int
@@ -34,12 +32,12 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile(steps=40, episodes=4, demo_scale=0.1, width=32, depth=1, z_dim=16, batch_size=32,
-                     replay_episodes=2, ckpt_every=20),
-    "quick": Profile(steps=1500, episodes=20, demo_scale=1.0, width=256, depth=3, z_dim=64, batch_size=256,
-                     replay_episodes=6, ckpt_every=500),
-    "full": Profile(steps=20000, episodes=50, demo_scale=1.0, width=512, depth=3, z_dim=64, batch_size=256,
-                    replay_episodes=12, ckpt_every=2000),
+    "smoke": Profile(steps=40, episodes=4, demo_scale=0.1, width=32, depth=1, z_dim=16, replay_episodes=2, ckpt_every=20),
+    "quick": Profile(steps=1500, episodes=20, demo_scale=1.0, width=256, depth=3, z_dim=64, replay_episodes=6, ckpt_every=500),
+    "full": Profile(steps=20000, episodes=50, demo_scale=1.0, width=512, depth=3, z_dim=64, replay_episodes=12, ckpt_every=2000),
+    # toy pairs (tasks/toy.py): "episodes" are test inputs, "replay_episodes" paired inputs; seconds per run
+    "toy": Profile(steps=1000, episodes=256, demo_scale=1.0, width=64, depth=2, z_dim=16, replay_episodes=256,
+                   ckpt_every=500),
 }
 
 
@@ -65,6 +63,9 @@ class RunConfig:
     """Method hyperparameter overrides (`--set k=v`), sorted; `w` is the target batch fraction."""
     network: str = "mlp"
     """Noise network: `mlp` or `unet`."""
+    backend: str = "fast"
+    """Simulation backend for demos and evaluation: `fast` (default; matches `robosuite` within
+    the tolerance tests/test_fast.py states) or `robosuite` (the reference)."""
     checkpoint_rule: str = "last"
     """`last`, or `best_val` (best target validation loss, named as such in the record)."""
     episodes: int | None = None
@@ -90,6 +91,8 @@ class RunConfig:
                 raise ValueError(f"{name} must be >= 0, got {value}")
         if self.network not in ("mlp", "unet"):
             raise ValueError(f"network must be 'mlp' or 'unet', got {self.network!r}")
+        if self.backend not in ("fast", "robosuite"):
+            raise ValueError(f"backend must be 'fast' or 'robosuite', got {self.backend!r}")
         if self.checkpoint_rule not in ("last", "best_val"):
             raise ValueError(f"checkpoint_rule must be 'last' or 'best_val', got {self.checkpoint_rule!r}")
         if self.workers < 1:
@@ -111,13 +114,34 @@ class RunConfig:
             n_source=self.n_source if self.n_source is not None else max(1, round(pair.n_source * size.demo_scale)),
             episodes=self.episodes if self.episodes is not None else size.episodes)
 
+    def method_hparams(self) -> dict[str, Any]:
+        """The method's defaults updated with the overrides; `w` resolved to the default ratio if unset.
+
+        Raises ValueError for an unknown or out-of-range hyperparameter, and for a co-training `w`
+        of 0 or 1 (those are `source_only` and `target_only`).
+        """
+        from baselines import METHODS
+        from baselines.data import default_ratio
+        from baselines.hparams import resolve_hparams
+
+        cfg = self.resolved()
+        hp = resolve_hparams(cfg.method, dict(cfg.hparams))
+        if not METHODS[cfg.method].mixes:
+            return {**hp, "w": None}
+        if hp.get("w") is None:
+            hp["w"] = default_ratio(cfg.n_target, cfg.n_source)
+        if not 0.0 < hp["w"] < 1.0:
+            raise ValueError(f"w={hp['w']}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
+        return hp
+
     def hashed_dict(self) -> dict[str, Any]:
-        """The fields that change the numbers, with the pair version, profile sizes and suite version."""
+        """The fields that change the numbers (hyperparameters resolved), with the pair version,
+        profile sizes and suite version."""
         from tasks import get_pair
 
         cfg = self.resolved()
         out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.compare}
-        out["hparams"] = dict(cfg.hparams)
+        out["hparams"] = cfg.method_hparams()
         out["pair_version"] = get_pair(cfg.pair).version
         out["profile_size"] = asdict(cfg.size)
         out["suite_version"] = SUITE_VERSION

@@ -41,9 +41,9 @@ def _init_worker(spec: EvalSpec) -> None:
 
     torch.set_num_threads(1)
     _WORKER["method"] = load_checkpoint(spec.checkpoint, device=spec.device)
-    _WORKER["envs"] = [make_env(spec.pair, spec.domain, spec.magnitude, backend=spec.backend)
-                       for _ in range(EVAL_BATCH)]
+    _WORKER["envs"] = []
     _WORKER["spec"] = spec
+    _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, backend=spec.backend)
 
 
 def _episode_noise(seed: int, chunk: int, shape: tuple[int, int]) -> torch.Tensor:
@@ -53,8 +53,10 @@ def _episode_noise(seed: int, chunk: int, shape: tuple[int, int]) -> torch.Tenso
 
 def _run_batch(seeds: list[int]) -> list[dict[str, Any]]:
     """Run up to EVAL_BATCH episodes in lockstep in this process."""
-    method, spec = _WORKER["method"], _WORKER["spec"]
-    envs = _WORKER["envs"][: len(seeds)]
+    method, spec, envs = _WORKER["method"], _WORKER["spec"], _WORKER["envs"]
+    while len(envs) < len(seeds):  # built on first need, reused by later batches
+        envs.append(_WORKER["make_env"]())
+    envs = envs[: len(seeds)]
     cfg = method.policy.config
     histories, results, chunks = [], [None] * len(seeds), [0] * len(seeds)
     for env, seed in zip(envs, seeds):

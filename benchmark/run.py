@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,45 +33,33 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
-def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int, stream: str) -> Path:
+def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int, stream: str,
+              backend: str) -> Path:
     """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`."""
     from tasks import get_pair
 
     key = {"pair": pair, "version": get_pair(pair).version, "domain": domain,
            "magnitude": magnitude if domain == "target" else 0.0, "n": n, "seed": seed, "stream": stream,
-           "expert_noise": EXPERT_NOISE, "suite_version": SUITE_VERSION}
+           "expert_noise": EXPERT_NOISE, "backend": backend, "suite_version": SUITE_VERSION}
     return runs_dir / "_demos" / f"{content_hash(key)}.hdf5"
 
 
-def ensure_demos(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int,
-                 stream: str, progress: bool = True) -> Path:
-    """Generate (once) and return the cached demo file."""
+def ensure_demos(runs_dir: Path, cfg: RunConfig, domain: str, n: int, stream: str, progress: bool = True) -> Path:
+    """Generate (once) and return the cached demo file of `cfg`'s pair in `domain`."""
     from tasks.demos import generate_demos
+    from tasks.toy import is_toy
 
-    path = demo_path(runs_dir, pair, domain, magnitude, n, seed, stream)
+    magnitude = cfg.magnitude if domain == "target" else 0.0
+    path = demo_path(runs_dir, cfg.pair, domain, magnitude, n, cfg.seed, stream, cfg.backend)
     if not path.exists():
-        generate_demos(pair, domain, magnitude, n, seed, path, expert_noise=EXPERT_NOISE,
-                       progress=progress, stream=stream)
+        if is_toy(cfg.pair):  # toy pairs: exact samples, no simulator (tasks/toy.py, benchmark/toy.py)
+            from .toy import write_toy_demos
+
+            write_toy_demos(path, cfg.pair, domain, magnitude, n, cfg.seed, stream)
+        else:
+            generate_demos(cfg.pair, domain, magnitude, n, cfg.seed, path, expert_noise=EXPERT_NOISE,
+                           progress=progress, stream=stream, backend=cfg.backend)
     return path
-
-
-def resolve_hparams(cfg: RunConfig) -> dict[str, Any]:
-    """The method's defaults, the run's overrides, and w resolved to the default ratio if unset."""
-    from baselines import METHODS
-    from baselines.data import default_ratio
-    from baselines.hparams import default_hparams, validate_hparams
-
-    overrides = dict(cfg.hparams)
-    validate_hparams(cfg.method, overrides)
-    hp = {**default_hparams(cfg.method), **overrides}
-    if METHODS[cfg.method].mixes:
-        if hp.get("w") is None:
-            hp["w"] = default_ratio(cfg.n_target, cfg.n_source)
-        if not 0.0 < hp["w"] < 1.0:
-            raise ValueError(f"w={hp['w']}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
-    else:
-        hp["w"] = None
-    return hp
 
 
 def _windows(path: Path, layout, policy_cfg):
@@ -86,23 +75,32 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     from tasks import get_pair, obs_layout
     import torch
 
+    from tasks.toy import is_toy
+
+    from .toy import fit_toy_normalizer, toy_policy_config
     from .train import TrainConfig, train
 
     method_cls = METHODS[cfg.method]
     layout = obs_layout(get_pair(cfg.pair).base_task)
     size = cfg.size
-    pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=size.width,
-                        depth=size.depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding)
+    toy = is_toy(cfg.pair)
+    if toy:  # toy pairs: one 3-D observation, one 2-D action (benchmark/toy.py)
+        pcfg = toy_policy_config(size.width, size.depth, size.z_dim, cfg.network, method_cls.uses_domain_embedding)
+    else:
+        pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=size.width,
+                            depth=size.depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding)
     src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
     used = [x for x in (src, tgt) if x is not None]
     policy = DiffusionPolicy(pcfg)
-    policy.fit_normalizer(np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]))
+    # toy pairs: an isotropic observation scale keeps the inputs' geometry (benchmark/toy.py)
+    fit = partial(fit_toy_normalizer, policy) if toy else policy.fit_normalizer
+    fit(np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]))
     method = method_cls(policy, hp, device=cfg.device)
     w = hp["w"] if method_cls.mixes else (1.0 if method_cls.uses_target else 0.0)
-    sampler = MixedSampler(src, tgt, size.batch_size, w, torch.Generator().manual_seed(cfg.seed))
-    tcfg = TrainConfig(steps=size.steps, batch_size=size.batch_size, ckpt_every=size.ckpt_every,
+    sampler = MixedSampler(src, tgt, hp["batch_size"], w, torch.Generator().manual_seed(cfg.seed))
+    tcfg = TrainConfig(steps=size.steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
                        log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
                        device=cfg.device)
     return train(method, sampler, tcfg, run_dir, val_target=val, progress=progress)
@@ -110,6 +108,12 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
 
 def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
     from tasks.seeds import episode_seeds
+    from tasks.toy import is_toy
+
+    if is_toy(cfg.pair):  # toy pairs: exact action error on test inputs, no rollouts (benchmark/toy.py)
+        from .toy import toy_eval
+
+        return toy_eval(cfg, run_dir)
 
     from .evaluate import EvalSpec, evaluate, summarize
 
@@ -117,7 +121,8 @@ def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
     t0 = time.time()
     out: dict[str, Any] = {}
     for domain in ("target", "source"):
-        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, device=cfg.device)
+        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
+                        device=cfg.device)
         out[domain] = summarize(evaluate(spec, seeds, workers=cfg.workers, progress=progress))
     out["wall_s"] = time.time() - t0
     return out
@@ -190,21 +195,17 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
     config = cfg.to_json()
     if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["run_id"] != config["run_id"]:
         raise RuntimeError(f"{run_dir}/config.json belongs to another run")
-    hp = resolve_hparams(cfg)
-    config["hparams_resolved"] = hp
+    hp = config["hparams"]
     write_json(run_dir / "config.json", config)
 
     n_val = max(1, cfg.n_target // 5)
     n_replay = cfg.size.replay_episodes
     demos = {
-        "source": ensure_demos(runs_dir, cfg.pair, "source", 0.0, cfg.n_source, cfg.seed, "source_demos", progress),
-        "target": ensure_demos(runs_dir, cfg.pair, "target", cfg.magnitude, cfg.n_target, cfg.seed,
-                               "target_demos", progress),
-        "validation": ensure_demos(runs_dir, cfg.pair, "target", cfg.magnitude, n_val, cfg.seed, "validation",
-                                   progress),
+        "source": ensure_demos(runs_dir, cfg, "source", cfg.n_source, "source_demos", progress),
+        "target": ensure_demos(runs_dir, cfg, "target", cfg.n_target, "target_demos", progress),
+        "validation": ensure_demos(runs_dir, cfg, "target", n_val, "validation", progress),
     }
-    replay = {d: ensure_demos(runs_dir, cfg.pair, d, cfg.magnitude, n_replay, cfg.seed, "replay", progress)
-              for d in ("source", "target")}
+    replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
 
     if not (run_dir / "train_summary.json").exists():
         write_json(run_dir / "train_summary.json", stage_train(cfg, run_dir, demos, hp, progress))
@@ -218,7 +219,7 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
 
     record = {
         "schema": RECORD_SCHEMA, "run_id": config["run_id"],
-        "config": {**config, "w": hp["w"], "hparams": hp},
+        "config": {**config, "w": hp["w"]},
         "eval": evaluation, "metrics": metrics, "target_error": evaluation["target"].get("target_error"),
         "train": train_summary,
         "timing": {"train_s": train_summary.get("wall_s"), "eval_s": evaluation["wall_s"]},

@@ -16,7 +16,7 @@ from .config import RunConfig
 
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
 GRID_KEYS = {"pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w", "profile", "episodes",
-             "set", "network", "hparam_trials", "nogap_control", "budgets", "description"}
+             "set", "vary", "network", "hparam_trials", "nogap_control", "budgets", "description", "guidance"}
 
 
 class GridError(ValueError):
@@ -25,7 +25,13 @@ class GridError(ValueError):
 
 @dataclass(frozen=True)
 class Grid:
-    """A sweep: the cross product of its lists; `w` applies to the mixing methods only."""
+    """A sweep: the cross product of its lists; `w` applies to the mixing methods only.
+
+    `set` fixes hyperparameters for every method that has them; `vary` crosses one method's
+    hyperparameters over lists (e.g. `{adda: {adversarial_weight: [0.05, 0.5]}}`);
+    `hparam_trials` adds that many random-search draws per method (each hyperparameter from its
+    own seeded stream, `baselines.hparams.random_hparams`).
+    """
 
     pairs: tuple[str, ...]
     methods: tuple[str, ...]
@@ -38,6 +44,7 @@ class Grid:
     episodes: int | None = None
     network: str = "mlp"
     set: dict[str, Any] = field(default_factory=dict)
+    vary: dict[str, dict[str, list]] = field(default_factory=dict)
     hparam_trials: int = 0
     nogap_control: bool = False
 
@@ -51,16 +58,15 @@ class Grid:
         for pair, mag, n, m, seed, method in itertools.product(
                 self.pairs, mags, self.n_target, self.n_source, self.seeds, self.methods):
             trials = [{}] + [random_hparams(method, t) for t in range(1, self.hparam_trials + 1)]
+            varied = self.vary.get(method, {})
+            trials += [dict(zip(varied, values)) for values in itertools.product(*varied.values())]
             ratios = self.w if METHODS[method].mixes else (None,)
             for w, trial in itertools.product(ratios, trials):
-                name, hp = method, {**{k: v for k, v in trial.items() if k != "w"}, **self.set}
-                if w == 0.0:
-                    name = "source_only"
-                elif w == 1.0:
-                    name = "target_only"
-                elif w is not None:
+                name = {0.0: "source_only", 1.0: "target_only"}.get(w, method)
+                own = trial if name == method else {}  # w = 0 or 1 runs the single-domain method
+                hp = {**{k: v for k, v in own.items() if k != "w"}, **_known(name, self.set)}
+                if name == method and w is not None:
                     hp["w"] = w
-                hp = _known(name, hp)
                 cfg = RunConfig(pair=pair, method=name, magnitude=mag, n_target=n, n_source=m, seed=seed,
                                 profile=self.profile, episodes=self.episodes, network=self.network,
                                 hparams=tuple(hp.items()))
@@ -69,7 +75,7 @@ class Grid:
 
 
 def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
-    """Drop overrides the method does not have (a grid-wide `set` may name another method's)."""
+    """The grid-wide `set` entries this method has (a `set` may name another method's)."""
     from baselines.hparams import default_hparams
 
     known = default_hparams(method)
@@ -98,6 +104,7 @@ def grid_from_dict(spec: dict[str, Any], source: str = "grid") -> Grid:
         if key in spec:
             kwargs[key] = spec[key]
     kwargs["set"] = dict(spec.get("set") or {})
+    kwargs["vary"] = {m: {k: list(_as_tuple(v)) for k, v in hp.items()} for m, hp in (spec.get("vary") or {}).items()}
     grid = Grid(**kwargs)
     try:
         grid.runs()
@@ -106,8 +113,9 @@ def grid_from_dict(spec: dict[str, Any], source: str = "grid") -> Grid:
     return grid
 
 
-def load_grid(path: str | None = None, track: str | None = None, budget: str | None = None) -> Grid:
-    """A grid from a YAML file, or a committed track (`benchmark/tracks/<track>.yaml`) at a budget."""
+def load_spec(path: str | None = None, track: str | None = None, budget: str | None = None) -> tuple[dict, str]:
+    """A grid mapping from a YAML file, or a committed track (`benchmark/tracks/<track>.yaml`)
+    with its `budget` applied; returns (mapping, where it came from)."""
     if bool(path) == bool(track):
         raise GridError("give a grid file or --track, not both or neither")
     source = Path(path) if path else TRACKS_DIR / f"{track}.yaml"
@@ -122,10 +130,16 @@ def load_grid(path: str | None = None, track: str | None = None, budget: str | N
         budgets = spec.pop("budgets")
         if budget not in budgets:
             raise GridError(f"{source}: budget {budget!r} unknown; known: {', '.join(budgets)}")
-        spec.update(budgets[budget])
+        spec.update(budgets[budget] or {})
     elif budget:
         raise GridError(f"{source} defines no budgets")
-    return grid_from_dict(spec, str(source))
+    return spec, str(source)
+
+
+def load_grid(path: str | None = None, track: str | None = None, budget: str | None = None) -> Grid:
+    """The `Grid` of a YAML file or a track at a budget."""
+    spec, source = load_spec(path, track, budget)
+    return grid_from_dict(spec, source)
 
 
 def is_done(cfg: RunConfig, runs_dir: Path) -> bool:

@@ -37,6 +37,8 @@ for _task in (
     BaseTask("square", "NutAssemblySquare", 300, ("nut",), ("SquareNut_main",),
              "robosuite's NutAssemblySquare: fit the square nut onto its peg "
              "(the single-nut variant of the study's NutAssembly)."),
+    BaseTask("toy", "", 1, (), (),
+             "Simulator-free toy pairs (tasks/toy.py): a state on a 2-D patch observed in R^3, a 2-D action."),
 ):
     BASE_TASKS.register(_task.name, _task)
 
@@ -53,6 +55,10 @@ def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
     = object position minus end-effector position.
     """
     task = BASE_TASKS[base_task]
+    if base_task == "toy":  # no robot: the toy's own layout (tasks/toy.py)
+        from .toy import TOY_LAYOUT
+
+        return TOY_LAYOUT
     keys = list(ROBOT_KEYS)
     for obj in task.objects:
         keys += [(f"{obj}_{k}", n) for k, n in OBJECT_KEYS]

@@ -4,7 +4,9 @@ File layout: `data/demo_K/obs/<key>` (T, n) per layout key, `data/demo_K/actions
 `rewards` (T,), `dones` (T,), `data/demo_K.attrs["num_samples"]`, `["episode_seed"]`;
 `data.attrs`: `env_args` (JSON, robomimic), `total`, and the suite's `pair`, `pair_version`,
 `domain`, `gaps` (JSON list of [name, magnitude]), `magnitude`, `layout` (JSON list of
-[key, size]), `expert`, `expert_noise`, `seed`, `tried`, `kept`.
+[key, size]), `expert`, `expert_noise`, `seed`, `tried`, `kept`. Image datasets add
+`data/demo_K/obs/<camera>` (T, H, W, 3) uint8, gzip-compressed in chunks of 16 frames, and
+`data.attrs["image_keys"]` (JSON list of camera keys).
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ import h5py
 import numpy as np
 
 Layout = tuple[tuple[str, int], ...]
+IMAGE_GZIP_LEVEL = 4
+IMAGE_CHUNK_FRAMES = 16  # consecutive frames compress together: about 3.6x smaller files than one frame per chunk
 
 
 class DatasetError(ValueError):
@@ -28,7 +32,8 @@ class DatasetError(ValueError):
 class Dataset:
     """Demonstrations of one domain: per-demo arrays in the flat observation layout.
 
-    obs[i]: (T_i, obs_dim) float32; actions[i]: (T_i, action_dim) float32.
+    obs[i]: (T_i, obs_dim) float32; actions[i]: (T_i, action_dim) float32;
+    images[key][i]: (T_i, H, W, 3) uint8 per camera key (image pairs only, else empty).
     """
 
     obs: list[np.ndarray]
@@ -37,6 +42,7 @@ class Dataset:
     attrs: dict[str, Any] = field(default_factory=dict)
     rewards: list[np.ndarray] = field(default_factory=list)
     episode_seeds: list[int] = field(default_factory=list)
+    images: dict[str, list[np.ndarray]] = field(default_factory=dict)
 
     @property
     def n_demos(self) -> int:
@@ -60,7 +66,7 @@ class Dataset:
             raise DatasetError(f"demo indices {indices} out of range for {self.n_demos} demos")
         pick = lambda xs: [xs[i] for i in indices] if xs else []  # noqa: E731
         return Dataset(pick(self.obs), pick(self.actions), self.layout, dict(self.attrs),
-                       pick(self.rewards), pick(self.episode_seeds))
+                       pick(self.rewards), pick(self.episode_seeds), {k: pick(v) for k, v in self.images.items()})
 
 
 def _split(flat: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
@@ -84,6 +90,10 @@ def write_dataset(path: str | Path, dataset: Dataset) -> Path:
                 demo = data.create_group(f"demo_{i}")
                 for key, arr in _split(obs, dataset.layout).items():
                     demo.create_dataset(f"obs/{key}", data=arr)
+                for key, frames in dataset.images.items():
+                    chunks = (min(len(frames[i]), IMAGE_CHUNK_FRAMES), *frames[i].shape[1:])
+                    demo.create_dataset(f"obs/{key}", data=frames[i], chunks=chunks, compression="gzip",
+                                        compression_opts=IMAGE_GZIP_LEVEL)
                 demo.create_dataset("actions", data=act)
                 rew = dataset.rewards[i] if dataset.rewards else np.zeros(len(act))
                 demo.create_dataset("rewards", data=rew)
@@ -98,6 +108,8 @@ def write_dataset(path: str | Path, dataset: Dataset) -> Path:
             for key, value in dataset.attrs.items():
                 data.attrs[key] = json.dumps(value) if isinstance(value, (dict, list, tuple)) else value
             data.attrs["layout"] = json.dumps([list(k) for k in dataset.layout])
+            if dataset.images:
+                data.attrs["image_keys"] = json.dumps(list(dataset.images))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -144,6 +156,7 @@ def load_dataset(path: str | Path, layout: Layout | None = None) -> Dataset:
             raise DatasetError(f"{path}: layout {recorded} does not match the expected {layout}")
         names = sorted((k for k in data if k.startswith("demo_")), key=lambda k: int(k.split("_")[1]))
         obs, actions, rewards, seeds = [], [], [], []
+        images: dict[str, list[np.ndarray]] = {key: [] for key in attrs.pop("image_keys", [])}
         for name in names:
             demo = data[name]
             cols = []
@@ -159,6 +172,10 @@ def load_dataset(path: str | Path, layout: Layout | None = None) -> Dataset:
             rewards.append(np.asarray(demo["rewards"]) if "rewards" in demo else np.zeros(len(actions[-1])))
             if "episode_seed" in demo.attrs:
                 seeds.append(int(demo.attrs["episode_seed"]))
+            for key, frames in images.items():
+                if f"obs/{key}" not in demo:
+                    raise DatasetError(f"{path}: {name} has no image key {key!r}")
+                frames.append(np.asarray(demo[f"obs/{key}"], dtype=np.uint8))
     if not obs:
         raise DatasetError(f"{path}: no demos")
-    return Dataset(obs, actions, layout, attrs, rewards, seeds)
+    return Dataset(obs, actions, layout, attrs, rewards, seeds, images)

@@ -29,7 +29,8 @@ def check_output_path(out: str | Path) -> Path:
 
 
 def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, seed: int, out: str | Path,
-                   expert_noise: float = 0.1, progress: bool = True, stream: str | None = None) -> Path:
+                   expert_noise: float = 0.1, progress: bool = True, stream: str | None = None,
+                   backend: str = "robosuite") -> Path:
     """Run the pair's expert in `domain` until `n` successful episodes, and write them to `out`.
 
     Episode seeds come from the domain's own seed range for `seed` (tasks.seeds), so source and
@@ -45,7 +46,7 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
     out = check_output_path(out)
     max_tries = min(SPAN, MAX_ATTEMPTS_PER_DEMO * n + 10)
     seeds = episode_seeds(stream or demo_stream(domain), seed, max_tries)
-    env = make_env(task_pair, domain, magnitude)
+    env = make_env(task_pair, domain, magnitude, obs=task_pair.obs)
     expert = make_expert(task_pair.base_task, noise=expert_noise, seed=seed)
     demos = Dataset([], [], env.layout)
     tried = 0
@@ -57,6 +58,11 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
             tried += 1
             obs, actions, rewards = rollout_expert(env, expert, ep_seed)
             if rewards[-1] > 0:
+                if isinstance(obs, dict):  # image env: cameras beside the flat layout
+                    for key, frames in obs.items():
+                        if key != "lowdim":
+                            demos.images.setdefault(key, []).append(frames)
+                    obs = obs["lowdim"]
                 demos.obs.append(obs)
                 demos.actions.append(actions)
                 demos.rewards.append(rewards)
@@ -79,8 +85,12 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
     return write_dataset(out, demos)
 
 
-def rollout_expert(env, expert, episode_seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One expert episode from `episode_seed`: observations (T, D), actions (T, 7), rewards (T,)."""
+def rollout_expert(env, expert, episode_seed: int) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """One expert episode from `episode_seed`: observations (T, D), actions (T, 7), rewards (T,).
+
+    For an image env the observations are a dict of stacked arrays: "lowdim" (T, D) float32 and
+    one (T, H, W, 3) uint8 per camera key.
+    """
     obs, _ = env.reset(seed=episode_seed)
     expert.reset(env)
     all_obs, actions, rewards = [], [], []
@@ -92,4 +102,8 @@ def rollout_expert(env, expert, episode_seed: int) -> tuple[np.ndarray, np.ndarr
         rewards.append(reward)
         if terminated or truncated:
             break
-    return np.asarray(all_obs, np.float32), np.asarray(actions, np.float32), np.asarray(rewards, np.float32)
+    if isinstance(all_obs[0], dict):
+        stacked = {key: np.stack([o[key] for o in all_obs]) for key in all_obs[0]}
+    else:
+        stacked = np.asarray(all_obs, np.float32)
+    return stacked, np.asarray(actions, np.float32), np.asarray(rewards, np.float32)

@@ -56,3 +56,16 @@ for _task, (_n, _m) in DEMO_COUNTS.items():
             f"{_task}/{_family}", _task, target=Domain("target", tuple(GapFactor(f) for f in _factors)),
             n_target=_n, n_source=_m, tags=(_family,),
             description=f"{BASE_TASKS[_task].description} Target: {_family} gap ({', '.join(_factors)})."))
+
+# The simulator-free toy pairs (`toy/<family>`, tasks/toy.py), registered explicitly.
+from .toy import toy_pairs  # noqa: E402
+
+for _pair in toy_pairs():
+    register_pair(_pair)
+
+# Visual gap factors and the image pairs (`<task>/visual`, `<task>/visual_dynamics`; tasks/visual.py).
+from .visual import register_visual_factors, visual_pairs  # noqa: E402
+
+register_visual_factors(GAP_FACTORS)
+for _pair in visual_pairs(DEMO_COUNTS, FAMILIES["dynamics"]):
+    register_pair(_pair)

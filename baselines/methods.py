@@ -1,0 +1,383 @@
+"""Co-training methods: one small class each over one `DiffusionPolicy` (DomainBed's `algorithms.py` shape).
+
+A method gets a source and a target minibatch in `update()` (see `baselines.data.MixedSampler`), takes
+one optimization step on the policy's diffusion loss plus its own terms, and returns every term as a
+float. It samples with its EMA weights and its own sampling rule. Checkpoints are a plain state dict
+(`torch.save` of tensors and numbers, loaded with `weights_only=True`) plus a JSON file.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import ot
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tasks.registry import Registry
+
+from .data import SOURCE, TARGET
+from .hparams import resolve_hparams
+from .policy import EMA, NULL_DOMAIN, DiffusionPolicy, PolicyConfig
+
+Batch = dict[str, torch.Tensor]
+DOMAINS = {"source": SOURCE, "target": TARGET}
+SINKHORN_ITERS = 100
+
+
+def domain_id(domain: str | int) -> int:
+    """0 for "source", 1 for "target" (ints 0, 1 and 2 = the null token pass through)."""
+    if isinstance(domain, str) and domain in DOMAINS:
+        return DOMAINS[domain]
+    if isinstance(domain, (int, np.integer)) and not isinstance(domain, bool) and 0 <= domain <= NULL_DOMAIN:
+        return int(domain)
+    raise ValueError(f"unknown domain {domain!r}; use 'source', 'target' or 0, 1, 2 (null)")
+
+
+class Method:
+    """Base: plain diffusion-policy training on the batches the method uses (AdamW, EMA).
+
+    Class attributes: `description` (one line), `uses_source`/`uses_target` (which batches it
+    trains on), `mixes` (whether the mixing ratio w applies), `uses_domain_embedding` (the policy must
+    have a domain embedding), `guided` (sampling applies the `guidance` hyperparameter).
+    """
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    uses_source: ClassVar[bool] = True
+    uses_target: ClassVar[bool] = True
+    mixes: ClassVar[bool] = True
+    uses_domain_embedding: ClassVar[bool] = False
+    guided: ClassVar[bool] = False
+
+    def __init__(self, policy: DiffusionPolicy, hparams: dict[str, Any] | None = None, device: str = "cpu"):
+        self.hparams = resolve_hparams(self.name, hparams)
+        if policy.config.domain_embedding != self.uses_domain_embedding:
+            raise ValueError(f"method {self.name!r} needs a policy with "
+                             f"domain_embedding={self.uses_domain_embedding}, "
+                             f"got {policy.config.domain_embedding}")
+        self.device = torch.device(device)
+        self.policy = policy.to(self.device)
+        self.extra = nn.ModuleDict(self.build_extra()).to(self.device)
+        decay = self.hparams["ema_decay"]
+        self.ema = EMA(self.policy, policy.config.ema_decay if decay is None else decay)
+        self.optimizer = torch.optim.AdamW([*self.policy.parameters(), *self.extra.parameters()],
+                                           lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
+        self.step = 0
+
+    # -- hooks for subclasses
+    def build_extra(self) -> dict[str, nn.Module]:
+        """Extra trained modules (e.g. a discriminator), optimized with the policy."""
+        return {}
+
+    def cond_domain(self, batch: Batch) -> torch.Tensor | None:
+        """The domain ids the noise network is conditioned on (None: the batch's own)."""
+        return None
+
+    def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(total loss, its terms) on the merged batch."""
+        diffusion, _ = self.diffusion(batch)
+        return diffusion, {"diffusion": diffusion}
+
+    # -- training
+    def diffusion(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean diffusion loss over the merged batch (so w sets each domain's weight), and z."""
+        per_sample, z = self.policy.loss(batch, self.cond_domain(batch))
+        return per_sample.mean(), z
+
+    def _merge(self, source_batch: Batch | None, target_batch: Batch | None) -> Batch:
+        parts = []
+        for used, batch, which in ((self.uses_source, source_batch, "source"),
+                                   (self.uses_target, target_batch, "target")):
+            if used and batch is None:
+                raise ValueError(f"method {self.name!r} needs a {which} batch, got None")
+            if used:
+                parts.append(batch)
+        return {k: (torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]).to(self.device)
+                for k in ("obs", "action", "domain")}
+
+    def update(self, source_batch: Batch | None, target_batch: Batch | None) -> dict[str, float]:
+        """One optimization step; returns {"loss": total, <term>: value, ...}."""
+        loss, terms = self.objective(self._merge(source_batch, target_batch))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.ema.update(self.policy)
+        self.step += 1
+        return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    # -- evaluation (EMA weights)
+    def _tensor(self, array: Any) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+    def sample(self, obs: Any, domain: str | int, guidance: float | None = None, noise: Any = None,
+               generator: torch.Generator | None = None) -> np.ndarray:
+        """Action chunks (B, H, A) for observation histories obs (B, T_o, D), deterministic given noise (B, H, A).
+
+        `domain` is given to the denoiser only by domain-conditioned methods; `guidance` overrides
+        the guidance hyperparameter of guided methods (others accept only None or 0).
+        """
+        dom = domain_id(domain)
+        if not self.guided and guidance not in (None, 0):
+            raise ValueError(f"method {self.name!r} is not trained for guidance; got guidance={guidance}")
+        lam = (self.hparams["guidance"] if guidance is None else guidance) if self.guided else None
+        actions = self.ema.model.sample(self._tensor(obs), dom if self.uses_domain_embedding else None, lam,
+                                        generator, None if noise is None else self._tensor(noise))
+        return actions.cpu().numpy()
+
+    @torch.no_grad()
+    def encode(self, obs: Any) -> np.ndarray:
+        """z (B, z_dim) of observation histories (B, T_o, D)."""
+        return self.ema.model.encode(self._tensor(obs)).cpu().numpy()
+
+    @torch.no_grad()
+    def conditioning(self, obs: Any, domain: str | int) -> np.ndarray:
+        """z_cond: z plus the domain embedding for domain-conditioned methods, else z."""
+        dom = domain_id(domain) if self.uses_domain_embedding else None
+        return self.ema.model.conditioning(self._tensor(obs), dom).cpu().numpy()
+
+    # -- state
+    def state_dict(self) -> dict[str, Any]:
+        return {"policy": self.policy.state_dict(), "ema": self.ema.state_dict(), "extra": self.extra.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.policy.load_state_dict(state["policy"])
+        self.ema.load_state_dict(state["ema"])
+        self.extra.load_state_dict(state["extra"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+
+
+METHODS: Registry[type[Method]] = Registry("method")
+
+
+def _register(cls: type[Method]) -> type[Method]:
+    METHODS.register(cls.name, cls)
+    return cls
+
+
+@_register
+class TargetOnly(Method):
+    """Target demos only (w = 1): the no-transfer reference."""
+
+    name, description = "target_only", "diffusion policy on the target demos alone"
+    uses_source, mixes = False, False
+
+
+@_register
+class SourceOnly(Method):
+    """Source demos only (w = 0): measures the gap's cost in the target domain."""
+
+    name, description = "source_only", "diffusion policy on the source demos alone"
+    uses_target, mixes = False, False
+
+
+@_register
+class Cotrain(Method):
+    """Naive co-training: one policy on batches with a target fraction w (PAPER.md "Mixing ratio";
+    Maddukuri et al. 2025, arXiv 2503.24361)."""
+
+    name, description = "cotrain", "one policy on batches mixed at target fraction w"
+
+
+@_register
+class DomainCond(Method):
+    """Co-training with a learned domain embedding always given to the noise network (explicit
+    discernibility; PAPER.md "Standard forms: domain conditioning")."""
+
+    name, description = "domain_cond", "co-training, domain embedding always given to the denoiser"
+    uses_domain_embedding = True
+
+
+@_register
+class OT(Method):
+    """Co-training plus an entropic optimal-transport loss between the batch's source and target z.
+
+    Standard form (PAPER.md "OT"): Sinkhorn (Cuturi 2013) with uniform marginals; ot_unbalanced > 0
+    relaxes the marginals by a KL penalty of that weight (Chizat et al. 2018; Cheng et al., NeurIPS
+    2025), so unmatched states may stay unmatched. Cost: ||z_s - z_t||^2 + ot_action_cost * mean
+    squared difference of the normalized action chunks, so that only task-equivalent states match.
+    ot_reg and ot_unbalanced are relative to the batch's mean cost (scale-free). The plan is computed
+    by POT's torch backend on the detached cost (log-domain / stabilized iterations) and the loss is
+    <plan, cost>: the envelope-theorem gradient of `ot.sinkhorn2`, without backpropagating through
+    the iterations.
+    """
+
+    name, description = "ot", "co-training + entropic (optionally unbalanced) OT loss between domains' z"
+
+    def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        diffusion, z = self.diffusion(batch)
+        transport = self.transport_loss(z, batch)
+        return diffusion + self.hparams["ot_weight"] * transport, {"diffusion": diffusion, "ot": transport}
+
+    def transport_loss(self, z: torch.Tensor, batch: Batch) -> torch.Tensor:
+        src, tgt = batch["domain"] == SOURCE, batch["domain"] == TARGET
+        cost = (z[src][:, None] - z[tgt][None]).pow(2).sum(-1)
+        if self.hparams["ot_action_cost"]:
+            act = self.policy.action_normalizer(batch["action"]).flatten(1)
+            cost = cost + self.hparams["ot_action_cost"] * (act[src][:, None] - act[tgt][None]).pow(2).mean(-1)
+        fixed = cost.detach()
+        scale = max(fixed.mean().item(), 1e-12)
+        a = torch.full((len(fixed),), 1.0 / len(fixed), dtype=fixed.dtype, device=fixed.device)
+        b = torch.full((fixed.shape[1],), 1.0 / fixed.shape[1], dtype=fixed.dtype, device=fixed.device)
+        reg, tau = self.hparams["ot_reg"] * scale, self.hparams["ot_unbalanced"] * scale
+        if self.hparams["ot_unbalanced"]:
+            plan = ot.unbalanced.sinkhorn_unbalanced(a, b, fixed, reg, tau, method="sinkhorn_stabilized",
+                                                     numItermax=SINKHORN_ITERS)
+        else:
+            plan = ot.sinkhorn(a, b, fixed, reg, method="sinkhorn_log", numItermax=SINKHORN_ITERS, warn=False)
+        return (plan * cost).sum()
+
+
+class _GradReverse(torch.autograd.Function):
+    """Identity forward; gradient multiplied by -coeff backward (Ganin et al. 2016)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, coeff: float) -> torch.Tensor:
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.coeff * grad, None
+
+
+def grl_schedule(step: int, warmup: int) -> float:
+    """Ganin et al.'s reversal ramp 2 / (1 + exp(-10 p)) - 1, p = step / warmup (1 when warmup is 0)."""
+    p = 1.0 if warmup == 0 else min(step / warmup, 1.0)
+    return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
+
+
+class _Adversarial(Method):
+    """Adds a domain discriminator on z trained through a gradient-reversal layer (DANN form of ADDA).
+
+    The discriminator (MLP, disc_hidden units) minimizes a class-balanced BCE (each domain's mean
+    weighted 1/2, so chance is 1/2 whatever w); the encoder receives that gradient reversed and
+    scaled by adversarial_weight * grl_schedule(step, grl_warmup). `disc_acc` is the balanced accuracy
+    of the discriminator on the batch, before the step. A known weakness of the reversed (minimax) form:
+    a strong reversal can overshoot, making the discriminator confidently wrong, after which it relearns
+    with a margin whose gradient vanishes; hence a small weight and the ramp.
+    """
+
+    def build_extra(self) -> dict[str, nn.Module]:
+        hidden = self.hparams["disc_hidden"]
+        return {"discriminator": nn.Sequential(
+            nn.Linear(self.policy.config.z_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(hidden, 1))}
+
+    def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        diffusion, z = self.diffusion(batch)
+        coeff = self.hparams["adversarial_weight"] * grl_schedule(self.step, self.hparams["grl_warmup"])
+        logits = self.extra["discriminator"](_GradReverse.apply(z, coeff)).squeeze(-1)
+        src, tgt = batch["domain"] == SOURCE, batch["domain"] == TARGET
+        bce = F.binary_cross_entropy_with_logits(logits, tgt.float(), reduction="none")
+        adv = 0.5 * (bce[src].mean() + bce[tgt].mean())
+        acc = 0.5 * ((logits[src] < 0).float().mean() + (logits[tgt] > 0).float().mean())
+        return diffusion + adv, {"diffusion": diffusion, "adv": adv, "disc_acc": acc,
+                                 "grl_coeff": torch.tensor(coeff)}
+
+
+@_register
+class ADDA(_Adversarial):
+    """Co-training plus adversarial alignment of z (PAPER.md "ADDA / DANN"): a discriminator predicts
+    the domain from z, the encoder learns to fool it through a gradient-reversal layer with Ganin et
+    al.'s ramp (Ganin et al., JMLR 2016; in the study's terms, ADDA after Tzeng et al. 2017)."""
+
+    name, description = "adda", "co-training + domain discriminator on z through gradient reversal"
+
+
+@_register
+class CFG(Method):
+    """Domain-conditioned co-training with classifier-free guidance (Ho & Salimans 2022; PAPER.md).
+
+    Training: the domain embedding is replaced by the learned null token with probability p_uncond.
+    Sampling: eps = eps(x, o, null) + (1 + lambda) * (eps(x, o, domain) - eps(x, o, null)) with
+    lambda = the `guidance` hyperparameter (lambda = 0 is plain conditional sampling; lambda < 0 moves
+    toward the unconditional, source-heavy model; the study's sweep peaks at lambda = -0.5).
+    """
+
+    name, description = "cfg", "domain label dropped with p_uncond in training; guidance lambda at sampling"
+    uses_domain_embedding, guided = True, True
+
+    def cond_domain(self, batch: Batch) -> torch.Tensor:
+        drop = torch.rand(len(batch["domain"]), device=self.device) < self.hparams["p_uncond"]
+        return torch.where(drop, torch.full_like(batch["domain"], NULL_DOMAIN), batch["domain"])
+
+
+@_register
+class CfgAdda(CFG, _Adversarial):
+    """The study's proposal (PAPER.md "CFG-ADDA"): `adda`'s adversarial alignment of z plus `cfg`'s
+    domain conditioning with null-token dropout and guidance, so the shared representation is
+    aligned while the domain stays available to the denoiser."""
+
+    name, description = "cfg_adda", "adversarial alignment of z + domain conditioning with guidance (the study's)"
+
+
+# -- checkpoints
+STATE_FILE, META_FILE = "state.pt", "checkpoint.json"
+
+
+def save_checkpoint(path_dir: str | Path, method: Method) -> Path:
+    """Write `state.pt` (the method's state dict) and `checkpoint.json` (method, policy config, hparams, step)."""
+    path = Path(path_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(method.state_dict(), path / STATE_FILE)
+    meta = {"format": 1, "method": method.name, "policy": method.policy.config.to_dict(),
+            "hparams": method.hparams, "step": method.step}
+    (path / META_FILE).write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def read_checkpoint_meta(path_dir: str | Path) -> dict[str, Any]:
+    path = Path(path_dir) / META_FILE
+    if not path.is_file():
+        raise ValueError(f"not a checkpoint: {path} is missing")
+    return json.loads(path.read_text())
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
+def restore_checkpoint(path_dir: str | Path, method: Method) -> dict[str, Any]:
+    """Load a checkpoint into `method` (exact resume); ValueError, `method` untouched, where the
+    checkpoint's method, policy config or hparams differ from `method`'s. Returns the JSON metadata."""
+    meta = read_checkpoint_meta(path_dir)
+    if meta["method"] != method.name:
+        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method.name!r}")
+    diff = _differences(meta["policy"], method.policy.config.to_dict())
+    if diff:
+        raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): {diff}")
+    diff = _differences(meta["hparams"], method.hparams)
+    if diff:
+        raise ValueError(f"{path_dir}: checkpoint hparams differ (checkpoint vs expected): {diff}")
+    state = torch.load(Path(path_dir) / STATE_FILE, map_location=method.device, weights_only=True)
+    try:
+        method.load_state_dict(state)
+    except (RuntimeError, KeyError) as err:
+        raise ValueError(f"{path_dir}: the saved weights do not fit the architecture: {err}") from None
+    return meta
+
+
+def load_checkpoint(path_dir: str | Path, expected: PolicyConfig | None = None, method: str | None = None,
+                    device: str = "cpu") -> Method:
+    """The method saved in `path_dir`, with its weights, EMA, optimizer state and step.
+
+    expected / method: the policy config and method name the caller expects; a mismatch raises a
+    ValueError naming the differing fields.
+    """
+    meta = read_checkpoint_meta(path_dir)
+    if method is not None and meta["method"] != method:
+        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method!r}")
+    config = PolicyConfig.from_dict(meta["policy"])
+    if expected is not None and expected != config:
+        raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): "
+                         f"{_differences(config.to_dict(), expected.to_dict())}")
+    loaded = METHODS[meta["method"]](DiffusionPolicy(config), meta["hparams"], device)
+    restore_checkpoint(path_dir, loaded)
+    return loaded

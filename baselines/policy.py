@@ -1,0 +1,392 @@
+"""The diffusion policy on low-dimensional observation histories.
+
+An observation encoder maps the normalized history to the representation `z` (what OT and ADDA act
+on, and what the metrics read); an optional learned domain embedding (0 source, 1 target, 2 the
+null token of classifier-free guidance) is concatenated to `z` to give `z_cond`, which conditions a
+noise network over the action chunk (a residual MLP or a 1D temporal U-Net, both FiLM-conditioned).
+The domain goes to the noise network only, never to the encoder, so `z` can be aligned while the
+domain stays available for the action.
+
+Diffusion: DDPM training by epsilon prediction with the squared-cosine beta schedule (Nichol &
+Dhariwal 2021; diffusers' "squaredcos_cap_v2", as in diffusion_policy); DDIM sampling (Song et al.
+2021) with eta = 0, "leading" timestep spacing, the final alpha set to one and the predicted x0
+clipped to [-1, 1] (diffusion_policy's DDIM settings).
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NULL_DOMAIN = 2  # the learned "no domain" token of classifier-free guidance
+RANGE_EPS = 1e-4  # normalizer: a dimension whose range is below this is only centred (scale 1)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Architecture and diffusion settings of a `DiffusionPolicy` (saved as JSON with each checkpoint)."""
+
+    obs_dim: int  # size of one flat observation
+    action_dim: int  # size of one action
+    n_obs_steps: int = 2  # observations in the history the policy sees (T_o)
+    horizon: int = 16  # actions in a predicted chunk (H)
+    n_action_steps: int = 8  # actions of a chunk executed before replanning (<= horizon)
+    network: str = "mlp"  # noise network: "mlp" (residual MLP) or "unet" (1D temporal U-Net)
+    width: int = 256  # MLP hidden width; the U-Net's channels are (width/4, width/2, width)
+    depth: int = 3  # residual blocks of the MLP
+    z_dim: int = 64  # size of the encoder output z (the representation)
+    encoder_hidden: int = 256  # hidden width of the observation encoder
+    num_train_timesteps: int = 100  # DDPM diffusion steps
+    num_inference_steps: int = 10  # DDIM sampling steps (<= num_train_timesteps)
+    domain_embedding: bool = False  # condition the noise network on a learned domain embedding
+    domain_dim: int = 16  # size of the domain embedding
+    ema_decay: float = 0.995  # EMA decay of the evaluation weights, unless a method's hparams set one
+
+    def __post_init__(self) -> None:
+        for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps", "width", "depth",
+                     "z_dim", "encoder_hidden", "num_train_timesteps", "num_inference_steps", "domain_dim"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"PolicyConfig.{name} must be a positive integer, got {value!r}")
+        if self.width < 16:
+            raise ValueError(f"PolicyConfig.width must be >= 16 (the timestep embedding is width/4), got {self.width}")
+        if self.network not in ("mlp", "unet"):
+            raise ValueError(f"PolicyConfig.network must be 'mlp' or 'unet', got {self.network!r}")
+        if self.n_action_steps > self.horizon:
+            raise ValueError(f"n_action_steps {self.n_action_steps} exceeds horizon {self.horizon}")
+        if self.num_inference_steps > self.num_train_timesteps:
+            raise ValueError(f"num_inference_steps {self.num_inference_steps} exceeds "
+                             f"num_train_timesteps {self.num_train_timesteps}")
+        if self.network == "unet" and (self.horizon % 4 or self.width % 32):
+            raise ValueError(f"the U-Net needs horizon % 4 == 0 (two downsamplings) and width % 32 == 0 "
+                             f"(group norm of 8 groups), got horizon {self.horizon}, width {self.width}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"PolicyConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PolicyConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown PolicyConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**data)
+
+
+class Normalizer(nn.Module):
+    """Per-dimension min-max map to [-1, 1]; a dimension of range < RANGE_EPS is only centred (scale 1).
+
+    The statistics are buffers, so they travel in the state_dict.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("center", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.register_buffer("fitted", torch.tensor(False))
+
+    def fit(self, data: np.ndarray) -> None:
+        """Statistics from `data` (..., dim)."""
+        flat = np.asarray(data, dtype=np.float64).reshape(-1, self.center.shape[0])
+        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        span = hi - lo
+        self.center.copy_(torch.as_tensor((hi + lo) / 2))
+        self.scale.copy_(torch.as_tensor(np.where(span > RANGE_EPS, 2.0 / np.maximum(span, RANGE_EPS), 1.0)))
+        self.fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.center) * self.scale
+
+    def unnormalize(self, x: torch.Tensor) -> torch.Tensor:
+        return x / self.scale + self.center
+
+
+def _squared_cosine_alphas_cumprod(steps: int) -> np.ndarray:
+    """alpha_bar of the squared-cosine schedule, betas capped at 0.999 (Nichol & Dhariwal 2021)."""
+    f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2  # noqa: E731
+    betas = np.array([min(1 - f((i + 1) / steps) / f(i / steps), 0.999) for i in range(steps)])
+    return np.cumprod(1.0 - betas)
+
+
+class _NoiseNet(nn.Module):
+    """Shared conditioning of the noise networks: c = [MLP(sinusoidal(t)), z_cond]; every FiLM layer's
+    (1 + scale, shift) comes from one linear map of mish(c), so a sampler can compute all of them for
+    all its steps at once (`condition`) and run only `denoise` in its loop."""
+
+    def __init__(self, width: int, cond_dim: int, film_channels: list[int]):
+        super().__init__()
+        self.film_channels = film_channels
+        time_dim = width // 4  # sinusoidal embedding size; the time MLP's hidden layer is `width`
+        half = time_dim // 2
+        self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / (half - 1)),
+                             persistent=False)
+        self.time_mlp = nn.Sequential(nn.Linear(time_dim, width), nn.Mish(), nn.Linear(width, time_dim))
+        self.film = nn.Linear(time_dim + cond_dim, 2 * sum(film_channels))
+
+    def condition(self, t: torch.Tensor, z_cond: torch.Tensor) -> list[torch.Tensor]:
+        """FiLM parameters for timesteps t (N,) and conditioning z_cond (N, C): [1 + scale, shift] per layer."""
+        angles = t.float()[:, None] * self.freqs
+        c = torch.cat([self.time_mlp(torch.cat([angles.sin(), angles.cos()], -1)), z_cond], -1)
+        out = []
+        for part in self.film(F.mish(c)).split([2 * n for n in self.film_channels], -1):
+            scale, shift = part.chunk(2, -1)
+            out += [scale + 1.0, shift]
+        return out
+
+    def denoise(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z_cond: torch.Tensor) -> torch.Tensor:
+        """Predicted noise for noisy chunks x (B, H, A) at timesteps t (B,)."""
+        return self.denoise(x, self.condition(t, z_cond))
+
+
+class ResidualMLP(_NoiseNet):
+    """Residual MLP on the flattened chunk: `depth` blocks h += W2 mish(FiLM(LayerNorm(W1 h)))."""
+
+    def __init__(self, config: PolicyConfig, cond_dim: int):
+        super().__init__(config.width, cond_dim, [config.width] * config.depth)
+        size, width = config.horizon * config.action_dim, config.width
+        self.inp = nn.Linear(size, width)
+        self.fc1 = nn.ModuleList(nn.Linear(width, width) for _ in range(config.depth))
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(config.depth))
+        self.fc2 = nn.ModuleList(nn.Linear(width, width) for _ in range(config.depth))
+        self.out_norm = nn.LayerNorm(width)
+        self.out = nn.Linear(width, size)
+
+    def denoise(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
+        h = self.inp(x.flatten(1))
+        for i, (fc1, norm, fc2) in enumerate(zip(self.fc1, self.norms, self.fc2)):
+            h = h + fc2(F.mish(torch.addcmul(films[2 * i + 1], norm(fc1(h)), films[2 * i])))
+        return self.out(F.mish(self.out_norm(h))).view_as(x)
+
+
+class _ConvBlock(nn.Sequential):
+    def __init__(self, cin: int, cout: int, kernel: int = 5):
+        super().__init__(nn.Conv1d(cin, cout, kernel, padding=kernel // 2), nn.GroupNorm(8, cout), nn.Mish())
+
+
+class _ResBlock(nn.Module):
+    """diffusion_policy's ConditionalResidualBlock1D: conv block, FiLM, conv block, residual."""
+
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.block1, self.block2 = _ConvBlock(cin, cout), _ConvBlock(cout, cout)
+        self.residual = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        out = torch.addcmul(shift[..., None], self.block1(x), scale[..., None])
+        return self.block2(out) + self.residual(x)
+
+
+class TemporalUNet(_NoiseNet):
+    """1D temporal U-Net over the chunk (diffusion_policy's ConditionalUnet1D, channels width/4, width/2,
+    width; two FiLM residual blocks per level, kernel 5, group norm)."""
+
+    def __init__(self, config: PolicyConfig, cond_dim: int):
+        chans = [config.width // 4, config.width // 2, config.width]
+        pairs = list(zip([config.action_dim] + chans[:-1], chans))
+        down = [(_ResBlock(cin, cout), _ResBlock(cout, cout)) for cin, cout in pairs]
+        mid = [_ResBlock(chans[-1], chans[-1]) for _ in range(2)]
+        up = [(_ResBlock(2 * cout, cin), _ResBlock(cin, cin)) for cin, cout in reversed(pairs[1:])]
+        blocks = [b for pair in down for b in pair] + mid + [b for pair in up for b in pair]
+        super().__init__(config.width, cond_dim, [b.block1[0].out_channels for b in blocks])
+        self.blocks = nn.ModuleList(blocks)
+        self.n_down, self.n_up = len(down), len(up)
+        self.downsample = nn.ModuleList(nn.Conv1d(c, c, 3, 2, 1) for c in chans[:-1])
+        self.upsample = nn.ModuleList(nn.ConvTranspose1d(cin, cin, 4, 2, 1) for cin, _ in reversed(pairs[1:]))
+        self.final = nn.Sequential(_ConvBlock(chans[0], chans[0]), nn.Conv1d(chans[0], config.action_dim, 1))
+
+    def denoise(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
+        h, skips, k = x.transpose(1, 2), [], 0
+
+        def res(h: torch.Tensor) -> torch.Tensor:
+            nonlocal k
+            out = self.blocks[k](h, films[2 * k], films[2 * k + 1])
+            k += 1
+            return out
+
+        for level in range(self.n_down):
+            h = res(res(h))
+            skips.append(h)
+            if level < self.n_down - 1:
+                h = self.downsample[level](h)
+        h = res(res(h))
+        for level in range(self.n_up):
+            h = res(res(torch.cat([h, skips.pop()], 1)))
+            h = self.upsample[level](h)
+        return self.final(h).transpose(1, 2)
+
+
+class DiffusionPolicy(nn.Module):
+    """Encoder -> z (-> z_cond with the domain embedding) -> noise network over the action chunk.
+
+    Shapes: obs (B, n_obs_steps, obs_dim) raw (un-normalized); actions (B, horizon, action_dim) raw;
+    domain (B,) long, 0 source, 1 target, 2 the null token. Call `fit_normalizer` before training.
+    """
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        self.obs_normalizer = Normalizer(c.obs_dim)
+        self.action_normalizer = Normalizer(c.action_dim)
+        self.encoder = nn.Sequential(
+            nn.Linear(c.n_obs_steps * c.obs_dim, c.encoder_hidden), nn.LayerNorm(c.encoder_hidden), nn.Mish(),
+            nn.Linear(c.encoder_hidden, c.encoder_hidden), nn.LayerNorm(c.encoder_hidden), nn.Mish(),
+            nn.Linear(c.encoder_hidden, c.z_dim))
+        self.domain_embedding = nn.Embedding(3, c.domain_dim) if c.domain_embedding else None
+        cond_dim = c.z_dim + (c.domain_dim if c.domain_embedding else 0)
+        self.net = (ResidualMLP if c.network == "mlp" else TemporalUNet)(c, cond_dim)
+        alphas_cumprod = _squared_cosine_alphas_cumprod(c.num_train_timesteps)
+        self.register_buffer("sqrt_ab", torch.tensor(np.sqrt(alphas_cumprod), dtype=torch.float32), persistent=False)
+        self.register_buffer("sqrt_1mab", torch.tensor(np.sqrt(1 - alphas_cumprod), dtype=torch.float32),
+                             persistent=False)
+        ratio = c.num_train_timesteps // c.num_inference_steps
+        steps = [k * ratio for k in reversed(range(c.num_inference_steps))]
+        prev = [alphas_cumprod[t - ratio] if t >= ratio else 1.0 for t in steps]
+        self.register_buffer("ddim_timesteps", torch.tensor(steps), persistent=False)
+        # x0 = (x - s * eps) * inv_a; x_prev = a_prev * x0 + s_prev * eps
+        self._ddim_coefs = [(math.sqrt(1 - alphas_cumprod[t]), 1 / math.sqrt(alphas_cumprod[t]), math.sqrt(p),
+                             math.sqrt(1 - p)) for t, p in zip(steps, prev)]
+
+    # -- normalization and shapes
+    def fit_normalizer(self, obs: np.ndarray, action: np.ndarray) -> None:
+        """Min-max statistics from training windows: obs (K, T_o, D), action (K, H, A)."""
+        self._check("observations", tuple(np.shape(obs)[1:]), (self.config.n_obs_steps, self.config.obs_dim))
+        self._check("actions", tuple(np.shape(action)[1:]), (self.config.horizon, self.config.action_dim))
+        self.obs_normalizer.fit(obs)
+        self.action_normalizer.fit(action)
+
+    @staticmethod
+    def _check(what: str, got: tuple, expected: tuple) -> None:
+        if got != expected:
+            raise ValueError(f"{what} of shape {got} per sample do not match the policy's {expected} "
+                             f"(steps, dim): a dataset whose layout differs from the policy config?")
+
+    # -- representation
+    def encode(self, obs: torch.Tensor) -> torch.Tensor:
+        """z (B, z_dim) from raw observation histories (B, T_o, obs_dim)."""
+        self._check("observations", tuple(obs.shape[1:]), (self.config.n_obs_steps, self.config.obs_dim))
+        if not self.obs_normalizer.fitted:
+            raise RuntimeError("the policy's normalizer is not fitted: call fit_normalizer first")
+        return self.encoder(self.obs_normalizer(obs).flatten(1))
+
+    def _condition(self, z: torch.Tensor, domain: torch.Tensor | int | None) -> torch.Tensor:
+        if self.domain_embedding is None:
+            return z
+        if domain is None:
+            domain = NULL_DOMAIN
+        if not torch.is_tensor(domain):
+            domain = torch.full((len(z),), int(domain), dtype=torch.long, device=z.device)
+        return torch.cat([z, self.domain_embedding(domain.to(z.device))], -1)
+
+    def conditioning(self, obs: torch.Tensor, domain: torch.Tensor | int | None = None) -> torch.Tensor:
+        """z_cond: z, concatenated with the domain embedding when the policy has one (None = null token)."""
+        return self._condition(self.encode(obs), domain)
+
+    # -- training
+    def loss(self, batch: dict[str, torch.Tensor], domain_for_cond: torch.Tensor | None = None,
+             noise: torch.Tensor | None = None, timesteps: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """DDPM epsilon-prediction loss per sample (B,), and z (B, z_dim).
+
+        The noise network is conditioned on `domain_for_cond` if given, else on batch["domain"] (only
+        where the policy has a domain embedding). noise (B, H, A) and timesteps (B,) default to fresh
+        draws from torch's global generator; pass them for a deterministic loss.
+        """
+        action = batch["action"]
+        self._check("actions", tuple(action.shape[1:]), (self.config.horizon, self.config.action_dim))
+        z = self.encode(batch["obs"])
+        domain = domain_for_cond if domain_for_cond is not None else batch.get("domain")
+        x0 = self.action_normalizer(action)
+        noise = torch.randn_like(x0) if noise is None else noise
+        t = torch.randint(self.config.num_train_timesteps, (len(x0),), device=x0.device) if timesteps is None \
+            else timesteps
+        xt = self.sqrt_ab[t, None, None] * x0 + self.sqrt_1mab[t, None, None] * noise
+        eps = self.net(xt, t, self._condition(z, domain))
+        return F.mse_loss(eps, noise, reduction="none").mean(dim=(1, 2)), z
+
+    # -- sampling
+    @torch.no_grad()
+    def sample(self, obs: torch.Tensor, domain: torch.Tensor | int | None = None, guidance: float | None = None,
+               generator: torch.Generator | None = None, noise: torch.Tensor | None = None,
+               exact_rows: bool = True) -> torch.Tensor:
+        """Action chunks (B, H, A), un-normalized, by DDIM (eta = 0) from initial noise (B, H, A).
+
+        Deterministic given `noise` (else drawn from `generator`). Classifier-free guidance with scale
+        lambda = `guidance` (PAPER.md "Guidance", Ho & Salimans 2022):
+            eps = eps(x, o, null) + (1 + lambda) * (eps(x, o, domain) - eps(x, o, null)),
+        both passes fused into one batched call. lambda = 0 is plain conditional sampling exactly (the
+        null pass is skipped); lambda None, no `domain`, or a policy without domain embedding: plain
+        sampling (conditioned on `domain` where the policy has an embedding, else on the null token).
+        exact_rows: run rows one at a time, so each row's output is bitwise what it would be alone
+        (CPU BLAS picks kernels by batch size); False runs one batched pass (equal to within rounding).
+        """
+        c = self.config
+        n = len(obs)
+        if noise is None:
+            noise = torch.randn((n, c.horizon, c.action_dim), generator=generator, device=obs.device)
+        self._check("noise", tuple(noise.shape), (n, c.horizon, c.action_dim))
+        if domain is not None and not torch.is_tensor(domain):
+            domain = torch.full((n,), int(domain), dtype=torch.long, device=obs.device)
+        lam = float(guidance) if guidance and domain is not None and self.domain_embedding is not None else 0.0
+        if exact_rows and n > 1:
+            return torch.cat([self._ddim(obs[i:i + 1], None if domain is None else domain[i:i + 1], lam,
+                                         noise[i:i + 1]) for i in range(n)])
+        return self._ddim(obs, domain, lam, noise)
+
+    def _ddim(self, obs: torch.Tensor, domain: torch.Tensor | None, lam: float, noise: torch.Tensor) -> torch.Tensor:
+        z = self.encode(obs)
+        z_cond = self._condition(z, domain)
+        if lam:
+            z_cond = torch.cat([z_cond, self._condition(z, NULL_DOMAIN)])
+        steps, rows = len(self._ddim_coefs), len(z_cond)
+        films = self.net.condition(self.ddim_timesteps.repeat_interleave(rows), z_cond.repeat(steps, 1))
+        films = [f.view(steps, rows, -1) for f in films]
+        x = noise
+        for k, (s, inv_a, a_prev, s_prev) in enumerate(self._ddim_coefs):
+            step_films = [f[k] for f in films]
+            if lam:
+                eps_cond, eps_null = self.net.denoise(torch.cat([x, x]), step_films).chunk(2)
+                eps = torch.lerp(eps_null, eps_cond, 1.0 + lam)
+            else:
+                eps = self.net.denoise(x, step_films)
+            x0 = torch.sub(x, eps, alpha=s).mul_(inv_a).clamp_(-1.0, 1.0)
+            x = torch.add(x0.mul_(a_prev), eps, alpha=s_prev)
+        return self.action_normalizer.unnormalize(x)
+
+
+class EMA:
+    """Exponential moving average of a module's weights, in a frozen copy (`model`) used for evaluation.
+
+    decay at update n: min(decay, (1 + n) / (10 + n)) (the usual warm-up, so short runs are not
+    dominated by the initial weights). Buffers (normalizer statistics) are copied as they are.
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay = decay
+        self.num_updates = 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - decay)
+        for mine, theirs in zip(self.model.buffers(), model.buffers()):
+            mine.copy_(theirs)
+        self.num_updates += 1
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "num_updates": self.num_updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.num_updates = int(state["num_updates"])

@@ -1,0 +1,268 @@
+"""Scripted experts: closed-loop phase machines on the true state, one per base task.
+
+Each expert tracks position waypoints with a clipped proportional law on the end-effector
+position error, keeps the gripper top-down (rotations are computed relative to a levelled copy
+of the orientation at reset, so the eef site frame of each robot does not matter), turns the
+gripper about the vertical to the object's grasp axis, and ends at a stable hold (never rising
+after success). `noise` adds per-episode waypoint offsets and speeds and per-step Gaussian
+action noise, so demos are diverse. `observed=True` reads the object poses from what the policy
+sees (`env.last_obs`, sensing gaps applied) instead of the privileged state.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from .env import CotrainEnv
+
+POS_GAIN = 6.0  # action units per metre of position error (1 unit = 5 cm of OSC goal offset) ...
+NEAR, FAR_GAIN = 0.02, float(__import__("os").environ.get("FAR", 10))  # ... and FAR_GAIN more per metre beyond NEAR metres (fast far, gentle near)
+INT_GAIN, INT_LIMIT = 3.0, 0.5  # integral action per metre and step while stalled, and its bound
+VEL_GAIN = float(__import__("os").environ.get("KD", 0))
+STALL = 0.001  # metres per step under which the eef counts as stalled
+ROT_GAIN = 0.6  # fraction of the orientation error commanded per step
+ROT_UNIT = 0.5  # radians per rotation action unit (robosuite OSC_POSE output_max)
+SLOW = {"descend": 0.5, "lower": 0.5, "insert": 0.5}  # speed caps of the careful phases
+OPEN, CLOSE = -1.0, 1.0
+DIVE = 0.03  # metres below a waypoint that descents aim at (switching phase on reaching it)
+
+
+def _rotvec(mat: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis * angle) of a 3x3 rotation matrix."""
+    angle = np.arccos(np.clip((np.trace(mat) - 1.0) / 2.0, -1.0, 1.0))
+    axis = np.array([mat[2, 1] - mat[1, 2], mat[0, 2] - mat[2, 0], mat[1, 0] - mat[0, 1]])
+    if angle < 1e-6:
+        return axis / 2.0
+    if np.pi - angle < 1e-4:  # axis from the symmetric part near a half turn
+        w, v = np.linalg.eigh((mat + mat.T) / 2.0)
+        return v[:, np.argmax(w)] * angle
+    return axis / (2.0 * np.sin(angle)) * angle
+
+
+def _rot_z(yaw: float) -> np.ndarray:
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector `a` onto unit vector `b` (not antiparallel)."""
+    v, c = np.cross(a, b), float(np.dot(a, b))
+    k = np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+    return np.eye(3) + k + k @ k / (1.0 + c)
+
+
+def yaw_of(quat_xyzw: np.ndarray) -> float:
+    """Heading (rotation about the vertical) of a quaternion (x, y, z, w)."""
+    x, y, z, w = quat_xyzw
+    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+def wrap(angle: float, period: float = 2.0 * np.pi) -> float:
+    """`angle` wrapped into [-period / 2, period / 2)."""
+    return float((angle + period / 2.0) % period - period / 2.0)
+
+
+class Expert:
+    """Base of the scripted experts: the phase machine state and the pose-tracking action law.
+
+    Subclasses implement `plan(state, env) -> (eef target position, gripper yaw, gripper
+    command)`; yaw is relative to the orientation at reset, about the world vertical.
+    """
+
+    def __init__(self, noise: float = 0.0, rng: np.random.Generator | None = None, observed: bool = False):
+        self.noise = float(noise)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self.observed = observed
+
+    def jitter(self, scale: float) -> float:
+        """A per-episode offset, uniform in +-`scale * noise`."""
+        return scale * self.noise * float(self.rng.uniform(-1.0, 1.0))
+
+    def reset(self, env: "CotrainEnv") -> None:
+        """Per episode: level the reset orientation, find the fingers' closing axis, draw variations."""
+        rot = env.sim.data._data.site_xmat[env._eef_site].reshape(3, 3).copy()
+        down = np.argmax(-rot[2])  # the eef axis pointing most nearly down
+        self.level = _rotation_between(rot[:, down], np.array([0.0, 0.0, -1.0])) @ rot
+        self.close_yaw0 = self._closing_yaw(env)
+        self.speed = 1.0 - 0.5 * self.noise * float(self.rng.uniform())
+        self.phase, self.t_phase = "approach", 0
+        self.integral, self.prev_eef, self.stalled = np.zeros(3), None, 0
+
+    def _closing_yaw(self, env: "CotrainEnv") -> float:
+        """Heading of the axis along which the fingers close (left pad to right pad)."""
+        model, data = env.sim.model._model, env.sim.data._data
+        gripper = env.rs.robots[0].gripper["right"]
+        pads = [data.geom_xpos[[model.geom(g).id for g in gripper.important_geoms[k]]].mean(0)
+                for k in ("left_fingerpad", "right_fingerpad")]
+        d = pads[1] - pads[0]
+        return float(np.arctan2(d[1], d[0]))
+
+    def grasp_yaw(self, axis_yaw: float, period: float, near: float = 0.0) -> float:
+        """Gripper yaw (relative to reset) closing along `axis_yaw` (modulo `period`) nearest to `near`."""
+        return near + wrap(axis_yaw - self.close_yaw0 - near, period)
+
+    def state(self, env: "CotrainEnv") -> dict[str, np.ndarray]:
+        """What the expert acts on: the true state, or the observation the policy sees."""
+        return dict(env.last_obs) if self.observed else env.privileged_state()
+
+    def goto(self, phase: str) -> None:
+        self.phase, self.t_phase = phase, 0
+
+    def plan(self, state: dict[str, np.ndarray], env: "CotrainEnv") -> tuple[np.ndarray, float, float]:
+        raise NotImplementedError
+
+    def act(self, env: "CotrainEnv") -> np.ndarray:
+        """The 7-dim action for the current step."""
+        state = self.state(env)
+        eef, rot = state["eef_pos"], env.sim.data._data.site_xmat[env._eef_site].reshape(3, 3)
+        velocity = eef - self.prev_eef if self.prev_eef is not None else np.zeros(3)
+        self.prev_eef = eef.copy()
+        self.stalled = self.stalled + 1 if np.linalg.norm(velocity) < STALL else 0
+        target, yaw, grip = self.plan(state, env)
+        self.t_phase += 1
+        error = target - eef
+        dist = float(np.linalg.norm(error))
+        gain = POS_GAIN + FAR_GAIN * max(dist - NEAR, 0.0) / max(dist, 1e-9)
+        self.integral[np.sign(self.integral) != np.sign(error)] = 0.0
+        if self.stalled:  # a steady offset (payload, posture), not a transient
+            self.integral = np.clip(self.integral + INT_GAIN * error, -INT_LIMIT, INT_LIMIT)
+        speed = self.speed * SLOW.get(self.phase, 1.0)
+        action = np.zeros(7)
+        action[:3] = np.clip(gain * error + self.integral - VEL_GAIN * velocity, -speed, speed)
+        action[3:6] = ROT_GAIN * _rotvec(_rot_z(yaw) @ self.level @ rot.T) / ROT_UNIT
+        action[:6] += self.rng.normal(0.0, 0.1 * self.noise, 6) * np.array([1, 1, 1, 0.3, 0.3, 0.3])
+        action[6] = grip
+        return np.clip(action, -1.0, 1.0)
+
+
+EXPERTS: Registry[type[Expert]] = Registry("expert")
+
+
+class _PickExpert(Expert):
+    """Shared pick logic: approach above the object, descend, close, wait for the fingers."""
+
+    obj = "cube"
+    yaw_period = np.pi / 2  # a cube can be grasped across either pair of faces
+
+    def reset(self, env):
+        super().reset(env)
+        self.above = 0.08 + self.jitter(0.02)
+        self.grasp_dz = self.jitter(0.005)
+        self.grasp_xy = np.array([self.jitter(0.004), self.jitter(0.004)])
+        self.grip_prev = 1.0
+        self.yaw = 0.0
+
+    def grasp_point(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        return state[f"{self.obj}_pos"] + np.array([*self.grasp_xy, self.grasp_dz])
+
+    def grasp_axis_yaw(self, state: dict[str, np.ndarray]) -> float:
+        return yaw_of(state[f"{self.obj}_quat"])
+
+    def pick(self, state: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float] | None:
+        """Target while picking; None once the object is held."""
+        eef, goal = state["eef_pos"], self.grasp_point(state)
+        xy_error = np.linalg.norm((goal - eef)[:2])
+        if self.phase == "approach":
+            self.yaw = self.grasp_yaw(self.grasp_axis_yaw(state), self.yaw_period, near=self.yaw)
+            target = goal + np.array([0.0, 0.0, self.above])
+            if xy_error < 0.01 and eef[2] < target[2] + 0.03:
+                self.goto("descend")
+            return target, self.yaw, OPEN
+        if self.phase == "descend":  # aim below the grasp point so the descent keeps its speed
+            if eef[2] < goal[2] + 0.003 or (self.t_phase > 5 and self.stalled >= 3):  # or fingers on the table
+                self.goto("grasp")
+            elif xy_error > 0.03:
+                self.goto("approach")
+            return goal - np.array([0.0, 0.0, DIVE]), self.yaw, OPEN
+        if self.phase == "grasp":
+            grip = float(state["gripper"][0])
+            settled = abs(grip - self.grip_prev) < 0.005
+            self.grip_prev = grip
+            if self.t_phase >= 5 and settled:
+                self.goto("held")
+            return goal, self.yaw, CLOSE
+        return None
+
+    def held(self, state: dict[str, np.ndarray]) -> bool:
+        """Whether the object is still between the fingers (else the expert starts over)."""
+        return bool(np.linalg.norm(state[f"{self.obj}_pos"] - state["eef_pos"]) < 0.05)
+
+    def carry(self, state: dict[str, np.ndarray], obj_target: np.ndarray) -> np.ndarray:
+        """Eef target that brings the held object to `obj_target` (closed loop on the object)."""
+        return state["eef_pos"] + obj_target - state[f"{self.obj}_pos"]
+
+
+@EXPERTS.register("lift")
+class LiftExpert(_PickExpert):
+    """Pick the cube and hold it 10 cm above the table (success needs 4 cm)."""
+
+    def reset(self, env):
+        super().reset(env)
+        self.hold_z = env.rs.table_offset[2] + 0.10 + self.jitter(0.02)
+
+    def plan(self, state, env):
+        picking = self.pick(state)
+        if picking is not None:
+            return picking
+        if not self.held(state):
+            self.goto("approach")
+            return self.pick(state)
+        if self.phase == "held":
+            self.hold = np.array([*state["eef_pos"][:2], self.hold_z])
+            self.goto("lift")
+        return self.hold, self.yaw, CLOSE
+
+
+@EXPERTS.register("stack")
+class StackExpert(_PickExpert):
+    """Pick cube A, carry it above cube B, lower it onto B, open, and hold still."""
+
+    obj = "cubeA"
+
+    def reset(self, env):
+        super().reset(env)
+        self.clearance = 0.03 + self.jitter(0.01)
+        self.place_xy = np.array([self.jitter(0.004), self.jitter(0.004)])
+
+    def plan(self, state, env):
+        picking = self.pick(state)
+        if picking is not None:
+            return picking
+        if self.phase in ("held", "carry", "lower") and not self.held(state):
+            self.goto("approach")
+            return self.pick(state)
+        if self.phase == "held":
+            self.goto("carry")
+        cube_a, cube_b = state["cubeA_pos"], state["cubeB_pos"]
+        rest_z = cube_b[2] + self.half_height(env, "cubeB") + self.half_height(env, "cubeA")
+        above_b = np.array([*(cube_b[:2] + self.place_xy), rest_z])
+        if self.phase == "carry":
+            target = above_b + np.array([0.0, 0.0, self.clearance])
+            if cube_a[2] < rest_z + 0.01:  # first rise clear of B, then move over it
+                target[:2] = cube_a[:2]
+            if np.linalg.norm((target - cube_a)[:2]) < 0.006 and abs(target[2] - cube_a[2]) < 0.01:
+                self.goto("lower")
+            return self.carry(state, target), self.yaw, CLOSE
+        if self.phase == "lower":
+            if cube_a[2] < rest_z + 0.004 or self.t_phase > 30:
+                self.goto("release")
+                self.hold = state["eef_pos"].copy()
+            return self.carry(state, above_b - np.array([0.0, 0.0, DIVE])), self.yaw, CLOSE
+        return self.hold, self.yaw, OPEN
+
+    @staticmethod
+    def half_height(env: "CotrainEnv", obj: str) -> float:
+        """Half the height of a box object, from its geometry (object-size gaps included)."""
+        model = env.sim.model._model
+        body = model.body(env.task.bodies[env.task.objects.index(obj)]).id
+        geoms = np.flatnonzero((model.geom_bodyid == body) & (model.geom_type == 6))  # mjGEOM_BOX
+        return float(np.max(model.geom_size[geoms, 2]))
+
+
+def make_expert(base_task: str, noise: float = 0.0, seed: int = 0, observed: bool = False) -> Expert:
+    """The scripted expert of `base_task`, its randomness seeded by `seed`."""
+    return EXPERTS[base_task](noise=noise, rng=np.random.default_rng(seed), observed=observed)

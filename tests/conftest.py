@@ -1,0 +1,92 @@
+"""Shared fixtures."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tasks import make_env
+from tasks.dataset import Dataset, load_dataset, write_dataset
+
+LIFT_PAIR = "lift/dynamics"
+
+
+def _scripted_rollouts(domain: str, episodes: int, steps: int, seed: int) -> Dataset:
+    """Short real episodes of `LIFT_PAIR` in `domain`: move toward the cube (noisy), then close the gripper."""
+    env = make_env(LIFT_PAIR, domain)
+    keys = [k for k, _ in env.layout]
+    start = sum(n for k, n in env.layout[:keys.index("cube_rel_pos")])
+    rng = np.random.default_rng(seed)
+    data = Dataset([], [], env.layout, {"pair": LIFT_PAIR, "domain": domain})
+    try:
+        for episode in range(episodes):
+            obs, info = env.reset(seed=seed * 1000 + episode)
+            all_obs, actions = [], []
+            for t in range(steps):
+                action = np.zeros(7, np.float32)
+                action[:3] = np.clip(10 * obs[start:start + 3] + 0.2 * rng.normal(size=3), -1, 1)
+                action[6] = 1.0 if t >= steps // 2 else -1.0
+                all_obs.append(obs)
+                actions.append(action)
+                obs, *_ = env.step(action)
+            data.obs.append(np.asarray(all_obs, np.float32))
+            data.actions.append(np.asarray(actions, np.float32))
+            data.rewards.append(np.zeros(steps, np.float32))
+            data.episode_seeds.append(info["episode_seed"])
+    finally:
+        env.close()
+    return data
+
+
+@pytest.fixture(scope="session")
+def lift_datasets(tmp_path_factory) -> tuple[Dataset, Dataset]:
+    """(source, target) datasets of 3 scripted 20-step Lift episodes each, written and read back as HDF5."""
+    root = tmp_path_factory.mktemp("lift_datasets")
+    return tuple(load_dataset(write_dataset(root / f"{domain}.hdf5", _scripted_rollouts(domain, 3, 20, seed)))
+                 for seed, domain in enumerate(("source", "target")))
+
+
+SMOKE_BUNDLE_METHOD = "cfg_adda"  # guided and domain-conditioned: the export's fullest sampling graph
+
+
+@pytest.fixture(scope="session")
+def smoke_bundle(lift_datasets, tmp_path_factory) -> dict:
+    """A tiny `cfg_adda` policy trained for 40 steps on `lift_datasets` in a run directory laid out as
+    `benchmark.run` lays one out (config.json, checkpoint/, the target set as the run's replay demos in
+    `_demos`), and its exported bundle. Keys: runs_dir, run_dir, bundle, method, target (Dataset)."""
+    import torch
+
+    from baselines import METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, make_windows
+    from benchmark.config import RunConfig
+    from benchmark.export import export_bundle
+    from benchmark.run import write_json
+    from benchmark.train import TrainConfig, train
+    from tasks.seeds import episode_seeds
+
+    source, target = lift_datasets
+    cfg = RunConfig(pair=LIFT_PAIR, method=SMOKE_BUNDLE_METHOD, profile="smoke")
+    config = cfg.to_json()
+    runs_dir = tmp_path_factory.mktemp("bundle_runs")
+    run_dir = runs_dir / config["run_id"]
+    method_cls = METHODS[SMOKE_BUNDLE_METHOD]
+    pcfg = PolicyConfig(obs_dim=source.obs_dim, action_dim=7, width=32, depth=1, z_dim=16, encoder_hidden=64,
+                        domain_embedding=method_cls.uses_domain_embedding)
+    src, tgt = (make_windows(d, pcfg.n_obs_steps, pcfg.horizon) for d in (source, target))
+    policy = DiffusionPolicy(pcfg)
+    policy.fit_normalizer(np.concatenate([src.obs, tgt.obs]), np.concatenate([src.action, tgt.action]))
+    method = method_cls(policy, {"w": 0.5})
+    sampler = MixedSampler(src, tgt, 32, 0.5, torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
+    try:  # one thread: small batches gain nothing from two, and a busy machine makes two much slower
+        train(method, sampler, TrainConfig(steps=40, batch_size=32, log_every=20, ckpt_every=40, val_every=40,
+                                           num_threads=1), run_dir, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    write_json(run_dir / "config.json", config)
+    # the target set stands in for the run's target replay demos (found by pair, domain, magnitude and seed stream)
+    replay = target.select(list(range(target.n_demos)))
+    replay.attrs.update(magnitude=config["magnitude"])
+    replay.episode_seeds = episode_seeds("replay", config["seed"], target.n_demos)
+    write_dataset(runs_dir / "_demos" / "replay_target.hdf5", replay)
+    bundle = export_bundle(run_dir, runs_dir / "bundle")
+    return {"runs_dir": runs_dir, "run_dir": run_dir, "bundle": bundle, "method": SMOKE_BUNDLE_METHOD,
+            "target": target}

@@ -1,0 +1,191 @@
+"""The harness end to end on real runs at the `smoke` profile: run, resume, sweeps, executors."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmark.config import RunConfig
+from benchmark.evaluate import EvalSpec, evaluate
+from benchmark.leaderboard import aggregate, load_records
+from benchmark.run import execute_run
+from benchmark.sweep import load_grid, run_sweep
+from tasks.seeds import episode_seeds
+
+PAIR = "lift/dynamics"
+GRID = """
+pairs: [lift/dynamics]
+methods: [cotrain, target_only]
+seeds: [0, 1]
+profile: smoke
+episodes: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runs")
+
+
+@pytest.fixture(scope="module")
+def record(runs_dir) -> dict:
+    return execute_run(RunConfig(pair=PAIR, method="cfg_adda", profile="smoke"), runs_dir, progress=False)
+
+
+def test_run_writes_a_complete_record(record, runs_dir):
+    run_dir = runs_dir / record["run_id"]
+    for name in ("config.json", "record.json", "train_log.jsonl", "done", "checkpoint"):
+        assert (run_dir / name).exists(), name
+    assert record["schema"] == 1
+    target = record["eval"]["target"]
+    assert target["n"] == 4 and len(target["episodes"]) == 4
+    assert target["ci95"][0] <= target["success_rate"] <= target["ci95"][1]
+    assert record["eval"]["source"]["n"] == 4
+    assert [e["seed"] for e in target["episodes"]] == episode_seeds("test", 0, 4)
+    for key in ("align_wasserstein", "discern_mlp_cond", "structured_alignment", "raw_discern_mlp"):
+        assert key in record["metrics"], key
+    assert record["config"]["hparams"]["w"] is not None
+    assert record["fingerprint"]["packages"]["robosuite"] == "1.5.2"
+    demos = sorted((runs_dir / "_demos").glob("*.hdf5"))
+    assert len(demos) == 5  # source, target, validation, and one replay set per domain
+
+
+def test_finished_run_is_never_redone(record, runs_dir):
+    path = runs_dir / record["run_id"] / "record.json"
+    before = path.stat().st_mtime_ns
+    again = execute_run(RunConfig(pair=PAIR, method="cfg_adda", profile="smoke"), runs_dir, progress=False)
+    assert path.stat().st_mtime_ns == before
+    assert again == record
+
+
+def test_crashed_run_resumes_from_its_last_stage(record, runs_dir):
+    run_dir = runs_dir / record["run_id"]
+    train_mtime = (run_dir / "train_summary.json").stat().st_mtime_ns
+    for name in ("eval.json", "metrics.json", "record.json", "done"):
+        (run_dir / name).unlink()
+    again = execute_run(RunConfig(pair=PAIR, method="cfg_adda", profile="smoke"), runs_dir, progress=False)
+    assert (run_dir / "train_summary.json").stat().st_mtime_ns == train_mtime
+    assert [e["success"] for e in again["eval"]["target"]["episodes"]] == \
+        [e["success"] for e in record["eval"]["target"]["episodes"]]
+    assert again["metrics"] == record["metrics"]
+
+
+def test_config_hash_covers_numbers_not_execution():
+    base = RunConfig(pair=PAIR, method="cotrain", profile="smoke")
+    assert base.run_id() == replace(base, device="cuda", workers=4).run_id()
+    assert base.run_id() != replace(base, seed=1).run_id()
+    assert base.run_id() != replace(base, hparams=(("w", 0.2),)).run_id()
+    assert base.run_id() != replace(base, magnitude=0.5).run_id()
+
+
+def test_success_does_not_depend_on_worker_count(record, runs_dir):
+    spec = EvalSpec(str(runs_dir / record["run_id"] / "checkpoint"), PAIR, "target", 1.0)
+    seeds = episode_seeds("test", 0, 10)
+    one = evaluate(spec, seeds, workers=1, progress=False)
+    two = evaluate(spec, seeds, workers=2, progress=False)
+    assert one == two
+    assert [e["seed"] for e in one] == seeds
+
+
+def _wait_for_done(runs_dir: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
+    start = time.time()
+    while not list(runs_dir.glob("*/done")):
+        assert proc.poll() is None, "the sweep exited before finishing a run"
+        assert time.time() - start < timeout, "no run finished in time"
+        time.sleep(0.5)
+
+
+def _table(runs_dir: Path):
+    return aggregate(load_records(runs_dir)).drop(columns=["align_wasserstein_norm"])
+
+
+def test_sweep_interrupted_resumed_and_same_on_ray(tmp_path):
+    grid_file = tmp_path / "grid.yaml"
+    grid_file.write_text(GRID)
+    local = tmp_path / "local"
+    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "sweep", str(grid_file), "--runs-dir",
+                             str(local), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        _wait_for_done(local, proc)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finished = {p.parent.name: (p.parent / "record.json").stat().st_mtime_ns for p in local.glob("*/done")}
+    assert 1 <= len(finished) < 4
+    results = run_sweep(load_grid(str(grid_file)), local, progress=False)
+    assert set(results).isdisjoint(finished)  # finished runs were not relaunched
+    assert len(list(local.glob("*/done"))) == 4
+    for run_id, mtime in finished.items():
+        assert (local / run_id / "record.json").stat().st_mtime_ns == mtime
+
+    ray_dir = tmp_path / "ray"
+    shutil.copytree(local / "_demos", ray_dir / "_demos")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_sweep(load_grid(str(grid_file)), ray_dir, executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert len(list(ray_dir.glob("*/done"))) == 4
+    local_table, ray_table = _table(local), _table(ray_dir)
+    assert len(local_table) == 2
+    assert local_table.equals(ray_table)
+
+
+def test_cli_bad_inputs_exit_nonzero_and_touch_nothing(tmp_path, capsys):
+    from benchmark.cli import main
+
+    cases = [
+        (["run", "--pair", "lift/nope", "--runs-dir", str(tmp_path)], "unknown task pair"),
+        (["run", "--pair", PAIR, "--method", "magic", "--runs-dir", str(tmp_path)], "unknown method"),
+        (["run", "--pair", PAIR, "--magnitude", "1.5", "--runs-dir", str(tmp_path)], "outside [0, 1]"),
+        (["run", "--pair", PAIR, "--set", "w=0", "--profile", "smoke", "--runs-dir", str(tmp_path)], "source_only"),
+        (["run", "--pair", PAIR, "--set", "bogus=1", "--runs-dir", str(tmp_path)], "bogus"),
+        (["leaderboard", str(tmp_path / "missing")], "not a directory"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_grids_are_refused(tmp_path, capsys):
+    from benchmark.cli import main
+
+    bad = {
+        "unknown key": "pairs: [lift/dynamics]\nmethods: [cotrain]\nepochs: 3\n",
+        "unknown method": "pairs: [lift/dynamics]\nmethods: [magic]\n",
+        "unknown task pair": "pairs: [nowhere]\nmethods: [cotrain]\n",
+        "not valid YAML": "pairs: [lift/dynamics\n",
+    }
+    for message, text in bad.items():
+        path = tmp_path / "grid.yaml"
+        path.write_text(text)
+        assert main(["sweep", str(path), "--runs-dir", str(tmp_path / "runs")]) == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", str(path), "--executor", "slurm"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'slurm'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_bad_record_is_named(tmp_path, capsys):
+    from benchmark.cli import main
+
+    run = tmp_path / "abc"
+    run.mkdir()
+    (run / "record.json").write_text("{not json")
+    assert main(["leaderboard", str(tmp_path)]) == 2
+    assert "abc/record.json" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["record.json"]

@@ -1,0 +1,194 @@
+"""Every co-training method on real small Lift datasets; hyperparameters; checkpoints; bad input."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from baselines import (HPARAMS, METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, default_hparams, describe,
+                       load_checkpoint, make_windows, random_hparams, save_checkpoint, validate_hparams)
+from baselines.methods import _GradReverse, grl_schedule
+
+STEPS, BATCH = 30, 64
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: one thread is fastest, and immune to spin-waiting on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(obs_dim: int, **kw) -> PolicyConfig:
+    base = dict(obs_dim=obs_dim, action_dim=7, horizon=8, n_action_steps=4, width=32, depth=1, z_dim=8,
+                encoder_hidden=32)
+    return PolicyConfig(**{**base, **kw})
+
+
+def build(name: str, source, target, seed: int = 0, **hparams):
+    """(method, sampler) for `name` on the source/target Datasets, seeded."""
+    cls = METHODS[name]
+    cfg = tiny_config(source.obs_dim, domain_embedding=cls.uses_domain_embedding)
+    src, tgt = (make_windows(d, cfg.n_obs_steps, cfg.horizon) for d in (source, target))
+    torch.manual_seed(seed)
+    policy = DiffusionPolicy(cfg)
+    used = [w for w, on in ((src, cls.uses_source), (tgt, cls.uses_target)) if on]
+    policy.fit_normalizer(np.concatenate([w.obs for w in used]), np.concatenate([w.action for w in used]))
+    hp = {"lr": 3e-3, "batch_size": BATCH, **({"w": 0.3} if cls.mixes else {}), **hparams}
+    w = hp["w"] if cls.mixes else float(cls.uses_target)
+    method = cls(policy, hp)
+    return method, MixedSampler(src, tgt, BATCH, w, torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_method_trains_and_samples(name, lift_datasets):
+    method, sampler = build(name, *lift_datasets, **({"grl_warmup": 0} if "adda" in name else {}))
+    torch.manual_seed(1)
+    logs = [method.update(*sampler.next()) for _ in range(STEPS)]
+    for log in logs:
+        assert "loss" in log and "diffusion" in log
+        assert all(math.isfinite(v) for v in log.values()), log
+    first, last = np.mean([g["loss"] for g in logs[:5]]), np.mean([g["loss"] for g in logs[-5:]])
+    assert last < first, f"{name}: loss {first:.4f} -> {last:.4f}"
+    assert method.step == STEPS
+    obs = sampler.next()[1 if method.uses_target else 0]["obs"][:3]
+    for domain in ("source", "target"):
+        actions = method.sample(obs, domain)
+        assert actions.shape == (3, 8, 7) and np.isfinite(actions).all()
+    assert method.encode(obs).shape == (3, 8)
+    width = 8 + (16 if method.uses_domain_embedding else 0)
+    assert method.conditioning(obs, "target").shape == (3, width)
+
+
+def test_method_terms(lift_datasets):
+    ot_method, sampler = build("ot", *lift_datasets)
+    assert {"loss", "diffusion", "ot"} <= set(ot_method.update(*sampler.next()))
+    adda, sampler = build("cfg_adda", *lift_datasets)
+    assert {"loss", "diffusion", "adv", "disc_acc", "grl_coeff"} <= set(adda.update(*sampler.next()))
+    unbalanced, sampler = build("ot", *lift_datasets, ot_unbalanced=1.0)
+    assert math.isfinite(unbalanced.update(*sampler.next())["ot"])
+
+
+def test_single_domain_methods_ignore_the_other_batch(lift_datasets):
+    method, sampler = build("target_only", *lift_datasets)
+    _, target = sampler.next()
+    torch.manual_seed(0)
+    a = method.update(None, target)
+    method2, _ = build("target_only", *lift_datasets)
+    torch.manual_seed(0)
+    source = {k: v.clone() for k, v in target.items()}
+    assert method2.update(source, target) == a
+    with pytest.raises(ValueError, match="target batch"):
+        method.update(source, None)
+
+
+def test_gradient_reversal_layer_reverses():
+    x = torch.randn(5, 3, requires_grad=True)
+    v = torch.randn(5, 3)
+    (_GradReverse.apply(x, 0.3) * v).sum().backward()
+    assert torch.allclose(x.grad, -0.3 * v)
+
+
+def test_gradient_reversal_drives_the_discriminator_toward_chance():
+    """Two separable domains (a nuisance input dimension shifted by 8 std; the action depends on the other
+    three): with the reversal off the discriminator separates them (> 0.9); once on, the encoder is
+    pushed to hide the domain and the discriminator's accuracy falls toward chance (< 0.7)."""
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    policy = DiffusionPolicy(tiny_config(4, n_obs_steps=1, horizon=4))
+    obs = torch.randn(1024, 1, 4, generator=g)
+    obs[512:, 0, 3] += 8.0
+    action = (obs[:, 0, :3] @ torch.randn(3, 7, generator=g))[:, None].repeat(1, 4, 1)
+    policy.fit_normalizer(obs.numpy(), action.numpy())
+    method = METHODS["adda"](policy, {"lr": 1e-3, "adversarial_weight": 0.0, "grl_warmup": 0})
+
+    def accuracies(steps: int) -> np.ndarray:
+        out = []
+        for _ in range(steps):
+            idx = [torch.randint(512, (64,), generator=g) + 512 * d for d in (0, 1)]
+            batches = [{"obs": obs[i], "action": action[i], "domain": torch.full((64,), d)} for d, i in enumerate(idx)]
+            out.append(method.update(*batches)["disc_acc"])
+        return np.array(out)
+
+    separated = accuracies(60)[-20:].mean()
+    method.hparams["adversarial_weight"] = 0.5
+    reversed_acc = accuracies(40)[10:].mean()
+    assert separated > 0.9 and reversed_acc < 0.7, (separated, reversed_acc)
+
+
+def test_grl_schedule():
+    assert grl_schedule(0, 100) == 0.0
+    assert grl_schedule(50, 100) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
+    assert grl_schedule(10**6, 100) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+    assert grl_schedule(0, 0) == grl_schedule(10, 0) == pytest.approx(2 / (1 + math.exp(-10)) - 1)
+
+
+def test_cfg_guidance_rule(lift_datasets):
+    method, sampler = build("cfg", *lift_datasets)
+    for _ in range(5):
+        method.update(*sampler.next())
+    obs = sampler.next()[1]["obs"][:4]
+    noise = torch.randn(4, 8, 7, generator=torch.Generator().manual_seed(3))
+    plain = method.ema.model.sample(obs, 1, None, noise=noise).numpy()
+    assert np.array_equal(method.sample(obs, "target", guidance=0.0, noise=noise), plain)
+    assert not np.allclose(method.sample(obs, "target", noise=noise), plain)  # default lambda = -0.5
+    assert method.hparams["guidance"] == -0.5
+    cotrain, _ = build("cotrain", *lift_datasets)
+    with pytest.raises(ValueError, match="guidance"):
+        cotrain.sample(obs, "target", guidance=1.0)
+
+
+def test_hparams_defaults_ranges_and_streams(monkeypatch):
+    for name in METHODS.names():
+        assert set(default_hparams(name)) == set(HPARAMS[name])
+        assert name in METHODS and METHODS[name].description
+        assert "lr" in describe(name)
+        for seed in range(5):
+            draw = random_hparams(name, seed)
+            validate_hparams(name, draw)
+            assert draw == random_hparams(name, seed)
+    assert random_hparams("cfg", 0) != random_hparams("cfg", 1)
+    before = random_hparams("ot", 7)
+    monkeypatch.setitem(HPARAMS, "ot", {"aaa_new": HPARAMS["ot"]["lr"], **HPARAMS["ot"]})
+    after = random_hparams("ot", 7)
+    assert {k: v for k, v in after.items() if k != "aaa_new"} == before
+
+
+def test_bad_method_and_hparams(lift_datasets):
+    with pytest.raises(KeyError, match="'nope'.*known: adda"):
+        METHODS["nope"]
+    with pytest.raises(ValueError, match="'learning_rate'.*known: lr"):
+        validate_hparams("cotrain", {"learning_rate": 1e-3})
+    with pytest.raises(ValueError, match="'ot_weight'"):
+        validate_hparams("cotrain", {"ot_weight": 0.1})
+    for name, value in (("w", 1.5), ("p_uncond", 1.5), ("lr", -1.0), ("batch_size", 3.5), ("guidance", "x")):
+        with pytest.raises(ValueError, match=f"{name}="):
+            validate_hparams("cfg", {name: value})
+    source, target = lift_datasets
+    with pytest.raises(ValueError, match="domain_embedding"):
+        METHODS["cfg"](DiffusionPolicy(tiny_config(source.obs_dim)), {})
+
+
+def test_checkpoint_round_trip_and_mismatches(lift_datasets, tmp_path):
+    method, sampler = build("cfg_adda", *lift_datasets)
+    for _ in range(3):
+        method.update(*sampler.next())
+    save_checkpoint(tmp_path / "ckpt", method)
+    loaded = load_checkpoint(tmp_path / "ckpt", expected=method.policy.config, method="cfg_adda")
+    obs = sampler.next()[1]["obs"][:3]
+    noise = torch.randn(3, 8, 7, generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(loaded.sample(obs, "target", noise=noise), method.sample(obs, "target", noise=noise))
+    assert loaded.step == 3 and loaded.hparams == method.hparams
+    for a, b in zip(loaded.policy.state_dict().values(), method.policy.state_dict().values()):
+        assert torch.equal(a, b)
+    other = tiny_config(method.policy.config.obs_dim, width=64, domain_embedding=True)
+    with pytest.raises(ValueError, match="width: 32 vs 64"):
+        load_checkpoint(tmp_path / "ckpt", expected=other)
+    with pytest.raises(ValueError, match="'cfg_adda', expected 'cfg'"):
+        load_checkpoint(tmp_path / "ckpt", method="cfg")
+    with pytest.raises(ValueError, match="not a checkpoint"):
+        load_checkpoint(tmp_path / "missing")

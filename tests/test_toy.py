@@ -1,0 +1,193 @@
+"""The toy pairs (tasks/toy.py) and their harness hooks (benchmark/toy.py): what holds by construction.
+
+The study's empirical claims are measured by `cotrain toy`, never asserted here.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.metrics import representation_metrics
+from benchmark.toy import ToyRun, evaluate_toy, sample_batched, train_toy, two_way_anova
+from tasks import PAIRS, get_pair, obs_layout
+from tasks.seeds import STREAMS, episode_seeds
+from tasks.toy import (SUCCESS_THRESHOLD, TOY_FAMILIES, TOY_LAYOUT, domain_action, dz_of, map_position,
+                       study_magnitude, target_action, toy_dataset)
+
+TOY_PAIRS = sorted(f"toy/{name}" for name in TOY_FAMILIES)
+MAGNITUDES = (0.0, 0.3, 1.0)
+
+
+def test_every_family_is_a_registered_pair():
+    assert TOY_PAIRS == sorted(p for p in PAIRS if p.startswith("toy/"))
+    assert "toy/study" in TOY_PAIRS
+    for name in TOY_PAIRS:
+        pair = get_pair(name)
+        assert pair.base_task == "toy" and pair.n_target == 30 and pair.n_source > pair.n_target
+        assert obs_layout(pair.base_task) == TOY_LAYOUT
+
+
+@pytest.mark.parametrize("name", TOY_PAIRS)
+def test_data_is_deterministic_exact_and_finite(name):
+    for mag in MAGNITUDES:
+        for domain in ("source", "target"):
+            a = toy_dataset(name, domain, mag, 40, seed=3)
+            b = toy_dataset(name, domain, mag, 40, seed=3)
+            assert all(np.array_equal(x, y) for x, y in zip(a.obs + a.actions, b.obs + b.actions))
+            prefix = toy_dataset(name, domain, mag, 10, seed=3)  # the first n samples do not depend on n
+            assert all(np.array_equal(x, y) for x, y in zip(prefix.obs, a.obs[:10]))
+            other = toy_dataset(name, domain, mag, 40, seed=4)
+            assert not np.array_equal(np.concatenate(a.obs), np.concatenate(other.obs))
+            obs, act = np.concatenate(a.obs), np.concatenate(a.actions)
+            assert obs.shape == (40, 3) and act.shape == (40, 2) and np.isfinite(obs).all() and np.isfinite(act).all()
+            # the expert is the known optimal policy of its domain
+            np.testing.assert_allclose(act, domain_action(name, domain, mag, obs), atol=1e-5)
+        tgt = toy_dataset(name, "target", mag, 40, seed=3)
+        np.testing.assert_allclose(np.concatenate(tgt.actions), target_action(name, mag, np.stack(tgt.obs)), atol=1e-5)
+
+
+def test_streams_never_share_a_sample():
+    seeds = {s: set(episode_seeds(s, 7, 2000)) for s in STREAMS}
+    for i, a in enumerate(STREAMS):
+        for b in STREAMS[i + 1:]:
+            assert not seeds[a] & seeds[b], (a, b)
+    train = toy_dataset("toy/study", "target", 0.5, 2000, seed=7)
+    test = toy_dataset("toy/study", "target", 0.5, 2000, seed=7, stream="test")
+    assert not set(train.episode_seeds) & set(test.episode_seeds)
+    rows = {tuple(r) for r in np.concatenate(train.obs).round(6)}
+    assert not rows & {tuple(r) for r in np.concatenate(test.obs).round(6)}
+
+
+@pytest.mark.parametrize("name", ["toy/shift", "toy/rotation", "toy/action_map", "toy/support"])
+def test_magnitude_zero_is_the_source_domain(name):
+    src = toy_dataset(name, "source", 0.0, 50, seed=0, stream="replay")
+    tgt = toy_dataset(name, "target", 0.0, 50, seed=0, stream="replay")
+    np.testing.assert_array_equal(np.concatenate(src.obs), np.concatenate(tgt.obs))
+    np.testing.assert_array_equal(np.concatenate(src.actions), np.concatenate(tgt.actions))
+
+
+def test_study_magnitude_maps_onto_the_papers_dz_grid():
+    assert dz_of(0.0) == 0.0 and dz_of(1.0) == pytest.approx(50.0)
+    for dz in (0.01, 0.1, 0.5, 1, 3, 5, 10, 20, 50):
+        m = study_magnitude(dz)
+        assert 0.0 < m <= 1.0 and dz_of(m) == pytest.approx(dz)
+        obs = np.concatenate(toy_dataset("toy/study", "target", m, 5, seed=0).obs)
+        np.testing.assert_allclose(obs[:, 2], dz, rtol=1e-5)
+    # the study's toy: the action maps differ in every regime, the inputs only by the height
+    src = toy_dataset("toy/study", "source", 0.0, 50, seed=0, stream="replay")
+    tgt = toy_dataset("toy/study", "target", 0.0, 50, seed=0, stream="replay")
+    np.testing.assert_array_equal(np.concatenate(src.obs), np.concatenate(tgt.obs))
+    assert np.linalg.norm(np.concatenate(src.actions) - np.concatenate(tgt.actions), axis=1).mean() > 0.5
+
+
+def _paired_raw(name, mag, n=128):
+    src = np.concatenate(toy_dataset(name, "source", mag, n, seed=0, stream="replay").obs)
+    tgt = np.concatenate(toy_dataset(name, "target", mag, n, seed=0, stream="replay").obs)
+    return src, tgt
+
+
+def _fixed_encoder(x: np.ndarray) -> np.ndarray:
+    gen = torch.Generator().manual_seed(0)
+    w1, w2 = torch.randn(3, 32, generator=gen), torch.randn(32, 8, generator=gen)
+    return (torch.tanh(torch.as_tensor(x) @ w1) @ w2).numpy()
+
+
+@pytest.mark.parametrize("encode", [lambda x: x, _fixed_encoder], ids=["raw", "fixed-encoder"])
+def test_metrics_read_the_known_geometry(encode):
+    same = representation_metrics(*(encode(x) for x in _paired_raw("toy/action_map", 1.0)), seed=0)
+    apart = representation_metrics(*(encode(x) for x in _paired_raw("toy/study", 1.0)), seed=0)  # Δz = 50
+    # identical domains: aligned (distance 0, every input retrieves its pair), not discernible
+    assert same["align_wasserstein"] == pytest.approx(0.0, abs=1e-6) and same["align_nn"] == 1.0
+    assert same["discern_linear"] == 0.5 and same["discern_mlp"] == 0.5
+    # disjoint domains: far apart, perfectly discernible
+    assert apart["align_wasserstein"] > 10 * max(same["align_wasserstein"], 1e-3)
+    assert apart["discern_linear"] == 1.0 and apart["discern_mlp"] == 1.0
+    if encode is not _fixed_encoder:
+        assert apart["align_wasserstein"] == pytest.approx(50.0, rel=1e-5)  # exactly the height gap
+
+
+def test_evaluation_is_exact():
+    class Oracle:  # samples the optimal action of the domain it is asked about
+        def sample(self, obs, domain, guidance=None, noise=None):
+            return domain_action("toy/rotation", domain, 0.7, obs)[:, None]
+
+    class Off(Oracle):
+        def sample(self, obs, domain, guidance=None, noise=None):
+            return super().sample(obs, domain) + np.array([2 * SUCCESS_THRESHOLD, 0.0])
+
+    ok = evaluate_toy(Oracle(), "toy/rotation", 0.7, "target", 64, seed=0)
+    assert ok["target_error"] == pytest.approx(0.0, abs=1e-6) and ok["successes"] == 64
+    bad = evaluate_toy(Off(), "toy/rotation", 0.7, "source", 64, seed=0)
+    assert bad["action_error"] == pytest.approx(2 * SUCCESS_THRESHOLD, rel=1e-5) and bad["successes"] == 0
+    assert [e["seed"] for e in ok["episodes"]] == episode_seeds("test", 0, 64)
+
+
+SMALL = dict(steps=300, width=32, depth=1, z_dim=8, n_source=300, n_test=128)
+
+
+def _position(w: float, seed: int) -> float:
+    method, _ = train_toy(ToyRun("toy/action_map", "cotrain", 1.0, w=w, seed=seed, **{k: v for k, v in SMALL.items()
+                                                                                        if k != "n_test"}))
+    data = toy_dataset("toy/action_map", "target", 1.0, SMALL["n_test"], seed, "test")
+    obs = np.stack(data.obs)
+    actions = sample_batched(method, obs, "target", noise=np.random.default_rng(seed).standard_normal((len(obs), 1, 2)))
+    return float(np.nanmean(map_position("toy/action_map", 1.0, obs, actions)))
+
+
+def test_w_alone_moves_the_action_toward_the_heavier_domain():
+    """Identical inputs (toy/action_map at magnitude 1): only w decides between the two action maps."""
+    torch.set_num_threads(1)
+    ws = (0.1, 0.5, 0.9)
+    pos = np.array([[_position(w, seed) for seed in range(3)] for w in ws]).mean(axis=1)
+    assert np.all(np.diff(pos) > 0.1), pos
+    assert pos[0] < 0.4 and pos[-1] > 0.6, pos
+
+
+def test_zero_guidance_is_conditional_sampling():
+    method, _ = train_toy(ToyRun("toy/study", "cfg", study_magnitude(1.0), steps=30, width=32, depth=1, z_dim=8,
+                                 n_source=100))
+    obs = np.stack(toy_dataset("toy/study", "target", study_magnitude(1.0), 16, 0, "test").obs)
+    noise = np.random.default_rng(0).standard_normal((16, 1, 2)).astype(np.float32)
+    t_obs, t_noise = torch.as_tensor(obs, dtype=torch.float32), torch.as_tensor(noise)
+    with torch.no_grad():
+        conditional = method.ema.model.sample(t_obs, 1, None, noise=t_noise).numpy()  # no guidance at all
+        unconditional = method.ema.model.sample(t_obs, 2, None, noise=t_noise).numpy()  # the null token
+    np.testing.assert_array_equal(method.sample(obs, "target", guidance=0.0, noise=noise), conditional)
+    # the guided combination itself (both passes run) tends to conditional sampling as λ -> 0
+    np.testing.assert_allclose(method.sample(obs, "target", guidance=1e-6, noise=noise), conditional, atol=1e-4)
+    # λ = -1 is the unconditional model
+    np.testing.assert_allclose(method.sample(obs, "target", guidance=-1.0, noise=noise), unconditional, atol=1e-4)
+    assert not np.allclose(method.sample(obs, "target", guidance=1.0, noise=noise), conditional, atol=1e-4)
+
+
+def test_two_way_anova_by_hand():
+    rng = np.random.default_rng(0)
+    a, b, r = 4, 5, 3
+    y = (np.arange(a)[:, None, None] * 1.0 + 0.3 * np.arange(b)[None, :, None]
+         + 0.01 * rng.standard_normal((a, b, r)))
+    res = two_way_anova(y)
+    assert sum(res["ss"].values()) == pytest.approx(res["total"])  # balanced design: SS add up
+    assert res["share"]["A"] > res["share"]["B"] > 0.05 > res["share"]["AB"]
+    assert res["p"]["A"] < 1e-6 and res["df"] == {"A": 3, "B": 4, "AB": 12, "error": 40}
+    # additive effects only: the interaction is pure noise
+    assert res["p"]["AB"] > 0.001
+    inter = y + 0.5 * (np.arange(a)[:, None, None] * np.arange(b)[None, :, None])
+    assert two_way_anova(inter)["share"]["AB"] > 0.05
+
+
+def test_a_toy_run_through_the_harness(tmp_path):
+    from benchmark.config import RunConfig
+    from benchmark.run import execute_run
+
+    cfg = RunConfig(pair="toy/study", method="cotrain", magnitude=study_magnitude(1.0), profile="smoke", episodes=16)
+    record = execute_run(cfg, tmp_path, progress=False)
+    target = record["eval"]["target"]
+    assert target["n"] == 16 and 0 <= target["successes"] <= 16
+    assert math.isfinite(record["target_error"]) and record["target_error"] == target["target_error"]
+    assert target["error_threshold"] == SUCCESS_THRESHOLD
+    assert record["eval"]["source"]["n"] == 16
+    assert "align_wasserstein" in record["metrics"] and record["metrics"]["raw_discern_mlp"] >= 0.5
+    assert execute_run(cfg, tmp_path, progress=False)["run_id"] == record["run_id"]  # done: read back

@@ -143,9 +143,12 @@ def random_hparams(method: str, seed: int) -> dict[str, Value]:
 
 def validate_hparams(method: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Return `overrides` if every name is known to `method` and every value within its limits (None
-    is accepted where the default is None); raise ValueError naming the first that is not."""
+    is accepted where the default is None, and `w=None` by every method: single-domain methods have
+    no mixing ratio); raise ValueError naming the first that is not."""
     spec = HPARAMS[method]
     for name, value in overrides.items():
+        if name == "w" and value is None:
+            continue
         if name not in spec:
             raise ValueError(f"unknown hyperparameter {name!r} for method {method!r}; known: {', '.join(spec)}")
         default, sampler = spec[name]

@@ -350,10 +350,9 @@ class DiffusionPolicy(nn.Module):
             z_cond = torch.cat([z_cond, self._condition(z, NULL_DOMAIN)])
         steps, rows = len(self._ddim_coefs), len(z_cond)
         films = self.net.condition(self.ddim_timesteps.repeat_interleave(rows), z_cond.repeat(steps, 1))
-        films = [f.view(steps, rows, -1) for f in films]
+        per_step = zip(*[f.view(steps, rows, -1).unbind(0) for f in films])
         x = noise
-        for k, (s, inv_a, a_prev, s_prev) in enumerate(self._ddim_coefs):
-            step_films = [f[k] for f in films]
+        for step_films, (s, inv_a, a_prev, s_prev) in zip(per_step, self._ddim_coefs):
             if lam:
                 eps_cond, eps_null = self.net.denoise(torch.cat([x, x]), step_films).chunk(2)
                 eps = torch.lerp(eps_null, eps_cond, 1.0 + lam)

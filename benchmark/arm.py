@@ -68,6 +68,17 @@ class RobotError(RuntimeError):
     """The robot (or its server) reported an error executing a command."""
 
 
+def log_to_stderr(level: int = logging.INFO) -> None:
+    """Show the adapter's log lines (`benchmark.*` loggers: violations, holds, timing) on stderr."""
+    logger = logging.getLogger("benchmark")
+    if not any(getattr(h, "_cotrain_arm", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._cotrain_arm = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    logger.setLevel(level)
+
+
 # -- frames
 def quat_multiply(q1: np.ndarray, q2: np.ndarray) -> np.ndarray:
     """Hamilton product q1 * q2 of quaternions in (x, y, z, w) order."""

@@ -87,7 +87,7 @@ def arm_eval(bundle_dir: str | Path, robot_spec: Any, episodes: int, out_dir: st
     """Run `episodes` episodes of the bundle on the robot and write `episodes.hdf5` and `summary.json`.
 
     robot_spec: `sim:<pair>[@<magnitude>]` (the in-process stand-in, target domain), `tcp://host:port`
-    (an `ArmServer`), or a `Robot` object. seeds: per-episode seeds (reset of a simulated robot and the
+    (an `ArmServer`), or a `Robot` object (connected here, closed by the caller). seeds: per-episode seeds (reset of a simulated robot and the
     policy's noise); default: the suite's test seeds of run seed `seed`. ask_operator: asks the operator
     (success on a real arm, "ready?" before each episode); None makes a real-arm session refuse to run.
     max_steps: control steps per episode (default: the robot's horizon where it states one).
@@ -98,7 +98,8 @@ def arm_eval(bundle_dir: str | Path, robot_spec: Any, episodes: int, out_dir: st
     from .stats import wilson_interval
 
     policy = load_bundle(bundle_dir, backend, num_threads=threads)
-    robot = make_robot(robot_spec, timeout_s=timeout_s) if isinstance(robot_spec, str) else robot_spec
+    owned = isinstance(robot_spec, str)  # a robot made here is closed here; a given one stays the caller's
+    robot = make_robot(robot_spec, timeout_s=timeout_s) if owned else robot_spec
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds is not None else _default_seeds(episodes, seed)
@@ -151,7 +152,8 @@ def arm_eval(bundle_dir: str | Path, robot_spec: Any, episodes: int, out_dir: st
             summary["episodes_in_hdf5"] = 0
             _write_json(out / SUMMARY_FILE, summary)
     finally:
-        robot.close()
+        if owned:
+            robot.close()
     return summary
 
 

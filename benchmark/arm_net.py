@@ -109,7 +109,14 @@ class ArmServer:
         return self
 
     def wait(self) -> None:
-        """Block until the server thread ends; Ctrl-C stops it (the arm is held on the way out)."""
+        """Block until the server thread ends; Ctrl-C or SIGTERM stops it (the arm is held on the way out)."""
+        import signal
+
+        def _terminate(signum: int, frame: Any) -> None:
+            raise KeyboardInterrupt
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _terminate)
         try:
             while self._thread is not None and self._thread.is_alive():
                 self._thread.join(0.5)

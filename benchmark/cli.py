@@ -147,11 +147,11 @@ def _arm_eval(args: argparse.Namespace) -> None:
     import logging
     import time
 
-    from .arm import SafetyLimits
+    from .arm import SafetyLimits, log_to_stderr
     from .arm_eval import arm_eval
     from .bundle import read_spec
 
-    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING, format="%(levelname)s %(message)s")
+    log_to_stderr(logging.WARNING if args.quiet else logging.INFO)
     limits = SafetyLimits.from_bundle(read_spec(args.bundle), workspace_low=args.workspace_low,
                                       workspace_high=args.workspace_high, max_eef_step_m=args.max_step,
                                       action_tolerance=args.action_tolerance)
@@ -168,10 +168,10 @@ def _arm_server(args: argparse.Namespace) -> None:
     import importlib
     import logging
 
-    from .arm import SimRobot
+    from .arm import SimRobot, log_to_stderr
     from .arm_net import ArmServer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log_to_stderr(logging.INFO)
     if bool(args.sim) == bool(args.robot):
         raise ValueError("give --sim PAIR (the simulated stand-in) or --robot module:Class (your Robot)")
     if args.sim:

@@ -43,6 +43,7 @@ CHECK_SAMPLES = 64  # observation histories of the numerical check (evenly space
 NOISE_SEED = 0  # seed of the check's fixed noise
 MAX_BATCH = 4096  # upper bound of the exported graphs' dynamic batch dimension
 FILES = {"onnx": "policy.onnx", "torch": "policy.pt2"}
+STEADY_INPUT, STEADY_STEPS = 0.5, 6  # constant x input whose steady per-step motion policy.json reports
 log = logging.getLogger(__name__)
 
 
@@ -146,7 +147,8 @@ def _controller(pair: Any, magnitude: float) -> dict[str, Any] | None:
     return {"robot": kwargs["robots"], **{k: part.get(k) for k in keys}}
 
 
-def _action_spec(action_dim: int, low: np.ndarray, high: np.ndarray, controller: dict | None) -> dict[str, Any]:
+def _action_spec(action_dim: int, low: np.ndarray, high: np.ndarray, controller: dict | None,
+                 steady_step: float | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"dim": action_dim, "low": low.tolist(), "high": high.tolist()}
     if controller is None or action_dim != 7:
         spec["layout"] = [{"index": i, "name": f"a{i}"} for i in range(action_dim)]
@@ -162,8 +164,14 @@ def _action_spec(action_dim: int, low: np.ndarray, high: np.ndarray, controller:
                    "description": "gripper command (the demonstrations use its sign)"})
     spec.update(layout=layout, controller=controller, position_scale_m=pos, rotation_scale_rad=rot,
                 hold=("zero motion (a[0:6] = 0) with the gripper command kept: the end effector holds its pose"),
-                semantics=("robosuite OSC_POSE: each control step moves the end-effector target by the delta "
-                           "(clipped to the input range) from the current pose, in the robot base frame"))
+                semantics=("robosuite OSC_POSE: each control step sets the end-effector target at the current "
+                           "pose plus the delta (input clipped to its range), in the robot base frame; the "
+                           "impedance controller (controller.kp, critically damped) covers part of it per step"))
+    if steady_step is not None:
+        spec["sim_steady_step_m_per_unit"] = steady_step
+        spec["sim_steady_step_note"] = ("end-effector motion per control step per unit of a constant a[0], measured "
+                                        "in the target domain at steady state: what the policy saw a unit of action "
+                                        "do; a real arm's controller should reproduce it")
     return spec
 
 
@@ -310,6 +318,12 @@ def _env_facts(pair_name: str, magnitude: float) -> dict[str, Any]:
                 reference_eef_pose={"eef_pos": env.last_obs["eef_pos"].round(4).tolist(),
                                     "eef_quat": env.last_obs["eef_quat"].round(4).tolist(),
                                     "note": "the end effector at the start of an episode (robot home pose)"})
+            if env.action_space.shape == (7,):  # OSC_POSE: how far the simulated arm actually moves per step
+                xs = [env.last_obs["eef_pos"][0]]
+                for _ in range(STEADY_STEPS):
+                    env.step(np.r_[STEADY_INPUT, np.zeros(6)])
+                    xs.append(env.last_obs["eef_pos"][0])
+                facts["sim_steady_step_m_per_unit"] = round(float(np.mean(np.diff(xs)[-3:]) / STEADY_INPUT), 5)
         return facts
     finally:
         env.close()
@@ -438,6 +452,7 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
     facts = _env_facts(pair.name, config["magnitude"]) if robot_task else {}
     low = facts.pop("action_low", np.full(pcfg.action_dim, -1.0, np.float32))
     high = facts.pop("action_high", np.full(pcfg.action_dim, 1.0, np.float32))
+    steady = facts.pop("sim_steady_step_m_per_unit", None)
     objects = BASE_TASKS[pair.base_task].objects
     spec: dict[str, Any] = {
         "format": BUNDLE_FORMAT, "bundle_version": BUNDLE_VERSION, "files": dict(FILES),
@@ -452,7 +467,7 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
                         "history": "the last n_obs_steps observations, oldest first; at an episode's start the "
                                    "first observation is repeated", **facts},
         "action": _action_spec(pcfg.action_dim, low, high,
-                               _controller(pair, config["magnitude"]) if robot_task else None),
+                               _controller(pair, config["magnitude"]) if robot_task else None, steady),
         "chunk": {"horizon": pcfg.horizon, "n_action_steps": pcfg.n_action_steps, "control_hz": _control_hz(),
                   "meaning": "the graph predicts `horizon` actions; the runner executes the first "
                              "`n_action_steps` (the execution horizon) before predicting again"},
@@ -502,7 +517,7 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
             latency[backend] = round(_latency_ms(loaded, obs, noise), 3)
         spec["check"]["max_abs_diff"] = diffs
         spec["check"]["max_abs_diff_composed_graph_eager"] = float(np.max(np.abs(composed - reference)))
-        spec["check"]["latency_ms_per_chunk"] = {**latency, "batch": 1, "threads": "1 (onnxruntime); torch's setting"}
+        spec["check"]["latency_ms_per_chunk"] = {**latency, "batch": 1, "threads": 1}
         bad = {k: v for k, v in diffs.items() if not v <= tolerance}
         if bad:
             raise ExportError(f"exported policy differs from PyTorch by more than {tolerance}: "

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
     from .env import CotrainEnv
 
 POS_GAIN = 6.0  # action units per metre of position error (1 unit = 5 cm of OSC goal offset) ...
-NEAR, FAR_GAIN = 0.02, float(__import__("os").environ.get("FAR", 10))  # ... and FAR_GAIN more per metre beyond NEAR metres (fast far, gentle near)
+NEAR, FAR_GAIN = 0.02, 10.0  # ... and FAR_GAIN more per metre beyond NEAR metres (fast far, gentle near)
 INT_GAIN, INT_LIMIT = 3.0, 0.5  # integral action per metre and step while stalled, and its bound
-VEL_GAIN = float(__import__("os").environ.get("KD", 0))
+VEL_GAIN = 20.0  # action units per metre/step of eef velocity (damping: robust to action latency)
 STALL = 0.001  # metres per step under which the eef counts as stalled
 ROT_GAIN = 0.6  # fraction of the orientation error commanded per step
 ROT_UNIT = 0.5  # radians per rotation action unit (robosuite OSC_POSE output_max)
@@ -153,8 +153,12 @@ class _PickExpert(Expert):
         self.above = 0.08 + self.jitter(0.02)
         self.grasp_dz = self.jitter(0.005)
         self.grasp_xy = np.array([self.jitter(0.004), self.jitter(0.004)])
-        self.grip_prev = 1.0
-        self.yaw = 0.0
+        self.grip_prev = 0.0
+        self.yaw: float | None = None
+
+    def preferred_yaw(self, state: dict[str, np.ndarray]) -> float:
+        """Of the object's grasp yaws, the first pick takes the one nearest to this (reset: 0)."""
+        return 0.0
 
     def grasp_point(self, state: dict[str, np.ndarray]) -> np.ndarray:
         return state[f"{self.obj}_pos"] + np.array([*self.grasp_xy, self.grasp_dz])
@@ -167,6 +171,8 @@ class _PickExpert(Expert):
         eef, goal = state["eef_pos"], self.grasp_point(state)
         xy_error = np.linalg.norm((goal - eef)[:2])
         if self.phase == "approach":
+            if self.yaw is None:
+                self.yaw = self.grasp_yaw(self.grasp_axis_yaw(state), self.yaw_period, near=self.preferred_yaw(state))
             self.yaw = self.grasp_yaw(self.grasp_axis_yaw(state), self.yaw_period, near=self.yaw)
             target = goal + np.array([0.0, 0.0, self.above])
             if xy_error < 0.01 and eef[2] < target[2] + 0.03:
@@ -175,21 +181,26 @@ class _PickExpert(Expert):
         if self.phase == "descend":  # aim below the grasp point so the descent keeps its speed
             if eef[2] < goal[2] + 0.003 or (self.t_phase > 5 and self.stalled >= 3):  # or fingers on the table
                 self.goto("grasp")
+                self.grip_open = 0.0
             elif xy_error > 0.03:
                 self.goto("approach")
-            return goal - np.array([0.0, 0.0, DIVE]), self.yaw, OPEN
-        if self.phase == "grasp":
+            target = goal - np.array([0.0, 0.0, DIVE])
+            if xy_error > 0.01:  # hover until back over the grasp point
+                target[2] = eef[2]
+            return target, self.yaw, OPEN
+        if self.phase == "grasp":  # wait until the fingers have closed (some start late) and stopped
             grip = float(state["gripper"][0])
-            settled = abs(grip - self.grip_prev) < 0.005
-            self.grip_prev = grip
-            if self.t_phase >= 5 and settled:
+            self.grip_open = max(self.grip_open, grip)
+            closed = self.grip_open - grip > 0.1 or self.t_phase >= 20
+            if self.t_phase >= 5 and closed and abs(grip - self.grip_prev) < 0.005:
                 self.goto("held")
+            self.grip_prev = grip
             return goal, self.yaw, CLOSE
         return None
 
     def held(self, state: dict[str, np.ndarray]) -> bool:
         """Whether the object is still between the fingers (else the expert starts over)."""
-        return bool(np.linalg.norm(state[f"{self.obj}_pos"] - state["eef_pos"]) < 0.05)
+        return bool(np.linalg.norm(self.grasp_point(state) - state["eef_pos"]) < 0.05)
 
     def carry(self, state: dict[str, np.ndarray], obj_target: np.ndarray) -> np.ndarray:
         """Eef target that brings the held object to `obj_target` (closed loop on the object)."""
@@ -228,6 +239,11 @@ class StackExpert(_PickExpert):
         self.clearance = 0.03 + self.jitter(0.01)
         self.place_xy = np.array([self.jitter(0.004), self.jitter(0.004)])
 
+    def preferred_yaw(self, state):
+        """Close the fingers across the line from A to B, so that no finger lands on B."""
+        a_to_b = state["cubeB_pos"][:2] - state["cubeA_pos"][:2]
+        return wrap(np.arctan2(a_to_b[1], a_to_b[0]) + np.pi / 2 - self.close_yaw0, np.pi)
+
     def plan(self, state, env):
         picking = self.pick(state)
         if picking is not None:
@@ -244,7 +260,7 @@ class StackExpert(_PickExpert):
             target = above_b + np.array([0.0, 0.0, self.clearance])
             if cube_a[2] < rest_z + 0.01:  # first rise clear of B, then move over it
                 target[:2] = cube_a[:2]
-            if np.linalg.norm((target - cube_a)[:2]) < 0.006 and abs(target[2] - cube_a[2]) < 0.01:
+            if np.linalg.norm((above_b - cube_a)[:2]) < 0.006 and abs(target[2] - cube_a[2]) < 0.01:
                 self.goto("lower")
             return self.carry(state, target), self.yaw, CLOSE
         if self.phase == "lower":
@@ -261,6 +277,79 @@ class StackExpert(_PickExpert):
         body = model.body(env.task.bodies[env.task.objects.index(obj)]).id
         geoms = np.flatnonzero((model.geom_bodyid == body) & (model.geom_type == 6))  # mjGEOM_BOX
         return float(np.max(model.geom_size[geoms, 2]))
+
+
+@EXPERTS.register("square")
+class SquareExpert(_PickExpert):
+    """NutAssemblySquare: grasp the nut's handle, turn the nut square to the peg, carry it over
+    the peg, lower it onto the peg, let go (the nut drops to the table around the peg), hold."""
+
+    obj = "nut"
+    yaw_period = np.pi  # the handle is grasped across its width, either way round
+    handle = 0.054  # metres from the nut's centre to its handle, along the nut's x axis
+
+    def reset(self, env):
+        super().reset(env)
+        self.peg = env.rs.sim.data.body_xpos[env.rs.peg1_body_id].copy()
+        self.peg_top = self.peg[2] + env.sim.model._model.geom_size[self.peg_geom(env), 2]
+        self.clearance = 0.03 + self.jitter(0.01)
+        self.grasp_along = self.jitter(0.008)  # where along the handle to grasp
+
+    @staticmethod
+    def peg_geom(env: "CotrainEnv") -> int:
+        model = env.sim.model._model
+        return int(np.flatnonzero(model.geom_bodyid == env.rs.peg1_body_id)[0])
+
+    def grasp_point(self, state):
+        yaw = yaw_of(state["nut_quat"])
+        along = self.handle + self.grasp_along
+        return state["nut_pos"] + np.array([along * np.cos(yaw), along * np.sin(yaw), self.grasp_dz])
+
+    def grasp_axis_yaw(self, state):
+        return yaw_of(state["nut_quat"]) + np.pi / 2
+
+    def plan(self, state, env):
+        picking = self.pick(state)
+        if picking is not None:
+            return picking
+        if self.phase in ("held", "carry", "insert") and not self.held(state):
+            self.goto("approach")
+            return self.pick(state)
+        nut, nut_yaw = state["nut_pos"], yaw_of(state["nut_quat"])
+        if self.phase == "held":
+            self.goto("carry")
+            self.nut_goal_yaw = self.square_yaw(nut_yaw, self.gripper_yaw(env))
+        nut_turn = wrap(self.nut_goal_yaw - nut_yaw)
+        yaw = self.gripper_yaw(env) + nut_turn
+        over_peg = np.array([self.peg[0], self.peg[1], self.peg_top + self.clearance])
+        if self.phase == "carry":
+            target = over_peg.copy()
+            if nut[2] < self.peg_top + 0.015:  # first rise clear of the peg, then move over it
+                target[:2] = nut[:2]
+            if np.linalg.norm((over_peg - nut)[:2]) < 0.004 and abs(nut_turn) < 0.05:
+                self.goto("insert")
+            return self.carry(state, target), yaw, CLOSE
+        if self.phase == "insert":
+            if nut[2] < self.peg_top - 0.06 or self.t_phase > 40 or (self.t_phase > 10 and self.stalled >= 5):
+                self.goto("release")
+                self.hold, self.hold_yaw = state["eef_pos"].copy(), yaw
+            if np.linalg.norm((over_peg - nut)[:2]) > 0.008 and nut[2] > self.peg_top:
+                self.goto("carry")
+            target = np.array([self.peg[0], self.peg[1], self.peg_top - 0.06 - DIVE])
+            return self.carry(state, target), yaw, CLOSE
+        return self.hold, self.hold_yaw, OPEN
+
+    @staticmethod
+    def square_yaw(nut_yaw: float, gripper_yaw: float) -> float:
+        """The nut heading, square to the peg, to turn to: handle toward the robot or sideways
+        (never away, out of reach), with the least gripper rotation from reset."""
+        options = (np.pi / 2, np.pi, -np.pi / 2)
+        return min(options, key=lambda goal: abs(gripper_yaw + wrap(goal - nut_yaw)))
+
+    def gripper_yaw(self, env: "CotrainEnv") -> float:
+        """The gripper's current yaw relative to the levelled reset orientation."""
+        rot = env.sim.data._data.site_xmat[env._eef_site].reshape(3, 3) @ self.level.T
+        return float(np.arctan2(rot[1, 0], rot[0, 0]))
 
 
 def make_expert(base_task: str, noise: float = 0.0, seed: int = 0, observed: bool = False) -> Expert:

@@ -118,13 +118,13 @@ class ObjectSize(GapEffect):
 @GAP_FACTORS.register("joint_damping")
 class JointDamping(GapEffect):
     family = "dynamics"
-    unit = "arm joint damping + 20 m N*m*s/rad and armature + 0.5 m kg*m^2 on every arm joint"
+    unit = "arm joint damping + 8 m N*m*s/rad and armature + 0.2 m kg*m^2 on every arm joint"
 
     def on_build(self, env):
         model = env.sim.model._model
         dofs = env.arm_dofs()
-        model.dof_damping[dofs] += 20.0 * self.magnitude
-        model.dof_armature[dofs] += 0.5 * self.magnitude
+        model.dof_damping[dofs] += 8.0 * self.magnitude
+        model.dof_armature[dofs] += 0.2 * self.magnitude
 
 
 @GAP_FACTORS.register("controller_gains")

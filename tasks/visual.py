@@ -55,7 +55,7 @@ class ImageEnv(CotrainEnv):
     "lowdim": float32 (D,), the flat layout `self.layout` (as with obs="lowdim");
     "agentview": uint8 (size, size, 3), robosuite's agent-view camera, rows top to bottom;
     "wrist": the same from the eye-in-hand camera, only with `wrist=True`.
-    cheap: render without shadows, reflections, skybox and multisampling (about 4x faster on a CPU).
+    cheap: render without shadows, reflections, skybox and multisampling (much faster on a CPU).
     """
 
     def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None,
@@ -174,11 +174,11 @@ def _table_geoms(env: CotrainEnv) -> np.ndarray:
     return np.array([env.sim.model._model.geom("table_visual").id])
 
 
-TABLE_TINT = np.array([0.55, 0.40, 0.28])  # a mid brown, times the texture's grey level
+TABLE_TINT = (0.55, 0.40, 0.28)  # a mid brown, times the texture's grey level
 TILES, OBJECT_TEXTURE_SEED, TABLE_TEXTURE_SEED = 6, 7, 11
 LIGHT_TILT_DEG = 75.0
 LIGHT_DIM = 0.6
-WARM_LIGHT = np.array([1.0, 0.72, 0.42])
+WARM_LIGHT = (1.0, 0.72, 0.42)
 ORBIT_DEG = 20.0
 FOV_WIDEN_DEG = 20.0
 
@@ -200,10 +200,11 @@ class ObjectTexture(VisualEffect):
 
 
 class TableColour(VisualEffect):
-    unit = f"table-top texture blended toward its grey level x {tuple(TABLE_TINT)} (white -> brown), fully at m = 1"
+    unit = f"table-top texture blended toward its grey level x {TABLE_TINT} (white -> brown), fully at m = 1"
 
     def on_build(self, env):
-        _recolour(env.sim.model._model, _table_geoms(env), lambda rgb: rgb.mean(-1, keepdims=True) * TABLE_TINT,
+        tint = np.array(TABLE_TINT)
+        _recolour(env.sim.model._model, _table_geoms(env), lambda rgb: rgb.mean(-1, keepdims=True) * tint,
                   self.magnitude)
 
 
@@ -241,10 +242,10 @@ class LightIntensity(VisualEffect):
 
 
 class LightColour(VisualEffect):
-    unit = f"every light's and the headlight's colour x {tuple(WARM_LIGHT)} (warm light) at m = 1, blended linearly"
+    unit = f"every light's and the headlight's colour x {WARM_LIGHT} (warm light) at m = 1, blended linearly"
 
     def on_build(self, env):
-        _scale_lights(env.sim.model._model, _blend(np.ones(3), WARM_LIGHT, self.magnitude))
+        _scale_lights(env.sim.model._model, _blend(np.ones(3), np.array(WARM_LIGHT), self.magnitude))
 
 
 class CameraPose(VisualEffect):
@@ -267,7 +268,7 @@ class CameraPose(VisualEffect):
 
 
 class CameraFov(VisualEffect):
-    unit = f"agent-view camera's vertical field of view + {FOV_WIDEN_DEG:g} deg x m (robosuite's 45 -> 65 deg at m = 1)"
+    unit = f"agent-view camera's vertical field of view + {FOV_WIDEN_DEG:g} deg x m (robosuite's is 45 deg)"
 
     def on_build(self, env):
         model = env.sim.model._model
@@ -282,15 +283,17 @@ DISTRACTOR_SHAPES = (
     (mujoco.mjtGeom.mjGEOM_BOX, (0.045, 0.015, 0.015), (0.1, 0.7, 0.3, 1.0), 0.015),
 )
 DISTRACTOR_AREA = 0.25  # metres: placed in [-A, A]^2 around the table centre
-DISTRACTOR_CLEARANCE = 0.12  # metres from task objects and fixtures (and 0.08 between distractors)
+DISTRACTOR_CLEARANCE = 0.12  # metres from task objects and fixtures
+DISTRACTOR_SPACING = 0.08  # metres between distractors
 FIXTURES = {"square": ("peg1", "peg2")}  # static task bodies distractors keep clear of
 
 
 class Distractors(VisualEffect):
     max_steps = len(DISTRACTOR_SHAPES)
-    unit = (f"round({len(DISTRACTOR_SHAPES)} m) coloured primitives (2-6 cm) drawn on the table, placed per "
-            f"episode from its seed in a {2 * DISTRACTOR_AREA:g} m square, {DISTRACTOR_CLEARANCE:g} m clear of "
-            "task objects; drawn only, never simulated (no contacts)")
+    places: tuple[np.ndarray, ...] = ()  # centres, set per episode by on_reset
+    unit = (f"round({len(DISTRACTOR_SHAPES)} m) coloured primitives (box, sphere, cylinder, bar) drawn on the "
+            f"table, placed per episode from its seed in a {2 * DISTRACTOR_AREA:g} m square, "
+            f"{DISTRACTOR_CLEARANCE:g} m clear of task objects; drawn only, never simulated (no contacts)")
 
     def on_reset(self, env, rng):
         data = env.sim.data._data
@@ -298,16 +301,17 @@ class Distractors(VisualEffect):
         bodies = [model.body(b).id for b in env.task.bodies + FIXTURES.get(env.task.name, ())]
         avoid = [data.xpos[b, :2] for b in bodies]
         centre = np.asarray(env.rs.table_offset, dtype=float)
-        self.places = []
+        places: list[np.ndarray] = []
         for _, _, _, height in DISTRACTOR_SHAPES[:self.steps]:
             for _ in range(1000):
                 xy = centre[:2] + rng.uniform(-DISTRACTOR_AREA, DISTRACTOR_AREA, 2)
                 if (all(np.linalg.norm(xy - p) > DISTRACTOR_CLEARANCE for p in avoid)
-                        and all(np.linalg.norm(xy - p[:2]) > 0.08 for p in self.places)):
+                        and all(np.linalg.norm(xy - p[:2]) > DISTRACTOR_SPACING for p in places)):
                     break
             else:
                 raise RuntimeError("distractors: no free place on the table after 1000 draws")
-            self.places.append(np.array([*xy, centre[2] + height]))
+            places.append(np.array([*xy, centre[2] + height]))
+        self.places = tuple(places)
 
     def on_render(self, env, scene):
         for (kind, size, rgba, _), pos in zip(DISTRACTOR_SHAPES, self.places):

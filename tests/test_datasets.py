@@ -53,8 +53,15 @@ def test_demos_are_diverse_and_reproducible(demo_file, tmp_path):
 
 
 def test_loader_names_missing_and_mismatched_keys(demo_file, tmp_path):
-    with pytest.raises(DatasetError, match="no observation key 'cubeA_pos'"):
+    with pytest.raises(DatasetError, match="does not match the expected"):
         load_dataset(demo_file, layout=obs_layout("stack"))
+    plain = tmp_path / "plain.hdf5"  # a plain robomimic file: no recorded layout
+    with h5py.File(plain, "w") as f:
+        f.create_dataset("data/demo_0/obs/eef_pos", data=np.zeros((4, 3)))
+        f.create_dataset("data/demo_0/actions", data=np.zeros((4, 7)))
+    with pytest.raises(DatasetError, match="demo_0 has no observation key 'cubeA_pos'"):
+        load_dataset(plain, layout=(("eef_pos", 3), ("cubeA_pos", 3)))
+    assert load_dataset(plain, layout=(("eef_pos", 3),)).obs_dim == 3
     bad = tmp_path / "bad.hdf5"
     with h5py.File(bad, "w") as f:
         f.create_dataset("data/demo_0/obs/eef_pos", data=np.zeros((4, 2)))

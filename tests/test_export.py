@@ -111,6 +111,8 @@ def test_bundle_loads_without_simulation_or_training_code(smoke_bundle, backend,
         out = policy.act_chunk(np.load({str(tmp_path / "obs.npy")!r}), np.load({str(tmp_path / "noise.npy")!r}))
         diff = float(np.abs(out - np.load({str(tmp_path / "expected.npy")!r})).max())
         assert diff <= 1e-6, diff
+        if {backend!r} == "onnx":  # the robot side of the adapter needs no torch either
+            import benchmark.arm, benchmark.arm_net
         leaked = [m for m in {blocked!r} if sys.modules.get(m) is not None]
         assert not leaked, leaked
         print("ok", out.shape)

@@ -165,6 +165,9 @@ def test_bad_method_and_hparams(lift_datasets):
         validate_hparams("cotrain", {"learning_rate": 1e-3})
     with pytest.raises(ValueError, match="'ot_weight'"):
         validate_hparams("cotrain", {"ot_weight": 0.1})
+    assert validate_hparams("target_only", {"w": None}) == {"w": None}  # unset: single-domain methods have no w
+    with pytest.raises(ValueError, match="'w' for method 'target_only'"):
+        validate_hparams("target_only", {"w": 0.5})
     for name, value in (("w", 1.5), ("p_uncond", 1.5), ("lr", -1.0), ("batch_size", 3.5), ("guidance", "x")):
         with pytest.raises(ValueError, match=f"{name}="):
             validate_hparams("cfg", {name: value})

@@ -63,13 +63,13 @@ def _methods(args: argparse.Namespace) -> None:
     print(describe(args.method))
 
 
-def _run_config(args: argparse.Namespace, **extra):
+def _run_config(args: argparse.Namespace):
     from .config import RunConfig, parse_set
 
     return RunConfig(pair=args.pair, method=args.method, magnitude=args.magnitude, n_target=args.n_target,
                      n_source=args.n_source, seed=args.seed, profile=args.profile,
                      hparams=tuple(parse_set(args.set).items()), network=args.network, episodes=args.episodes,
-                     device=args.device, workers=args.workers, **extra)
+                     backend=args.backend, device=args.device, workers=args.workers, threads=args.threads)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -92,7 +92,8 @@ def _sweep(args: argparse.Namespace) -> None:
 
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
-              device=args.device, workers=args.workers, dry_run=args.dry_run, progress=not args.quiet)
+              device=args.device, workers=args.workers, threads=args.threads, dry_run=args.dry_run,
+              progress=not args.quiet)
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
@@ -113,7 +114,7 @@ def _quickstart(args: argparse.Namespace) -> None:
     from .quickstart import quickstart
 
     quickstart(args.pair, args.runs_dir, args.seed, device=args.device, workers=args.workers,
-               profile=args.profile)
+               threads=args.threads, profile=args.profile)
 
 
 def _toy(args: argparse.Namespace) -> None:
@@ -194,6 +195,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", default="quick")
     p.add_argument("--network", default="mlp")
     p.add_argument("--episodes", type=int)
+    p.add_argument("--backend", default="fast", choices=["fast", "robosuite"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="method hyperparameter override, e.g. --set w=0.1")
 
@@ -203,6 +205,7 @@ def _common(p: argparse.ArgumentParser, runs: bool = True) -> None:
         p.add_argument("--runs-dir", default="runs")
     p.add_argument("--device", default="cpu")
     p.add_argument("--workers", type=int, default=1, help="evaluation worker processes")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for training")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -74,6 +74,9 @@ class RunConfig:
     """Torch device (not hashed)."""
     workers: int = field(default=1, compare=False)
     """Evaluation worker processes (not hashed)."""
+    threads: int = field(default=1, compare=False)
+    """Torch CPU threads for training (not hashed; 1 keeps results bitwise equal across executors,
+    whose workers run one thread each; more is faster on an idle many-core machine)."""
 
     def __post_init__(self) -> None:
         from tasks import get_pair
@@ -95,8 +98,8 @@ class RunConfig:
             raise ValueError(f"backend must be 'fast' or 'robosuite', got {self.backend!r}")
         if self.checkpoint_rule not in ("last", "best_val"):
             raise ValueError(f"checkpoint_rule must be 'last' or 'best_val', got {self.checkpoint_rule!r}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.workers < 1 or self.threads < 1:
+            raise ValueError(f"workers and threads must be >= 1, got {self.workers} and {self.threads}")
         object.__setattr__(self, "hparams", tuple(sorted(dict(self.hparams).items())))
 
     @property
@@ -125,13 +128,14 @@ class RunConfig:
         from baselines.hparams import resolve_hparams
 
         cfg = self.resolved()
+        w = dict(cfg.hparams).get("w")
+        if w is not None and METHODS[cfg.method].mixes and not 0.0 < w < 1.0:
+            raise ValueError(f"w={w}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
         hp = resolve_hparams(cfg.method, dict(cfg.hparams))
         if not METHODS[cfg.method].mixes:
             return {**hp, "w": None}
         if hp.get("w") is None:
             hp["w"] = default_ratio(cfg.n_target, cfg.n_source)
-        if not 0.0 < hp["w"] < 1.0:
-            raise ValueError(f"w={hp['w']}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
         return hp
 
     def hashed_dict(self) -> dict[str, Any]:
@@ -154,7 +158,7 @@ class RunConfig:
     def to_json(self) -> dict[str, Any]:
         cfg = self.resolved()
         out = self.hashed_dict()
-        out.update(device=cfg.device, workers=cfg.workers, run_id=self.run_id())
+        out.update(device=cfg.device, workers=cfg.workers, threads=cfg.threads, run_id=self.run_id())
         return out
 
 

@@ -11,7 +11,7 @@ from .stats import min_detectable_difference
 
 
 def quickstart(pair: str = "lift/dynamics", runs_dir: str | Path = "runs/quickstart", seed: int = 0,
-               device: str = "cpu", workers: int = 1, profile: str = "quick") -> Path:
+               device: str = "cpu", workers: int = 1, threads: int = 1, profile: str = "quick") -> Path:
     """Run all registered methods once; print the leaderboard and where the files are."""
     from baselines import METHODS
 
@@ -19,7 +19,8 @@ def quickstart(pair: str = "lift/dynamics", runs_dir: str | Path = "runs/quickst
     start = time.time()
     ids = []
     for i, method in enumerate(METHODS.names(), 1):
-        cfg = RunConfig(pair=pair, method=method, seed=seed, profile=profile, device=device, workers=workers)
+        cfg = RunConfig(pair=pair, method=method, seed=seed, profile=profile, device=device, workers=workers,
+                        threads=threads)
         print(f"[{i}/{len(METHODS)}] {method} ({time.time() - start:.0f} s elapsed)", flush=True)
         record = execute_run(cfg, runs_dir)
         ids.append(record["run_id"])

@@ -78,7 +78,7 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     from tasks.toy import is_toy
 
     from .toy import fit_toy_normalizer, toy_policy_config
-    from .train import TrainConfig, train
+    from .train import TrainConfig, derive_seed, train
 
     method_cls = METHODS[cfg.method]
     layout = obs_layout(get_pair(cfg.pair).base_task)
@@ -93,6 +93,7 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
     used = [x for x in (src, tgt) if x is not None]
+    torch.manual_seed(derive_seed(cfg.seed, "init"))  # initial weights: a function of the run seed alone
     policy = DiffusionPolicy(pcfg)
     # toy pairs: an isotropic observation scale keeps the inputs' geometry (benchmark/toy.py)
     fit = partial(fit_toy_normalizer, policy) if toy else policy.fit_normalizer
@@ -102,7 +103,7 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     sampler = MixedSampler(src, tgt, hp["batch_size"], w, torch.Generator().manual_seed(cfg.seed))
     tcfg = TrainConfig(steps=size.steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
                        log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
-                       device=cfg.device)
+                       device=cfg.device, num_threads=cfg.threads)
     return train(method, sampler, tcfg, run_dir, val_target=val, progress=progress)
 
 

@@ -166,11 +166,11 @@ def _run_one(cfg: RunConfig, runs_dir: str) -> tuple[str, str | None]:
 
 
 def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
-              parallel: int = 1, device: str = "cpu", workers: int = 1, dry_run: bool = False,
+              parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
               progress: bool = True) -> dict[str, str | None]:
     """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched."""
     runs_dir = Path(runs_dir)
-    runs = [replace(cfg, device=device, workers=workers) for cfg in grid.runs()]
+    runs = [replace(cfg, device=device, workers=workers, threads=threads) for cfg in grid.runs()]
     todo = [cfg for cfg in runs if not is_done(cfg, runs_dir)]
     print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})")
     if dry_run:

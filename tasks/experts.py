@@ -26,6 +26,7 @@ VEL_GAIN = 20.0  # action units per metre/step of eef velocity (damping: robust 
 STALL = 0.001  # metres per step under which the eef counts as stalled
 ROT_GAIN = 0.6  # fraction of the orientation error commanded per step
 ROT_UNIT = 0.5  # radians per rotation action unit (robosuite OSC_POSE output_max)
+YAW_MARGIN = 0.5  # radians kept clear of the wrist joint's limits
 SLOW = {"descend": 0.5, "lower": 0.5, "insert": 0.5}  # speed caps of the careful phases
 OPEN, CLOSE = -1.0, 1.0
 DIVE = 0.03  # metres below a waypoint that descents aim at (switching phase on reaching it)
@@ -88,6 +89,7 @@ class Expert:
         down = np.argmax(-rot[2])  # the eef axis pointing most nearly down
         self.level = _rotation_between(rot[:, down], np.array([0.0, 0.0, -1.0])) @ rot
         self.close_yaw0 = self._closing_yaw(env)
+        self.yaw_range = self._yaw_range(env)
         self.speed = 1.0 - 0.5 * self.noise * float(self.rng.uniform())
         self.phase, self.t_phase = "approach", 0
         self.integral, self.prev_eef, self.stalled = np.zeros(3), None, 0
@@ -100,6 +102,21 @@ class Expert:
                 for k in ("left_fingerpad", "right_fingerpad")]
         d = pads[1] - pads[0]
         return float(np.arctan2(d[1], d[0]))
+
+    @staticmethod
+    def _yaw_range(env: "CotrainEnv") -> tuple[float, float]:
+        """Gripper yaws (relative to reset) that the last arm joint reaches, less a margin."""
+        model, data = env.sim.model._model, env.sim.data._data
+        joint = model.dof_jntid[env.arm_dofs()[-1]]
+        if not model.jnt_limited[joint]:
+            return -np.inf, np.inf
+        q = data.qpos[model.jnt_qposadr[joint]]
+        sign = np.sign(data.xaxis[joint][2])  # the wrist axis points (nearly) straight up or down
+        low, high = sorted(sign * (model.jnt_range[joint] - q))
+        return low + YAW_MARGIN, high - YAW_MARGIN
+
+    def in_reach(self, yaw: float) -> bool:
+        return bool(self.yaw_range[0] <= yaw <= self.yaw_range[1])
 
     def grasp_yaw(self, axis_yaw: float, period: float, near: float = 0.0) -> float:
         """Gripper yaw (relative to reset) closing along `axis_yaw` (modulo `period`) nearest to `near`."""
@@ -198,6 +215,12 @@ class _PickExpert(Expert):
             return goal, self.yaw, CLOSE
         return None
 
+    def restart(self, state: dict[str, np.ndarray]) -> tuple[np.ndarray, float, float]:
+        """The object was lost: pick it again from the start (grasp yaw chosen afresh)."""
+        self.goto("approach")
+        self.yaw = None
+        return self.pick(state)
+
     def held(self, state: dict[str, np.ndarray]) -> bool:
         """Whether the object is still between the fingers (else the expert starts over)."""
         return bool(np.linalg.norm(self.grasp_point(state) - state["eef_pos"]) < 0.05)
@@ -220,8 +243,7 @@ class LiftExpert(_PickExpert):
         if picking is not None:
             return picking
         if not self.held(state):
-            self.goto("approach")
-            return self.pick(state)
+            return self.restart(state)
         if self.phase == "held":
             self.hold = np.array([*state["eef_pos"][:2], self.hold_z])
             self.goto("lift")
@@ -249,8 +271,7 @@ class StackExpert(_PickExpert):
         if picking is not None:
             return picking
         if self.phase in ("held", "carry", "lower") and not self.held(state):
-            self.goto("approach")
-            return self.pick(state)
+            return self.restart(state)
         if self.phase == "held":
             self.goto("carry")
         cube_a, cube_b = state["cubeA_pos"], state["cubeB_pos"]
@@ -277,6 +298,9 @@ class StackExpert(_PickExpert):
         body = model.body(env.task.bodies[env.task.objects.index(obj)]).id
         geoms = np.flatnonzero((model.geom_bodyid == body) & (model.geom_type == 6))  # mjGEOM_BOX
         return float(np.max(model.geom_size[geoms, 2]))
+
+
+NUT_GOAL_YAWS = (np.pi / 2, np.pi, -np.pi / 2)  # nut headings square to the peg, handle not away
 
 
 @EXPERTS.register("square")
@@ -308,17 +332,31 @@ class SquareExpert(_PickExpert):
     def grasp_axis_yaw(self, state):
         return yaw_of(state["nut_quat"]) + np.pi / 2
 
+    def preferred_yaw(self, state):
+        """Plan the grasp and the nut's turn together: the nut turns square to the peg with its
+        handle toward the robot or sideways (never away: out of reach over the peg), by the least
+        angle that keeps the wrist clear of its limits at grasp and after the turn."""
+        nut_yaw = yaw_of(state["nut_quat"])
+        grasp = self.grasp_yaw(nut_yaw + np.pi / 2, np.pi)
+
+        def cost(plan: tuple[float, float]) -> float:
+            g, goal = plan
+            turn = wrap(goal - nut_yaw)
+            return abs(turn) + 0.3 * abs(g) + 10.0 * (2 - self.in_reach(g) - self.in_reach(g + turn))
+
+        plans = [(g, goal) for g in (grasp - np.pi, grasp, grasp + np.pi) for goal in NUT_GOAL_YAWS]
+        g, self.nut_goal_yaw = min(plans, key=cost)
+        return g
+
     def plan(self, state, env):
         picking = self.pick(state)
         if picking is not None:
             return picking
         if self.phase in ("held", "carry", "insert") and not self.held(state):
-            self.goto("approach")
-            return self.pick(state)
+            return self.restart(state)
         nut, nut_yaw = state["nut_pos"], yaw_of(state["nut_quat"])
         if self.phase == "held":
             self.goto("carry")
-            self.nut_goal_yaw = self.square_yaw(nut_yaw, self.gripper_yaw(env))
         nut_turn = wrap(self.nut_goal_yaw - nut_yaw)
         yaw = self.gripper_yaw(env) + nut_turn
         over_peg = np.array([self.peg[0], self.peg[1], self.peg_top + self.clearance])
@@ -338,13 +376,6 @@ class SquareExpert(_PickExpert):
             target = np.array([self.peg[0], self.peg[1], self.peg_top - 0.06 - DIVE])
             return self.carry(state, target), yaw, CLOSE
         return self.hold, self.hold_yaw, OPEN
-
-    @staticmethod
-    def square_yaw(nut_yaw: float, gripper_yaw: float) -> float:
-        """The nut heading, square to the peg, to turn to: handle toward the robot or sideways
-        (never away, out of reach), with the least gripper rotation from reset."""
-        options = (np.pi / 2, np.pi, -np.pi / 2)
-        return min(options, key=lambda goal: abs(gripper_yaw + wrap(goal - nut_yaw)))
 
     def gripper_yaw(self, env: "CotrainEnv") -> float:
         """The gripper's current yaw relative to the levelled reset orientation."""

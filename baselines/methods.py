@@ -22,7 +22,7 @@ from tasks.registry import Registry
 
 from .data import SOURCE, TARGET
 from .hparams import resolve_hparams
-from .policy import EMA, NULL_DOMAIN, DiffusionPolicy, PolicyConfig
+from .policy import EMA, LOWDIM, NULL_DOMAIN, DiffusionPolicy, PolicyConfig, cat_obs, map_obs
 
 Batch = dict[str, torch.Tensor]
 DOMAINS = {"source": SOURCE, "target": TARGET}
@@ -97,8 +97,9 @@ class Method:
                 raise ValueError(f"method {self.name!r} needs a {which} batch, got None")
             if used:
                 parts.append(batch)
-        return {k: (torch.cat([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]).to(self.device)
-                for k in ("obs", "action", "domain")}
+        merged = {k: cat_obs([p[k] for p in parts]) if len(parts) > 1 else parts[0][k]
+                  for k in ("obs", "action", "domain")}
+        return {k: map_obs(lambda x: x.to(self.device), v) for k, v in merged.items()}
 
     def update(self, source_batch: Batch | None, target_batch: Batch | None) -> dict[str, float]:
         """One optimization step; returns {"loss": total, <term>: value, ...}."""
@@ -114,9 +115,19 @@ class Method:
     def _tensor(self, array: Any) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
 
+    def _obs(self, obs: Any) -> Any:
+        """Observations as tensors on the device: a float32 array, or a dict whose "lowdim" entry becomes
+        float32 and whose images stay uint8."""
+        if isinstance(obs, dict):
+            return {k: self._tensor(v) if k == LOWDIM else torch.as_tensor(np.asarray(v), device=self.device)
+                    for k, v in obs.items()}
+        return self._tensor(obs)
+
     def sample(self, obs: Any, domain: str | int, guidance: float | None = None, noise: Any = None,
                generator: torch.Generator | None = None) -> np.ndarray:
         """Action chunks (B, H, A) for observation histories obs (B, T_o, D), deterministic given noise (B, H, A).
+
+        Image policies take the dict {"lowdim": (B, T_o, D), <camera>: (B, T_o, H, W, 3) uint8}.
 
         `domain` is given to the denoiser only by domain-conditioned methods; `guidance` overrides
         the guidance hyperparameter of guided methods (others accept only None or 0).
@@ -125,20 +136,25 @@ class Method:
         if not self.guided and guidance not in (None, 0):
             raise ValueError(f"method {self.name!r} is not trained for guidance; got guidance={guidance}")
         lam = (self.hparams["guidance"] if guidance is None else guidance) if self.guided else None
-        actions = self.ema.model.sample(self._tensor(obs), dom if self.uses_domain_embedding else None, lam,
+        actions = self.ema.model.sample(self._obs(obs), dom if self.uses_domain_embedding else None, lam,
                                         generator, None if noise is None else self._tensor(noise))
         return actions.cpu().numpy()
 
     @torch.no_grad()
     def encode(self, obs: Any) -> np.ndarray:
-        """z (B, z_dim) of observation histories (B, T_o, D)."""
-        return self.ema.model.encode(self._tensor(obs)).cpu().numpy()
+        """z (B, z_width) of observation histories (B, T_o, D) (an image policy: the observation dict)."""
+        return self.ema.model.encode(self._obs(obs)).cpu().numpy()
+
+    @torch.no_grad()
+    def shallow_features(self, obs: Any) -> np.ndarray:
+        """The policy's shallow features (`DiffusionPolicy.shallow_features`), EMA weights."""
+        return self.ema.model.shallow_features(self._obs(obs)).cpu().numpy()
 
     @torch.no_grad()
     def conditioning(self, obs: Any, domain: str | int) -> np.ndarray:
         """z_cond: z plus the domain embedding for domain-conditioned methods, else z."""
         dom = domain_id(domain) if self.uses_domain_embedding else None
-        return self.ema.model.conditioning(self._tensor(obs), dom).cpu().numpy()
+        return self.ema.model.conditioning(self._obs(obs), dom).cpu().numpy()
 
     # -- state
     def state_dict(self) -> dict[str, Any]:
@@ -267,7 +283,7 @@ class _Adversarial(Method):
     def build_extra(self) -> dict[str, nn.Module]:
         hidden = self.hparams["disc_hidden"]
         return {"discriminator": nn.Sequential(
-            nn.Linear(self.policy.config.z_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+            nn.Linear(self.policy.config.z_width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
             nn.Linear(hidden, 1))}
 
     def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -7,6 +7,12 @@ noise network over the action chunk (a residual MLP or a 1D temporal U-Net, both
 The domain goes to the noise network only, never to the encoder, so `z` can be aligned while the
 domain stays available for the action.
 
+Image policies (`PolicyConfig.image_keys` non-empty, e.g. ("agentview",)) also hold one
+`baselines.vision.ImageEncoder` per camera key; their observations are dicts {"lowdim": (B, T_o, D)
+float32, <camera key>: (B, T_o, H, W, 3) uint8} and z = concat(image features of every camera in
+`image_keys` order, low-dimensional encoder output) (DECISIONS.md, "Image policies"). Low-dimensional
+policies take plain (B, T_o, D) arrays (a dict is accepted too: its "lowdim" entry is used).
+
 Diffusion: DDPM training by epsilon prediction with the squared-cosine beta schedule (Nichol &
 Dhariwal 2021; diffusers' "squaredcos_cap_v2", as in diffusion_policy); DDIM sampling (Song et al.
 2021) with eta = 0, "leading" timestep spacing, the final alpha set to one and the predicted x0
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -24,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 NULL_DOMAIN = 2  # the learned "no domain" token of classifier-free guidance
+LOWDIM = "lowdim"  # the low-dimensional entry of an image policy's observation dict
 RANGE_EPS = 1e-4  # normalizer: a dimension whose range is below this is only centred (scale 1)
 
 
@@ -46,8 +55,13 @@ class PolicyConfig:
     domain_embedding: bool = False  # condition the noise network on a learned domain embedding
     domain_dim: int = 16  # size of the domain embedding
     ema_decay: float = 0.995  # EMA decay of the evaluation weights, unless a method's hparams set one
+    image_keys: tuple[str, ...] = ()  # camera keys of an image policy (e.g. ("agentview",)); () = low-dim only
+    image_backbone: str = "conv"  # ImageEncoder backbone: "conv" (small, CPU-sized) or "resnet18" (GroupNorm)
+    image_feat_dim: int = 64  # image features per frame and camera (z gains T_o * this per camera)
+    crop: int | None = 76  # random (training) / centre (evaluation) crop side of the images; None: no crop
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "image_keys", tuple(self.image_keys))  # a JSON list reads back as a tuple
         for name in ("obs_dim", "action_dim", "n_obs_steps", "horizon", "n_action_steps", "width", "depth",
                      "z_dim", "encoder_hidden", "num_train_timesteps", "num_inference_steps", "domain_dim"):
             value = getattr(self, name)
@@ -67,9 +81,40 @@ class PolicyConfig:
                              f"(group norm of 8 groups), got horizon {self.horizon}, width {self.width}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"PolicyConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.image_keys:
+            from .vision import BACKBONES
+
+            if len(set(self.image_keys)) != len(self.image_keys) or LOWDIM in self.image_keys or not all(
+                    isinstance(k, str) and k for k in self.image_keys):
+                raise ValueError(f"PolicyConfig.image_keys must be distinct camera names other than {LOWDIM!r}, "
+                                 f"got {self.image_keys!r}")
+            if self.image_backbone not in BACKBONES:
+                raise ValueError(f"PolicyConfig.image_backbone must be one of {sorted(BACKBONES)}, "
+                                 f"got {self.image_backbone!r}")
+            if not isinstance(self.image_feat_dim, int) or self.image_feat_dim < 1:
+                raise ValueError(f"PolicyConfig.image_feat_dim must be a positive integer, got {self.image_feat_dim!r}")
+            if self.crop is not None and (not isinstance(self.crop, int) or self.crop < 8):
+                raise ValueError(f"PolicyConfig.crop must be None or an integer >= 8, got {self.crop!r}")
+
+    @property
+    def image_dim(self) -> int:
+        """Width of the image features in z (0 for a low-dimensional policy)."""
+        return len(self.image_keys) * self.n_obs_steps * self.image_feat_dim
+
+    @property
+    def z_width(self) -> int:
+        """Width of z: the image features plus the low-dimensional encoder's z_dim."""
+        return self.image_dim + self.z_dim
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as JSON values; a low-dimensional policy's dict omits the image fields (their
+        defaults), so its checkpoints read exactly as they did before image policies existed."""
+        out = asdict(self)
+        out["image_keys"] = list(self.image_keys)
+        if not self.image_keys:
+            for name in ("image_keys", "image_backbone", "image_feat_dim", "crop"):
+                del out[name]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict) -> "PolicyConfig":
@@ -78,6 +123,23 @@ class PolicyConfig:
         if unknown:
             raise ValueError(f"unknown PolicyConfig fields {unknown}; known: {sorted(known)}")
         return cls(**data)
+
+
+def map_obs(fn: Callable[[Any], Any], obs: Any) -> Any:
+    """`fn` applied to an observation (an array or tensor), or to every entry of an observation dict."""
+    return {k: fn(v) for k, v in obs.items()} if isinstance(obs, Mapping) else fn(obs)
+
+
+def obs_rows(obs: Any) -> int:
+    """Batch size of an observation batch (an array or tensor, or a dict of them)."""
+    return len(obs[LOWDIM]) if isinstance(obs, Mapping) else len(obs)
+
+
+def cat_obs(parts: list[Any]) -> Any:
+    """Observation batches concatenated along the batch axis (tensors, or dicts of tensors)."""
+    if isinstance(parts[0], Mapping):
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return torch.cat(parts)
 
 
 class Normalizer(nn.Module):
@@ -228,8 +290,10 @@ class TemporalUNet(_NoiseNet):
 class DiffusionPolicy(nn.Module):
     """Encoder -> z (-> z_cond with the domain embedding) -> noise network over the action chunk.
 
-    Shapes: obs (B, n_obs_steps, obs_dim) raw (un-normalized); actions (B, horizon, action_dim) raw;
-    domain (B,) long, 0 source, 1 target, 2 the null token. Call `fit_normalizer` before training.
+    Shapes: obs (B, n_obs_steps, obs_dim) raw (un-normalized), or for an image policy the dict
+    {"lowdim": that, <camera>: (B, n_obs_steps, H, W, 3) uint8}; actions (B, horizon, action_dim) raw;
+    domain (B,) long, 0 source, 1 target, 2 the null token. Call `fit_normalizer` before training
+    (it reads the low-dimensional part only: images are scaled inside the image encoder).
     """
 
     def __init__(self, config: PolicyConfig):
@@ -242,8 +306,13 @@ class DiffusionPolicy(nn.Module):
             nn.Linear(c.n_obs_steps * c.obs_dim, c.encoder_hidden), nn.LayerNorm(c.encoder_hidden), nn.Mish(),
             nn.Linear(c.encoder_hidden, c.encoder_hidden), nn.LayerNorm(c.encoder_hidden), nn.Mish(),
             nn.Linear(c.encoder_hidden, c.z_dim))
+        if c.image_keys:  # only image policies hold the attribute: low-dim state_dicts keep their keys
+            from .vision import ImageEncoder
+
+            self.image_encoders = nn.ModuleDict({key: ImageEncoder(c.n_obs_steps, c.image_feat_dim, c.image_backbone,
+                                                                   c.crop) for key in c.image_keys})
         self.domain_embedding = nn.Embedding(3, c.domain_dim) if c.domain_embedding else None
-        cond_dim = c.z_dim + (c.domain_dim if c.domain_embedding else 0)
+        cond_dim = c.z_width + (c.domain_dim if c.domain_embedding else 0)
         self.net = (ResidualMLP if c.network == "mlp" else TemporalUNet)(c, cond_dim)
         alphas_cumprod = _squared_cosine_alphas_cumprod(c.num_train_timesteps)
         self.register_buffer("sqrt_ab", torch.tensor(np.sqrt(alphas_cumprod), dtype=torch.float32), persistent=False)
@@ -259,7 +328,10 @@ class DiffusionPolicy(nn.Module):
 
     # -- normalization and shapes
     def fit_normalizer(self, obs: np.ndarray, action: np.ndarray) -> None:
-        """Min-max statistics from training windows: obs (K, T_o, D), action (K, H, A)."""
+        """Min-max statistics from training windows: obs (K, T_o, D) (or an observation dict: its
+        "lowdim" entry), action (K, H, A)."""
+        if isinstance(obs, Mapping):
+            obs = obs[LOWDIM]
         self._check("observations", tuple(np.shape(obs)[1:]), (self.config.n_obs_steps, self.config.obs_dim))
         self._check("actions", tuple(np.shape(action)[1:]), (self.config.horizon, self.config.action_dim))
         self.obs_normalizer.fit(obs)
@@ -272,12 +344,49 @@ class DiffusionPolicy(nn.Module):
                              f"(steps, dim): a dataset whose layout differs from the policy config?")
 
     # -- representation
-    def encode(self, obs: torch.Tensor) -> torch.Tensor:
-        """z (B, z_dim) from raw observation histories (B, T_o, obs_dim)."""
+    def _lowdim(self, obs: Any) -> torch.Tensor:
+        """The normalized, flattened low-dimensional history (B, T_o * obs_dim), checked."""
+        if isinstance(obs, Mapping):
+            if LOWDIM not in obs:
+                raise ValueError(f"an observation dict needs a {LOWDIM!r} entry, got keys {sorted(obs)}")
+            obs = obs[LOWDIM]
+        elif self.config.image_keys:
+            raise ValueError(f"an image policy takes observation dicts with keys "
+                             f"{[LOWDIM, *self.config.image_keys]}, got a plain {type(obs).__name__}")
         self._check("observations", tuple(obs.shape[1:]), (self.config.n_obs_steps, self.config.obs_dim))
         if not self.obs_normalizer.fitted:
             raise RuntimeError("the policy's normalizer is not fitted: call fit_normalizer first")
-        return self.encoder(self.obs_normalizer(obs).flatten(1))
+        return self.obs_normalizer(obs).flatten(1)
+
+    def image_features(self, obs: Any) -> torch.Tensor:
+        """Image features (B, image_dim) of an image policy's observation dict: the image encoders' outputs,
+        cameras in `image_keys` order."""
+        missing = [k for k in self.config.image_keys if k not in obs]
+        if missing:
+            raise ValueError(f"observations lack the image keys {missing} "
+                             f"(the policy's: {list(self.config.image_keys)})")
+        feats = []
+        for key in self.config.image_keys:
+            frames = obs[key]
+            if frames.ndim != 5 or frames.shape[1] != self.config.n_obs_steps or frames.shape[-1] != 3:
+                raise ValueError(f"images {key!r} of shape {tuple(frames.shape)}; expected "
+                                 f"(B, {self.config.n_obs_steps}, H, W, 3), channels last")
+            feats.append(self.image_encoders[key](frames.movedim(-1, -3)))
+        return torch.cat(feats, -1)
+
+    def encode(self, obs: Any) -> torch.Tensor:
+        """z (B, z_width) from raw observation histories (B, T_o, obs_dim), or from an image policy's dict:
+        concat(image features, low-dimensional encoder output)."""
+        z = self.encoder(self._lowdim(obs))
+        return torch.cat([self.image_features(obs), z], -1) if self.config.image_keys else z
+
+    def shallow_features(self, obs: Any) -> torch.Tensor:
+        """The "shallow features" Gromov-Wasserstein compares: the image encoders' output for an image policy
+        (DECISIONS.md), the low-dimensional encoder's first layer activations (after LayerNorm and Mish)
+        for a low-dimensional one."""
+        if self.config.image_keys:
+            return self.image_features(obs)
+        return self.encoder[:3](self._lowdim(obs))
 
     def _condition(self, z: torch.Tensor, domain: torch.Tensor | int | None) -> torch.Tensor:
         if self.domain_embedding is None:
@@ -296,7 +405,7 @@ class DiffusionPolicy(nn.Module):
     def loss(self, batch: dict[str, torch.Tensor], domain_for_cond: torch.Tensor | None = None,
              noise: torch.Tensor | None = None, timesteps: torch.Tensor | None = None
              ) -> tuple[torch.Tensor, torch.Tensor]:
-        """DDPM epsilon-prediction loss per sample (B,), and z (B, z_dim).
+        """DDPM epsilon-prediction loss per sample (B,), and z (B, z_width).
 
         The noise network is conditioned on `domain_for_cond` if given, else on batch["domain"] (only
         where the policy has a domain embedding). noise (B, H, A) and timesteps (B,) default to fresh
@@ -331,16 +440,18 @@ class DiffusionPolicy(nn.Module):
         (CPU BLAS picks kernels by batch size); False runs one batched pass (equal to within rounding).
         """
         c = self.config
-        n = len(obs)
+        n = obs_rows(obs)
+        device = obs[LOWDIM].device if isinstance(obs, Mapping) else obs.device
         if noise is None:
-            noise = torch.randn((n, c.horizon, c.action_dim), generator=generator, device=obs.device)
+            noise = torch.randn((n, c.horizon, c.action_dim), generator=generator, device=device)
         self._check("noise", tuple(noise.shape), (n, c.horizon, c.action_dim))
         if domain is not None and not torch.is_tensor(domain):
-            domain = torch.full((n,), int(domain), dtype=torch.long, device=obs.device)
+            domain = torch.full((n,), int(domain), dtype=torch.long, device=device)
         lam = float(guidance) if guidance and domain is not None and self.domain_embedding is not None else 0.0
         if exact_rows and n > 1:
-            return torch.cat([self._ddim(obs[i:i + 1], None if domain is None else domain[i:i + 1], lam,
-                                         noise[i:i + 1]) for i in range(n)])
+            return torch.cat([self._ddim(map_obs(lambda x: x[i:i + 1], obs),
+                                         None if domain is None else domain[i:i + 1], lam, noise[i:i + 1])
+                              for i in range(n)])
         return self._ddim(obs, domain, lam, noise)
 
     def _ddim(self, obs: torch.Tensor, domain: torch.Tensor | None, lam: float, noise: torch.Tensor) -> torch.Tensor:

@@ -11,6 +11,9 @@ A bundle (written by `benchmark.export.export_bundle`) is a folder:
 
 Both graphs map (obs (B, T_o, D) float32 raw observation histories, oldest first; noise (B, H, A)
 float32 standard-normal initial noise) to actions (B, H, A) float32 in the robot's action units.
+An image policy's graphs take one more input per camera of policy.json's `observation.image_keys`
+(after the noise, named by its key): (B, T_o, H, W, 3) uint8 frames of the same steps; `act` and
+`act_chunk` then take the observation as a dict {"lowdim": ..., <camera>: ...}.
 Normalization, the encoder, every DDIM step with the method's guidance rule and the domain token,
 and un-normalization are inside the graph: the caller supplies raw observations and noise only.
 
@@ -52,7 +55,8 @@ class BundlePolicy:
 
     Attributes (from policy.json): `layout` ((key, size) per observation key, in order), `obs_dim` D,
     `n_obs_steps` T_o, `horizon` H, `n_action_steps` (the chunk's execution horizon at export),
-    `action_dim` A, `action_low` / `action_high` (A,), `control_hz`, `spec` (the whole policy.json).
+    `action_dim` A, `action_low` / `action_high` (A,), `control_hz`, `spec` (the whole policy.json),
+    `image_keys` (the cameras of an image policy, else ()).
     """
 
     def __init__(self, bundle_dir: str | Path, backend: str = "onnx", num_threads: int | None = None):
@@ -71,6 +75,8 @@ class BundlePolicy:
         self.horizon = int(chunk["horizon"])
         self.n_action_steps = int(chunk["n_action_steps"])
         self.control_hz = float(chunk["control_hz"])
+        self.image_keys: tuple[str, ...] = tuple(obs.get("image_keys", ()))
+        self.image_shapes = {k: tuple(spec["inputs"][k]["shape"][1:]) for k in self.image_keys}
         path = self.dir / spec["files"][backend]
         if not path.is_file():
             raise BundleError(f"{self.dir}: the {backend} file {path.name} is missing")
@@ -97,22 +103,38 @@ class BundlePolicy:
                 f"run={prov.get('run_id')!r}, obs ({self.n_obs_steps}, {self.obs_dim}), "
                 f"chunk ({self.horizon}, {self.action_dim}))")
 
-    def act(self, obs: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """Action chunks (B, H, A) float32 for obs (B, T_o, D) and noise (B, H, A)."""
+    def act(self, obs: np.ndarray | dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
+        """Action chunks (B, H, A) float32 for obs (B, T_o, D) and noise (B, H, A); an image policy takes
+        obs = {"lowdim": (B, T_o, D), <camera>: (B, T_o, H, W, 3) uint8} (see `image_keys`)."""
+        frames = []
+        if self.image_keys:
+            if not isinstance(obs, dict) or any(k not in obs for k in ("lowdim", *self.image_keys)):
+                raise ValueError(f"an image policy takes obs = a dict with keys {['lowdim', *self.image_keys]}")
+            for key in self.image_keys:
+                frames.append(np.ascontiguousarray(obs[key], dtype=np.uint8))
+                if frames[-1].shape != (len(frames[-1]), *self.image_shapes[key]):
+                    raise ValueError(f"images {key!r} of shape {frames[-1].shape}; the bundle expects "
+                                     f"(B, {', '.join(map(str, self.image_shapes[key]))})")
+            obs = obs["lowdim"]
         obs = np.ascontiguousarray(obs, dtype=np.float32)
         noise = np.ascontiguousarray(noise, dtype=np.float32)
         if obs.ndim != 3 or obs.shape[1:] != (self.n_obs_steps, self.obs_dim):
             raise ValueError(f"obs of shape {obs.shape}; the bundle expects (B, {self.n_obs_steps}, {self.obs_dim})")
         if noise.shape != (len(obs), self.horizon, self.action_dim):
             raise ValueError(f"noise of shape {noise.shape}; expected ({len(obs)}, {self.horizon}, {self.action_dim})")
+        if any(len(f) != len(obs) for f in frames):
+            raise ValueError("obs and images differ in batch size")
         if self.backend == "onnx":
-            return self._session.run(None, dict(zip(self._names, (obs, noise))))[0]
+            return self._session.run(None, dict(zip(self._names, (obs, noise, *frames))))[0]
         torch = self._torch
         with torch.inference_mode():
-            return self._module(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
+            return self._module(torch.from_numpy(obs), torch.from_numpy(noise), *map(torch.from_numpy, frames)).numpy()
 
-    def act_chunk(self, obs_history: np.ndarray, noise: np.ndarray) -> np.ndarray:
-        """One action chunk (H, A) for one history (T_o, D) (oldest first) and noise (H, A)."""
+    def act_chunk(self, obs_history: np.ndarray | dict[str, np.ndarray], noise: np.ndarray) -> np.ndarray:
+        """One action chunk (H, A) for one history (T_o, D) (oldest first; an image policy: the dict of
+        per-key histories) and noise (H, A)."""
+        if isinstance(obs_history, dict):
+            return self.act({k: np.asarray(v)[None] for k, v in obs_history.items()}, np.asarray(noise)[None])[0]
         return self.act(np.asarray(obs_history)[None], np.asarray(noise)[None])[0]
 
     def flatten(self, observation: dict[str, np.ndarray]) -> np.ndarray:

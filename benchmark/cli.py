@@ -97,7 +97,8 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
-    from .leaderboard import load_records, write_leaderboard
+    from .leaderboard import aggregate, load_records, write_leaderboard
+    from .plots import write_plots
 
     runs_dir = Path(args.runs_dir)
     if not runs_dir.is_dir():
@@ -105,9 +106,46 @@ def _leaderboard(args: argparse.Namespace) -> None:
     records = load_records(runs_dir)
     if not records:
         raise ValueError(f"{runs_dir}: no record.json found (no finished runs)")
-    paths = write_leaderboard(records, Path(args.out or runs_dir))
+    out = Path(args.out or runs_dir)
+    paths = write_leaderboard(records, out)
+    logs = {f"{r['config']['method']} w={r['config'].get('w')} s{r['config']['seed']}":
+            runs_dir / r["run_id"] / "train_log.jsonl" for r in records
+            if (runs_dir / r["run_id"] / "train_log.jsonl").exists()}
+    figures = write_plots(aggregate(records), logs, out)
+    print(Path(paths["md"]).read_text())
+    print("wrote " + ", ".join(str(p) for p in [*paths.values(), *figures]))
+
+
+def _analyze(args: argparse.Namespace) -> None:
+    from .analyze import analyze
+
+    paths = analyze(args.runs_dir, args.out or args.runs_dir, metric=args.metric)
     print(Path(paths["md"]).read_text())
     print("wrote " + ", ".join(str(p) for p in paths.values()))
+
+
+def _submit(args: argparse.Namespace) -> None:
+    from .submit import submit
+
+    paths = submit(args.records, args.leaderboard)
+    print(f"accepted {len(args.records)} record source(s); leaderboard: " + ", ".join(str(p) for p in paths.values()))
+
+
+def _study(args: argparse.Namespace) -> None:
+    from .study import study
+
+    runs_dir = Path(args.runs_dir)
+    if not runs_dir.is_dir():
+        raise ValueError(f"{runs_dir} is not a directory")
+    command = f"cotrain study {args.runs_dir} --out {args.out} --track {args.track}" + (
+        f" --budget {args.budget}" if args.budget else "") + (" --no-guidance" if args.no_guidance else "")
+    summary = study(runs_dir, args.out, track=args.track, budget=args.budget, device=args.device,
+                    workers=args.workers, guidance=not args.no_guidance, command=command,
+                    log=(lambda *a, **k: None) if args.quiet else print)
+    for claim in summary["claims"]:
+        print(f"  {claim['verdict']:<28} {claim['claim']}")
+    print(f"wrote {Path(args.out) / 'COMPARISON.md'} and {len(summary['files']) - 1} more files "
+          f"({summary['wall_s']:.0f} s)")
 
 
 def _quickstart(args: argparse.Namespace) -> None:
@@ -256,8 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out")
     p.set_defaults(func=_leaderboard)
 
+    p = sub.add_parser("study", help="the study track's analyses and COMPARISON.md from a study sweep's runs")
+    p.add_argument("runs_dir", help="runs folder of `cotrain sweep --track study --budget B`")
+    p.add_argument("--out", default="results/study", help="tables, figures and COMPARISON.md")
+    p.add_argument("--track", default="study", help="the track whose grid the runs belong to")
+    p.add_argument("--budget", help="the track's budget (default: the records' profile)")
+    p.add_argument("--no-guidance", action="store_true", help="read cached guidance sweeps only, evaluate none")
+    _common(p, runs=False)
+    p.set_defaults(func=_study)
+
     # `cotrain perf ...` is dispatched to benchmark.perf before parsing (it has its own options).
     sub.add_parser("perf", help="performance benchmark: env stepping, evaluation, DDIM inference (see --help)")
+
+    p = sub.add_parser("analyze", help="correlate representation metrics with success across a sweep")
+    p.add_argument("runs_dir")
+    p.add_argument("--out")
+    p.add_argument("--metric", default="structured_alignment", help="metric for the scatter plot")
+    p.set_defaults(func=_analyze)
+
+    p = sub.add_parser("submit", help="check records against the protocol and add them to a leaderboard")
+    p.add_argument("records", nargs="+", help="record.json files or run folders")
+    p.add_argument("--leaderboard", default="results/leaderboard", help="leaderboard folder")
+    p.set_defaults(func=_submit)
 
     p = sub.add_parser("quickstart", help="every method, quick profile, one pair and seed")
     p.add_argument("--pair", default="lift/dynamics")

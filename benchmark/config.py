@@ -65,7 +65,9 @@ class RunConfig:
     """Noise network: `mlp` or `unet`."""
     backend: str = "fast"
     """Simulation backend for demos and evaluation: `fast` (default; matches `robosuite` within
-    the tolerance tests/test_fast.py states) or `robosuite` (the reference)."""
+    the tolerance tests/test_fast.py states) or `robosuite` (the reference). Image pairs always run
+    on `robosuite` (the fast backend does not render): `fast` is replaced by it for them, so the
+    run's config and hash name the backend that really ran."""
     checkpoint_rule: str = "last"
     """`last`, or `best_val` (best target validation loss, named as such in the record)."""
     episodes: int | None = None
@@ -96,6 +98,8 @@ class RunConfig:
             raise ValueError(f"network must be 'mlp' or 'unet', got {self.network!r}")
         if self.backend not in ("fast", "robosuite"):
             raise ValueError(f"backend must be 'fast' or 'robosuite', got {self.backend!r}")
+        if get_pair(self.pair).obs == "image":  # the fast backend does not render
+            object.__setattr__(self, "backend", "robosuite")
         if self.checkpoint_rule not in ("last", "best_val"):
             raise ValueError(f"checkpoint_rule must be 'last' or 'best_val', got {self.checkpoint_rule!r}")
         if self.workers < 1 or self.threads < 1:

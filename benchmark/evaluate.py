@@ -37,18 +37,36 @@ class EvalSpec:
 
 def _init_worker(spec: EvalSpec) -> None:
     from baselines import load_checkpoint
-    from tasks import make_env
+    from tasks import get_pair, make_env
 
     torch.set_num_threads(1)
     _WORKER["method"] = load_checkpoint(spec.checkpoint, device=spec.device)
     _WORKER["envs"] = []
     _WORKER["spec"] = spec
-    _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, backend=spec.backend)
+    obs = get_pair(spec.pair).obs  # image pairs: dict observations, robosuite only (make_env says so otherwise)
+    _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, obs=obs, backend=spec.backend)
 
 
 def _episode_noise(seed: int, chunk: int, shape: tuple[int, int]) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed * 100_003 + chunk)
     return torch.randn(shape, generator=gen)
+
+
+def _padded_batch(histories: list[deque], active: list[int]) -> np.ndarray | dict[str, np.ndarray]:
+    """The active episodes' histories in a zero-padded (EVAL_BATCH, T_o, ...) batch: an array, or for
+    image observations a dict of arrays ("lowdim" float32, cameras uint8)."""
+    first = histories[active[0]][0]
+    if isinstance(first, dict):
+        out = {k: np.zeros((EVAL_BATCH, len(histories[active[0]]), *np.shape(v)), np.float32 if k == "lowdim"
+                           else np.asarray(v).dtype) for k, v in first.items()}
+        for i in active:
+            for key, value in out.items():
+                value[i] = np.stack([ob[key] for ob in histories[i]])
+        return out
+    out = np.zeros((EVAL_BATCH, len(histories[active[0]]), len(first)), np.float32)
+    for i in active:
+        out[i] = np.stack(histories[i])
+    return out
 
 
 def _run_batch(seeds: list[int]) -> list[dict[str, Any]]:
@@ -64,10 +82,9 @@ def _run_batch(seeds: list[int]) -> list[dict[str, Any]]:
         histories.append(deque([obs] * cfg.n_obs_steps, maxlen=cfg.n_obs_steps))
     active = list(range(len(seeds)))
     while active:
-        obs = np.zeros((EVAL_BATCH, cfg.n_obs_steps, cfg.obs_dim), np.float32)
+        obs = _padded_batch(histories, active)
         noise = torch.zeros(EVAL_BATCH, cfg.horizon, cfg.action_dim)
         for i in active:
-            obs[i] = np.stack(histories[i])
             noise[i] = _episode_noise(seeds[i], chunks[i], (cfg.horizon, cfg.action_dim))
             chunks[i] += 1
         with torch.inference_mode():

@@ -2,7 +2,9 @@
 
 The whole sampling loop (normalize the observation history -> encoder -> every DDIM step with the
 method's guidance rule and domain token -> un-normalize) is one graph mapping
-(obs (B, T_o, D) float32, initial noise (B, H, A) float32) -> actions (B, H, A), written twice:
+(obs (B, T_o, D) float32, initial noise (B, H, A) float32) -> actions (B, H, A), written twice
+(an image policy's graph takes one more input per camera after the noise, named by its key:
+(B, T_o, H, W, 3) uint8 frames, the image encoder inside the graph):
 
 - `policy.onnx`: `torch.onnx.export(..., dynamo=True)` (needs onnxscript), opset in policy.json;
 - `policy.pt2`: a `torch.export` program (`torch.export.load(path).module()`).
@@ -54,8 +56,9 @@ class ExportError(RuntimeError):
 class SamplingGraph(nn.Module):
     """The policy's whole DDIM sampling loop with the domain token and guidance baked in.
 
-    forward(obs (B, T_o, D), noise (B, H, A)) -> actions (B, H, A), raw units; the same computation as
-    `DiffusionPolicy._ddim` (one batched pass), written with operations that keep B symbolic.
+    forward(obs (B, T_o, D), noise (B, H, A), *images) -> actions (B, H, A), raw units; the same computation
+    as `DiffusionPolicy._ddim` (one batched pass), written with operations that keep B symbolic.
+    images: an image policy's frames (B, T_o, H, W, 3) uint8, one per camera in `image_keys` order.
     tokens: [] (no domain embedding), [d] (conditioned on d), [d, null] (classifier-free guidance).
     """
 
@@ -70,11 +73,14 @@ class SamplingGraph(nn.Module):
         else:
             self.tokens = [int(domain_token)] + ([NULL_DOMAIN] if self.guidance else [])
         self.coefs = [tuple(float(c) for c in k) for k in policy._ddim_coefs]
+        self.image_keys = tuple(policy.config.image_keys)
 
-    def forward(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs: torch.Tensor, noise: torch.Tensor, *images: torch.Tensor) -> torch.Tensor:
         p = self.policy
         b = obs.shape[0]
         z = p.encoder(p.obs_normalizer(obs).flatten(1))
+        if self.image_keys:  # z = concat(image features, low-dim z), as DiffusionPolicy.encode
+            z = torch.cat([p.image_encoders[k](x.movedim(-1, -3)) for k, x in zip(self.image_keys, images)] + [z], -1)
         if self.tokens:
             emb = p.domain_embedding.weight
             z_cond = torch.cat([torch.cat([z, emb[t:t + 1].expand(b, emb.shape[1])], -1) for t in self.tokens])
@@ -205,30 +211,53 @@ def _success(record: dict | None) -> dict[str, Any] | None:
 
 
 # -- recorded observations for the numerical check
-def _histories(dataset: Any, n_obs_steps: int, count: int) -> np.ndarray:
+# An observation batch is a (K, T_o, D) array, or for an image policy a dict {"lowdim": that,
+# <camera>: (K, T_o, H, W, 3) uint8}.
+def _map(fn: Any, obs: Any) -> Any:
+    return {k: fn(v) for k, v in obs.items()} if isinstance(obs, dict) else fn(obs)
+
+
+def _row(obs: Any, i: int) -> Any:
+    return _map(lambda x: x[i], obs)
+
+
+def _stack(items: list) -> Any:
+    """Observations (or histories) stacked along a new first axis; dicts key by key, "lowdim" as float32."""
+    if isinstance(items[0], dict):
+        return {k: np.stack([x[k] for x in items]).astype(np.float32 if k == "lowdim" else items[0][k].dtype)
+                for k in items[0]}
+    return np.asarray(np.stack(items), np.float32)
+
+
+def _histories(dataset: Any, n_obs_steps: int, count: int, image_keys: tuple[str, ...] = ()) -> Any:
     from baselines.data import make_windows
 
-    obs = make_windows(dataset, n_obs_steps, 1).obs
-    keep = np.unique(np.linspace(0, len(obs) - 1, min(count, len(obs))).round().astype(int))
-    return obs[keep]
+    windows = make_windows(dataset, n_obs_steps, 1, image_keys=image_keys)
+    keep = np.unique(np.linspace(0, len(windows) - 1, min(count, len(windows))).round().astype(int))
+    return windows.observations(keep)
 
 
 def _recorded_observations(run_dir: Path, config: dict | None, method: Any, layout, count: int,
-                           observations: Any) -> tuple[np.ndarray, str]:
-    """(K, T_o, D) histories and a sentence saying where they come from."""
+                           observations: Any) -> tuple[Any, str]:
+    """(K, T_o, D) histories (an image policy: the observation dict) and a sentence saying where they come from."""
     from tasks.dataset import load_dataset
 
     pcfg = method.policy.config
     if observations is not None and not isinstance(observations, (str, Path)):
-        obs = np.asarray(observations, np.float32)
-        return obs[:count], "observation histories given to export_bundle"
+        if isinstance(observations, dict):
+            obs = {k: np.asarray(v, np.float32 if k == "lowdim" else None) for k, v in observations.items()}
+        else:
+            obs = np.asarray(observations, np.float32)
+        return _map(lambda x: x[:count], obs), "observation histories given to export_bundle"
+    keys = pcfg.image_keys
     if observations is not None:
-        return _histories(load_dataset(observations, layout), pcfg.n_obs_steps, count), f"dataset {observations}"
+        return (_histories(load_dataset(observations, layout), pcfg.n_obs_steps, count, keys),
+                f"dataset {observations}")
     if config is not None:
         found = _find_demos(run_dir.parent / "_demos", config)
         if found is not None:
             what, path = found
-            return _histories(load_dataset(path, layout), pcfg.n_obs_steps, count), f"{what} ({path.name})"
+            return _histories(load_dataset(path, layout), pcfg.n_obs_steps, count, keys), f"{what} ({path.name})"
     if config is None:
         raise ExportError(f"{run_dir}: no config.json and no observations given: nothing to check the export on")
     return _rollout_observations(config, method, count), "a short rollout of the policy in the target domain"
@@ -270,29 +299,30 @@ def _find_demos(demos_dir: Path, config: dict) -> tuple[str, Path] | None:
     return None
 
 
-def _rollout_observations(config: dict, method: Any, count: int) -> np.ndarray:
+def _rollout_observations(config: dict, method: Any, count: int) -> Any:
     """Histories seen by the PyTorch policy in one target episode (at most `count` steps)."""
     from collections import deque
 
-    from tasks import make_env
+    from tasks import get_pair, make_env
     from tasks.seeds import episode_seeds
 
     pcfg = method.policy.config
-    env = make_env(config["pair"], "target", config["magnitude"], backend=config.get("backend", "robosuite"))
+    env = make_env(config["pair"], "target", config["magnitude"], obs=get_pair(config["pair"]).obs,
+                   backend=config.get("backend", "robosuite"))
     try:
         obs, _ = env.reset(seed=episode_seeds("validation", config.get("seed", 0), 1)[0])
         hist = deque([obs] * pcfg.n_obs_steps, maxlen=pcfg.n_obs_steps)
         out, gen = [], torch.Generator().manual_seed(NOISE_SEED)
         while len(out) < count:
             with torch.inference_mode():
-                chunk = method.sample(np.stack(hist)[None], "target", generator=gen)[0]
+                chunk = method.sample(_map(lambda x: x[None], _stack(list(hist))), "target", generator=gen)[0]
             for action in chunk[: pcfg.n_action_steps]:
-                out.append(np.stack(hist))
+                out.append(_stack(list(hist)))
                 obs, _, terminated, truncated, _ = env.step(action)
                 hist.append(obs)
                 if terminated or truncated or len(out) >= count:
-                    return np.asarray(out, np.float32)
-        return np.asarray(out, np.float32)
+                    return _stack(out)
+        return _stack(out)
     finally:
         env.close()
 
@@ -357,23 +387,24 @@ def _quiet():
             lg.setLevel(level)
 
 
-def _export_files(graph: SamplingGraph, example: tuple[torch.Tensor, torch.Tensor], out: Path, opset: int) -> None:
+def _export_files(graph: SamplingGraph, example: tuple[torch.Tensor, ...], out: Path, opset: int) -> None:
+    """Write both formats; `example`: (obs, noise, *images), the images in `graph.image_keys` order."""
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
-    shapes = ({0: batch}, {0: batch})
+    shapes = ({0: batch}, {0: batch}) + ((tuple({0: batch} for _ in example[2:]),) if len(example) > 2 else ())
     with _quiet(), torch.no_grad():
         program = torch.export.export(graph, example, dynamic_shapes=shapes)
         torch.export.save(program, out / FILES["torch"])
         onnx_program = torch.onnx.export(graph, example, dynamo=True, opset_version=opset, verbose=False,
-                                         input_names=["obs", "noise"], output_names=["actions"],
+                                         input_names=["obs", "noise", *graph.image_keys], output_names=["actions"],
                                          dynamic_shapes=shapes)
         onnx_program.save(str(out / FILES["onnx"]))
 
 
-def _latency_ms(policy: Any, obs: np.ndarray, noise: np.ndarray, calls: int = 20) -> float:
-    policy.act_chunk(obs[0], noise[0])
+def _latency_ms(policy: Any, obs: Any, noise: np.ndarray, calls: int = 20) -> float:
+    policy.act_chunk(_row(obs, 0), noise[0])
     t0 = time.perf_counter()
     for i in range(calls):
-        policy.act_chunk(obs[i % len(obs)], noise[i % len(noise)])
+        policy.act_chunk(_row(obs, i % len(noise)), noise[i % len(noise)])
     return (time.perf_counter() - t0) / calls * 1e3
 
 
@@ -439,12 +470,18 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
     graph = SamplingGraph(policy, token, lam).eval()
 
     obs, obs_source = _recorded_observations(run_dir, config, method, layout, check_samples, observations)
-    if obs.ndim != 3 or obs.shape[1:] != (pcfg.n_obs_steps, pcfg.obs_dim):
-        raise ExportError(f"check observations of shape {obs.shape}, expected (K, {pcfg.n_obs_steps}, {pcfg.obs_dim})")
-    noise = np.random.default_rng(NOISE_SEED).standard_normal((len(obs), pcfg.horizon, pcfg.action_dim)).astype(np.float32)
+    lowdim = obs["lowdim"] if isinstance(obs, dict) else obs
+    if lowdim.ndim != 3 or lowdim.shape[1:] != (pcfg.n_obs_steps, pcfg.obs_dim):
+        raise ExportError(f"check observations of shape {lowdim.shape}, "
+                          f"expected (K, {pcfg.n_obs_steps}, {pcfg.obs_dim})")
+    if pcfg.image_keys and not (isinstance(obs, dict) and all(k in obs for k in pcfg.image_keys)):
+        raise ExportError(f"an image policy's check observations need the images {list(pcfg.image_keys)}")
+    frames = [np.ascontiguousarray(obs[k]) for k in pcfg.image_keys]
+    noise = np.random.default_rng(NOISE_SEED).standard_normal((len(lowdim), pcfg.horizon, pcfg.action_dim))
+    noise = noise.astype(np.float32)
     with torch.inference_mode():
         reference = method.sample(obs, domain, guidance=lam if method.guided else None, noise=noise)
-        composed = graph(torch.from_numpy(obs), torch.from_numpy(noise)).numpy()
+        composed = graph(torch.from_numpy(lowdim), torch.from_numpy(noise), *map(torch.from_numpy, frames)).numpy()
     if not np.isfinite(reference).all():
         raise ExportError("the PyTorch policy returns non-finite actions on the check observations")
 
@@ -459,10 +496,15 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
         "inputs": {"obs": {"shape": ["B", pcfg.n_obs_steps, pcfg.obs_dim], "dtype": "float32",
                            "meaning": "raw observation histories, oldest first (not normalized)"},
                    "noise": {"shape": ["B", pcfg.horizon, pcfg.action_dim], "dtype": "float32",
-                             "meaning": "initial DDIM noise, standard normal"}},
+                             "meaning": "initial DDIM noise, standard normal"},
+                   **{key: {"shape": ["B", pcfg.n_obs_steps, *f.shape[2:]], "dtype": "uint8",
+                            "meaning": f"camera {key!r} frames of the same steps as obs, oldest first, rows top to "
+                                       "bottom, RGB channels last (as the environment renders them)"}
+                      for key, f in zip(pcfg.image_keys, frames)}},
         "outputs": {"actions": {"shape": ["B", pcfg.horizon, pcfg.action_dim], "dtype": "float32",
                                 "meaning": "action chunk in the action layout's units, first action first"}},
         "observation": {"dim": pcfg.obs_dim, "n_obs_steps": pcfg.n_obs_steps,
+                        "image_keys": list(pcfg.image_keys),
                         "layout": _layout_entries(layout, objects), "frame": FRAME_TEXT,
                         "history": "the last n_obs_steps observations, oldest first; at an episode's start the "
                                    "first observation is repeated", **facts},
@@ -489,9 +531,10 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
                        "trained_at_git_revision": (record or {}).get("fingerprint", {}).get("git"),
                        "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                        "packages": _package_versions()},
-        "onnx": {"opset": opset, "exporter": "torch.onnx.export(dynamo=True)", "input_names": ["obs", "noise"],
+        "onnx": {"opset": opset, "exporter": "torch.onnx.export(dynamo=True)",
+                 "input_names": ["obs", "noise", *pcfg.image_keys],
                  "output_names": ["actions"]},
-        "check": {"tolerance": tolerance, "observations": obs_source, "samples": int(len(obs)),
+        "check": {"tolerance": tolerance, "observations": obs_source, "samples": int(len(lowdim)),
                   "noise": f"numpy default_rng({NOISE_SEED}).standard_normal, float32",
                   "reference": "method.sample (EMA weights, PyTorch eager, one row at a time); the bundle "
                                "is run one row at a time too (act_chunk), as the runner calls it",
@@ -503,7 +546,8 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        example = (torch.from_numpy(obs[:2]), torch.from_numpy(noise[:2]))
+        example = (torch.from_numpy(lowdim[:2]), torch.from_numpy(noise[:2]),
+                   *(torch.from_numpy(f[:2]) for f in frames))
         try:
             _export_files(graph, example, tmp, opset)
         except Exception as err:  # noqa: BLE001 - re-raised with context
@@ -512,7 +556,7 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
         diffs, latency = {}, {}
         for backend in FILES:
             loaded = load_bundle(tmp, backend, num_threads=1)
-            out = np.stack([loaded.act_chunk(o, n) for o, n in zip(obs, noise)])  # as the runner calls it
+            out = np.stack([loaded.act_chunk(_row(obs, i), n) for i, n in enumerate(noise)])  # as the runner does
             diffs[backend] = float(np.max(np.abs(out - reference))) if np.isfinite(out).all() else float("inf")
             latency[backend] = round(_latency_ms(loaded, obs, noise), 3)
         spec["check"]["max_abs_diff"] = diffs

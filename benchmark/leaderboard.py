@@ -29,6 +29,7 @@ from benchmark.stats import (
 __all__ = [
     "RecordError",
     "load_records",
+    "read_record",
     "runs_frame",
     "aggregate",
     "aggregate_across_pairs",
@@ -73,14 +74,17 @@ def load_records(runs_dir: str | Path) -> list[dict]:
     root = Path(runs_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"runs directory not found: {root}")
-    records = []
-    for path in sorted(root.rglob("record.json")):
-        try:
-            rec = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RecordError(f"{path}: not valid JSON ({e})") from e
-        records.append(_check_record(rec, path))
-    return records
+    return [read_record(path) for path in sorted(root.rglob("record.json"))]
+
+
+def read_record(path: str | Path) -> dict:
+    """Parse and validate one ``record.json`` (:class:`RecordError` naming the file if invalid)."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(f"{path}: not a readable JSON record ({e})") from e
+    return _check_record(rec, path)
 
 
 def _key(rec: dict) -> tuple:

@@ -145,3 +145,12 @@ def plot_training_curves(log_paths: dict[str, str | Path], out_path: str | Path,
         ax.legend(fontsize="small")
     ax.set(xlabel="step", ylabel=key)
     return _save(fig, out_path)
+
+
+def write_plots(df: pd.DataFrame, log_paths: dict[str, str | Path], out_dir: str | Path) -> list[Path]:
+    """The leaderboard's figures from an `aggregate` table and training logs keyed by label."""
+    out = Path(out_dir)
+    return [plot_success_vs_ratio(df, out / "success_vs_ratio.png"),
+            plot_success_vs_magnitude(df, out / "success_vs_magnitude.png"),
+            plot_alignment_vs_discernibility(df, out / "alignment_vs_discernibility.png"),
+            plot_training_curves(log_paths, out / "training_curves.png")]

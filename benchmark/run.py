@@ -20,6 +20,8 @@ from .config import SUITE_VERSION, RunConfig, content_hash
 RECORD_SCHEMA = 1
 EXPERT_NOISE = 0.1
 REPLAY_PAIRS = 256
+METRIC_CHUNK = 64  # replay rows encoded at a time
+RAW_IMAGE_POOL = 4  # image pixels pooled 4 x 4 for the raw-history probe (84x84 -> 21x21)
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -66,13 +68,15 @@ def _windows(path: Path, layout, policy_cfg):
     from baselines.data import make_windows
     from tasks.dataset import load_dataset
 
-    return make_windows(load_dataset(path, layout), policy_cfg.n_obs_steps, policy_cfg.horizon)
+    return make_windows(load_dataset(path, layout), policy_cfg.n_obs_steps, policy_cfg.horizon,
+                        image_keys=policy_cfg.image_keys)
 
 
 def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[str, Any], progress: bool) -> dict:
     from baselines import METHODS, DiffusionPolicy, PolicyConfig
     from baselines.data import MixedSampler
     from tasks import get_pair, obs_layout
+    from tasks.visual import AGENTVIEW
     import torch
 
     from tasks.toy import is_toy
@@ -87,8 +91,11 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     if toy:  # toy pairs: one 3-D observation, one 2-D action (benchmark/toy.py)
         pcfg = toy_policy_config(size.width, size.depth, size.z_dim, cfg.network, method_cls.uses_domain_embedding)
     else:
+        # image pairs: the conv image encoder, size.z_dim features per frame (z = image features + low-dim z)
+        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=size.z_dim) if get_pair(cfg.pair).obs == "image" else {}
         pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=size.width,
-                            depth=size.depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding)
+                            depth=size.depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding,
+                            **image)
     src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
@@ -129,13 +136,16 @@ def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
     return out
 
 
-def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, horizon: int):
+def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, horizon: int,
+                  image_keys: tuple[str, ...] = ()):
     """Paired observation windows from the same initial conditions run in both domains.
 
     Episodes are matched by episode seed and steps by time index (up to the shorter episode);
-    at most REPLAY_PAIRS pairs, evenly spaced. Returns (src_obs, tgt_obs, src_act, tgt_act).
+    at most REPLAY_PAIRS pairs, evenly spaced. Returns (src_obs, tgt_obs, src_act, tgt_act); with
+    `image_keys` the observations are dicts {"lowdim": (n, T_o, D), <camera>: (n, T_o, H, W, 3) uint8}.
     """
     from baselines.data import make_windows
+    from baselines.policy import map_obs
     from tasks.dataset import load_dataset
 
     src, tgt = load_dataset(src_path, layout), load_dataset(tgt_path, layout)
@@ -145,41 +155,72 @@ def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, hori
         if seed not in tgt_index:
             continue
         j = tgt_index[seed]
-        ws = make_windows(src.select([i]), n_obs_steps, horizon)
-        wt = make_windows(tgt.select([j]), n_obs_steps, horizon)
+        ws = make_windows(src.select([i]), n_obs_steps, horizon, image_keys=image_keys)
+        wt = make_windows(tgt.select([j]), n_obs_steps, horizon, image_keys=image_keys)
         t = min(len(ws.obs), len(wt.obs))
-        for k, arr in enumerate((ws.obs[:t], wt.obs[:t], src.actions[i][:t], tgt.actions[j][:t])):
+        keep = np.arange(t)
+        for k, arr in enumerate((ws.observations(keep), wt.observations(keep), src.actions[i][:t],
+                                 tgt.actions[j][:t])):
             parts[k].append(arr)
     if not parts[0]:
         raise RuntimeError("no replay episode succeeded in both domains; the metrics need paired states")
-    arrays = [np.concatenate(p) for p in parts]
-    keep = np.unique(np.linspace(0, len(arrays[0]) - 1, min(REPLAY_PAIRS, len(arrays[0]))).astype(int))
-    return tuple(a[keep] for a in arrays)
+    arrays = [{key: np.concatenate([x[key] for x in p]) for key in p[0]} if isinstance(p[0], dict)
+              else np.concatenate(p) for p in parts]
+    n = len(arrays[2])
+    keep = np.unique(np.linspace(0, n - 1, min(REPLAY_PAIRS, n)).astype(int))
+    return tuple(map_obs(lambda x: x[keep], a) for a in arrays)
+
+
+def _raw_features(obs) -> np.ndarray:
+    """What the raw-history probe reads, flat per row: the low-dimensional history, and for image
+    observations each camera's frames average-pooled RAW_IMAGE_POOL x RAW_IMAGE_POOL, in [0, 1] (the
+    full-resolution pixels would make the MLP probe slower than the whole run)."""
+    if not isinstance(obs, dict):
+        return obs.reshape(len(obs), -1)
+    parts = [obs["lowdim"].reshape(len(obs["lowdim"]), -1)]
+    for key in sorted(k for k in obs if k != "lowdim"):
+        frames = obs[key].astype(np.float32) / 255.0
+        n, t, h, w, c = frames.shape
+        p = RAW_IMAGE_POOL
+        pooled = frames[:, :, :h - h % p, :w - w % p].reshape(n, t, h // p, p, w // p, p, c).mean((3, 5))
+        parts.append(pooled.reshape(n, -1))
+    return np.concatenate(parts, 1)
 
 
 def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dict[str, float]:
     import torch
 
     from baselines import load_checkpoint
+    from baselines.policy import map_obs
     from tasks import get_pair, obs_layout
 
-    from .metrics import raw_discernibility, representation_metrics
+    from .metrics import gromov_wasserstein, raw_discernibility, representation_metrics
 
     method = load_checkpoint(str(run_dir / "checkpoint"), device=cfg.device)
     pcfg = method.policy.config
     layout = obs_layout(get_pair(cfg.pair).base_task)
     o_src, o_tgt, a_src, a_tgt = paired_replay(replay["source"], replay["target"], layout,
-                                               pcfg.n_obs_steps, pcfg.horizon)
+                                               pcfg.n_obs_steps, pcfg.horizon, pcfg.image_keys)
+    step = METRIC_CHUNK if pcfg.image_keys else len(a_src)  # image policies: chunks of rows bound the memory
+    chunks = [np.arange(len(a_src))[i:i + step] for i in range(0, len(a_src), step)]
+
+    def read(fn, obs, *args) -> np.ndarray:
+        return np.concatenate([np.asarray(fn(map_obs(lambda x: x[c], obs), *args)) for c in chunks])
+
     with torch.inference_mode():
-        z = [np.asarray(method.encode(o)) for o in (o_src, o_tgt)]
-        zc = [np.asarray(method.conditioning(o, d)) for o, d in ((o_src, "source"), (o_tgt, "target"))]
+        z = [read(method.encode, o) for o in (o_src, o_tgt)]
+        zc = [read(method.conditioning, o, d) for o, d in ((o_src, "source"), (o_tgt, "target"))]
+        shallow = [read(method.shallow_features, o) for o in (o_src, o_tgt)]
     metrics = representation_metrics(z[0], z[1], zc[0], zc[1], seed=cfg.seed)
-    raw = raw_discernibility(o_src.reshape(len(o_src), -1), o_tgt.reshape(len(o_tgt), -1), seed=cfg.seed)
-    raw_act = raw_discernibility(np.concatenate([o_src.reshape(len(o_src), -1), a_src], 1),
-                                 np.concatenate([o_tgt.reshape(len(o_tgt), -1), a_tgt], 1), seed=cfg.seed)
+    # Gromov-Wasserstein on the shallow features (the image encoder's output; a low-dim policy's first layer)
+    metrics["align_gw_shallow"] = gromov_wasserstein(shallow[0], shallow[1], seed=cfg.seed)
+    x_src, x_tgt = _raw_features(o_src), _raw_features(o_tgt)
+    raw = raw_discernibility(x_src, x_tgt, seed=cfg.seed)
+    raw_act = raw_discernibility(np.concatenate([x_src, a_src.reshape(len(a_src), -1)], 1),
+                                 np.concatenate([x_tgt, a_tgt.reshape(len(a_tgt), -1)], 1), seed=cfg.seed)
     metrics.update({f"raw_discern_{k}": v for k, v in raw.items()})
     metrics.update({f"raw_discern_obs_action_{k}": v for k, v in raw_act.items()})
-    metrics["replay_pairs"] = int(len(o_src))
+    metrics["replay_pairs"] = int(len(a_src))
     return metrics
 
 

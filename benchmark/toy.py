@@ -499,15 +499,20 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
     everything += [s for v in f2_source.values() for s in v] + [s for v in f3.values() for s in v]
     everything += [s for v in f5.values() for s in v] + [s for c in checks.values() for v in c.values() for s in v]
     log(f"cotrain toy: {len(set(everything))} runs of {size.steps} steps on {parallel} worker(s)")
+    n_cached = sum((runs_dir / f"{spec.key()}.json").exists() for spec in set(everything))
     res = run_many(everything, runs_dir, parallel=parallel, log=log)
     t_runs = time.time() - t_start
+    verdicts: list[tuple[str, str, str]] = []  # (the study's claim, measured here, verdict)
 
     lines: list[str] = []
     add = lines.append
     add("# Toy models of sim-and-real co-training: the study's findings, measured\n")
     add(f"Command: `{command}`  ")
-    add(f"Wall time: {time.time() - t_start:.0f} s for {len(set(everything))} runs ({t_runs:.0f} s in training and "
-        f"evaluation; cached runs are reused). Suite {SUITE_VERSION}.\n")
+    run_s = sum(res[spec]["wall_s"] for spec in set(everything))
+    add(f"Runs: {len(set(everything))} ({n_cached} read from the cache `{runs_dir}`, the rest trained by this call in "
+        f"{t_runs:.0f} s on {parallel} worker(s)); the runs' own wall times sum to {run_s:.0f} s. Suite "
+        f"{SUITE_VERSION}. Timings on shared machines vary with the load.\n")
+    verdict_at = len(lines)
     add(f"Setup (tasks/toy.py): N = {N} target and M = {M} source samples unless stated; policy: the suite's "
         f"diffusion policy (residual MLP, width 64, depth 2, z of 16, DDPM 100 / DDIM 10), {size.steps} steps of "
         f"batch 256 through `benchmark.train.train`; target error = mean L2 distance of one sampled action to "
@@ -542,6 +547,31 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
     best_mix = min(MIXING_METHODS, key=lambda m: f1_rows[m]["error"][0])
     add("")
     add(_claims_methods(f1_rows, res, f1, best_mix))
+
+    def paired(a_runs, b_runs, key="error", section="eval"):
+        return mean_ci([res[a][section][key] - res[b][section][key] for a, b in zip(a_runs, b_runs)])
+
+    def sign_verdict(ci, expect_negative=True):
+        if math.isnan(ci[1]):
+            return "not resolved"
+        if (ci[2] < 0) if expect_negative else (ci[1] > 0):
+            return "reproduces"
+        if (ci[1] > 0) if expect_negative else (ci[2] < 0):
+            return "opposite"
+        return "not resolved"
+
+    for m in ("ot", "adda"):
+        d = paired(f1[m], f1["cotrain"], "align_wasserstein", "metrics")
+        verdicts.append((f"{m} aligns z (smaller W than cotrain)", f"W({m}) − W(cotrain) = {fmt_ci(d)}",
+                         sign_verdict(d)))
+        d = paired(f1[m], f1["cotrain"], "discern_mlp", "metrics")
+        verdicts.append((f"{m} (alignment only) loses discernibility of z", f"probe({m}) − probe(cotrain) = "
+                         f"{fmt_ci(d, 2)}", sign_verdict(d)))
+    others = [m for m in MIXING_METHODS if m != "cfg_adda"]
+    rival = min(others, key=lambda m: f1_rows[m]["error"][0])
+    d = paired(f1["cfg_adda"], f1[rival])
+    verdicts.append(("cfg_adda has the lowest target error", f"cfg_adda − {rival} (the best other) = {fmt_ci(d)}",
+                     sign_verdict(d)))
     add("\n![methods](methods.png)\n")
 
     # ---- finding 2
@@ -558,6 +588,11 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
         near = min(rules, key=lambda k: abs(math.log(opt) - math.log(rules[k])))
         dist = ", ".join(f"{k} {abs(math.log10(opt / v)):.2f}" for k, v in rules.items())
         curves[mm] = (ys, rules)
+        inside = rules["w_n"] <= opt <= rules["odds"]
+        verdicts.append((f"M = {mm}: the best w lies in the window [w_n, √N/(√N+√M)] = "
+                         f"[{rules['w_n']:.3f}, {rules['odds']:.3f}]", f"grid optimum {opt:g} "
+                         f"(bootstrap range [{rng_lo:g}, {rng_hi:g}]); nearest rule: {near}",
+                         "reproduces" if inside else "does not"))
         add(f"| {mm} | {rules['w_n']:.3f} | {rules['odds']:.3f} | {rules['sqrt']:.3f} | {opt:g} | "
             f"[{rng_lo:g}, {rng_hi:g}] | {fmt_ci(mean_ci(ys[list(size.ratio_w).index(opt)]))} | {fmt_ci(to_err)} | "
             f"{fmt_ci(_stat(res, f2_source[mm]))} | {near} (|log10| distances: {dist}) |")
@@ -590,6 +625,9 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
         f"is {'strictly increasing' if mono else 'not strictly increasing'} in w. Mean |position − w| over the "
         f"mixed ratios: {np.mean(np.abs(pos_means[1:-1] - ws[1:-1])):.2f}.\n")
     add("![reweighting](reweighting.png)\n")
+    verdicts.append(("where representations overlap, w alone moves the action toward the heavier domain",
+                     f"position {pos_means[0]:.2f} at w = {ws[0]:g} to {pos_means[-1]:.2f} at w = {ws[-1]:g}; "
+                     f"Spearman ρ = {rho.statistic:.2f}", "reproduces" if mono else "does not"))
 
     # ---- finding 4
     add("## 4. Classifier-free guidance scale (toy/study, structured Δz)\n")
@@ -610,6 +648,10 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
         diff = mean_ci(c[GUIDANCE_GRID.index(-0.5)] - c[GUIDANCE_GRID.index(0.0)])
         add(f"- {m}: lowest mean error at λ = {best:g}; error(λ = −0.5) − error(λ = 0), paired over seeds: "
             f"{fmt_ci(diff)} ({'−0.5 helps' if diff[2] < 0 else '−0.5 hurts' if diff[1] > 0 else 'not resolved'}).")
+        v = sign_verdict(diff)
+        verdicts.append((f"{m}: guidance λ = −0.5 beats conditional sampling (λ = 0)",
+                         f"lowest mean error at λ = {best:g}; error(−0.5) − error(0) = {fmt_ci(diff)}",
+                         v if not (v == "not resolved" and best == -0.5) else "not resolved (lowest mean at −0.5)"))
     add("\n![guidance](guidance.png)\n")
 
     # ---- finding 5
@@ -633,9 +675,32 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
         add(f"| {label} | {an['share'][k]:.3f} | [{iv[k][0]:.3f}, {iv[k][1]:.3f}] | "
             f"{'' if math.isnan(f) else f'{f:.1f}'} | {'' if math.isnan(p) else f'{p:.2g}'} |")
     _plot_grid(size.dz, size.w, cell, an, out_dir / "grid.png")
-    regimes = _regimes(res, f5, size)
+    mixed_idx = [b for b, w in enumerate(size.w) if 0 < w < 1]
+    an_mix = two_way_anova(y[:, mixed_idx]) if len(mixed_idx) > 1 else None
+    if an_mix is not None:
+        iv_mix = anova_share_intervals(y[:, mixed_idx])
+        add(f"\nThe same analysis over the co-training ratios only (0 < w < 1, without source_only and "
+            f"target_only): Δz {an_mix['share']['A']:.3f} [{iv_mix['A'][0]:.3f}, {iv_mix['A'][1]:.3f}], "
+            f"w {an_mix['share']['B']:.3f} [{iv_mix['B'][0]:.3f}, {iv_mix['B'][1]:.3f}], interaction "
+            f"{an_mix['share']['AB']:.3f} [{iv_mix['AB'][0]:.3f}, {iv_mix['AB'][1]:.3f}], residual "
+            f"{an_mix['share']['error']:.3f}.")
+    sh = an["share"]
+    verdicts.append(("ANOVA: Δz has the largest share of the loss variance (about half), w a smaller one "
+                     "(about a fifth), the interaction the rest",
+                     f"Δz {sh['A']:.2f} [{iv['A'][0]:.2f}, {iv['A'][1]:.2f}], w {sh['B']:.2f} [{iv['B'][0]:.2f}, "
+                     f"{iv['B'][1]:.2f}], Δz × w {sh['AB']:.2f}" + (
+                         f"; co-training ratios only: Δz {an_mix['share']['A']:.2f}, w {an_mix['share']['B']:.2f}, "
+                         f"Δz × w {an_mix['share']['AB']:.2f}" if an_mix else ""),
+                     "reproduces" if sh["A"] > sh["B"] > 0 else "does not"))
+    best_dz, best_w = size.dz[i], size.w[j]
+    verdicts.append(("the best error lies at a moderate Δz and a small w (about 0.05-0.1)",
+                     f"lowest cell Δz = {best_dz:g}, w = {best_w:g} (error {cell[i, j]:.3f})",
+                     "reproduces" if 0.5 <= best_dz <= 5 and 0.05 <= best_w <= 0.1 else
+                     "partly" if (0.5 <= best_dz <= 5) or (0.05 <= best_w <= 0.1) else "does not"))
+    regimes, regime_verdicts = _regimes(res, f5, size)
     add("")
     add(regimes)
+    verdicts += regime_verdicts
     add("\n![grid](grid.png)\n")
 
     # ---- informativeness
@@ -650,14 +715,23 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
                   {m: f1[m] for m in MIXING_METHODS})]
     for pname, runs in checks.items():
         info_rows.append((pname, "1", runs["target_only"], {m: v for m, v in runs.items() if m != "target_only"}))
+    informative: dict[str, str] = {}
     for pname, mag_label, to_runs, mixed in info_rows:
         best = min(mixed, key=lambda m: _stat(res, mixed[m])[0])
         diff = mean_ci([res[a]["eval"]["error"] - res[b]["eval"]["error"] for a, b in zip(to_runs, mixed[best])])
         verdict = "yes" if diff[1] > 0 else ("no" if diff[0] <= 0 else "not resolved")
+        informative[pname] = verdict
         add(f"| {pname} | {mag_label} | {fmt_ci(_stat(res, to_runs))} | {best} | {fmt_ci(_stat(res, mixed[best]))} | "
             f"{fmt_ci(diff)} | {verdict} |")
     add("")
-    add(f"Total wall time: {time.time() - t_start:.0f} s.")
+    add(f"This call's wall time: {time.time() - t_start:.0f} s.")
+    table = ["## The study's claims, measured here\n",
+             "Each claim of PAPER.md's toy and method findings, the number it rests on here (95% intervals over "
+             "seeds), and a verdict: *reproduces*, *opposite* (resolved, the other way), *does not*, or *not "
+             "resolved* (the interval covers no difference). The toy was not tuned toward any of them.\n",
+             "| claim (the study's) | measured here | verdict |", "|---|---|---|"]
+    table += [f"| {c} | {m} | {v} |" for c, m, v in verdicts]
+    lines[verdict_at:verdict_at] = table + [""]
     path = out_dir / "summary.md"
     path.write_text("\n".join(lines) + "\n")
     (out_dir / "data.json").write_text(json.dumps(
@@ -695,22 +769,50 @@ def _claims_methods(rows: dict, res: dict, f1: dict, best_mix: str) -> str:
     return "\n".join(out)
 
 
-def _regimes(res: dict, f5: dict, size: ToySize) -> str:
-    """The regime claims of PAPER.md's toy, stated with numbers from the grid."""
+def _regimes(res: dict, f5: dict, size: ToySize) -> tuple[str, list[tuple[str, str, str]]]:
+    """The regime claims of PAPER.md's toy, stated with numbers from the grid, and their verdicts."""
     mixed = [w for w in size.w if 0 < w < 1]
-    lines = []
-    to = mean_ci([res[s]["eval"]["error"] for s in f5[(size.dz[0], 1.0)]]) if 1.0 in size.w else None
+    lines, best = [], {}
     for dz in size.dz:
         best_w = min(mixed, key=lambda w: mean_ci([res[s]["eval"]["error"] for s in f5[(dz, w)]])[0])
         e = mean_ci([res[s]["eval"]["error"] for s in f5[(dz, best_w)]])
         tm = mean_ci([res[s]["eval"]["target_mode"] for s in f5[(dz, best_w)]])
+        best[dz] = (best_w, e, tm)
         lines.append(f"| {dz:g} | {best_w:g} | {fmt_ci(e)} | {fmt_ci(tm, 2)} |")
+    verdicts = []
+    if 1.0 in size.w:
+        to_runs = f5[(size.dz[0], 1.0)]
+        to = mean_ci([res[s]["eval"]["error"] for s in to_runs])
+        far = size.dz[-1]
+        d = mean_ci([res[a]["eval"]["error"] - res[b]["eval"]["error"]
+                     for a, b in zip(f5[(far, best[far][0])], to_runs)])
+        verdicts.append((f"disjoint (Δz = {far:g}): no transfer", f"best co-training (w = {best[far][0]:g}) − "
+                         f"target_only = {fmt_ci(d)}",
+                         "reproduces" if d[1] > 0 or (not math.isnan(d[1]) and d[1] <= 0 <= d[2]) else
+                         "does not"))
+    else:
+        to = None
+    near = size.dz[0]
+    tm = best[near][2]
+    per_seed = ", ".join(f"{res[s]['eval']['target_mode']:.2f}" for s in f5[(near, best[near][0])])
+    verdicts.append((f"overlapping (Δz = {near:g}): bimodal output (the two domains' actions mix)",
+                     f"share of samples nearer the target map than the source map at the best w = {best[near][0]:g}: "
+                     f"{fmt_ci(tm, 2)} (per seed {per_seed}; one sample per input, so a mixed population, not "
+                     f"bimodality per input, is what is measured)",
+                     "reproduces" if 0.1 < tm[0] < 0.9 else "does not"))
+    mid = [dz for dz in size.dz if 0.5 <= dz <= 5]
+    if mid:
+        shares = [best[dz][2][0] for dz in mid]
+        verdicts.append(("structured (Δz ≈ 1-3): faithful target output",
+                         ", ".join(f"Δz = {dz:g}: share {sh:.2f}, error {best[dz][1][0]:.3f}"
+                                   for dz, sh in zip(mid, shares)),
+                         "reproduces" if min(shares) > 0.85 else "does not"))
     head = ("Per Δz, the best co-training ratio, its error, and the share of sampled actions nearer the target map "
             "than the source map (a faithful target output puts it near 1; a bimodal output, part of its samples "
             "on the source map, between 0 and 1)"
             + (f"; target_only: {fmt_ci(to)}" if to else "") + ":\n\n| Δz | best w | error | share nearer target map |\n"
             "|---|---|---|---|")
-    return head + "\n" + "\n".join(lines)
+    return head + "\n" + "\n".join(lines), verdicts
 
 
 # --------------------------------------------------------------------------- figures

@@ -23,9 +23,11 @@ from tqdm import tqdm
 
 from baselines import Method, MixedSampler, Windows, restore_checkpoint, save_checkpoint
 from baselines.data import TARGET
+from baselines.policy import map_obs
 
 LOG_FILE, CKPT_DIR, TRAINER_FILE = "train_log.jsonl", "checkpoint", "trainer.pt"
 VAL_MAX_WINDOWS = 2048  # validation uses at most this many target windows, evenly spaced
+VAL_MAX_IMAGE_WINDOWS, VAL_IMAGE_CHUNK = 512, 64  # image windows: fewer, and the loss taken in chunks of rows
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,11 @@ def derive_seed(seed: int, stream: str) -> int:
 
 def validation_set(windows: Windows, seed: int = 0) -> dict[str, torch.Tensor]:
     """Target windows (at most VAL_MAX_WINDOWS, evenly spaced) with fixed noise and timesteps."""
-    idx = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), VAL_MAX_WINDOWS)).round().astype(int))
+    most = VAL_MAX_IMAGE_WINDOWS if windows.frames else VAL_MAX_WINDOWS
+    idx = np.unique(np.linspace(0, len(windows) - 1, min(len(windows), most)).round().astype(int))
     gen = torch.Generator().manual_seed(derive_seed(seed, "validation"))
     action = torch.from_numpy(windows.action[idx])
-    return {"obs": torch.from_numpy(windows.obs[idx]), "action": action,
+    return {"obs": map_obs(torch.from_numpy, windows.observations(idx)), "action": action,
             "domain": torch.full((len(idx),), TARGET, dtype=torch.long),
             "noise": torch.randn(action.shape, generator=gen),
             "timesteps": torch.randint(1 << 30, (len(idx),), generator=gen)}
@@ -70,10 +73,15 @@ def validation_set(windows: Windows, seed: int = 0) -> dict[str, torch.Tensor]:
 def validation_loss(method: Method, val: dict[str, torch.Tensor]) -> float:
     """Mean diffusion loss of the method's EMA policy on a `validation_set` (deterministic)."""
     policy = method.ema.model
-    batch = {k: v.to(method.device) for k, v in val.items()}
-    timesteps = batch["timesteps"] % policy.config.num_train_timesteps
-    per_sample, _ = policy.loss(batch, noise=batch["noise"], timesteps=timesteps)
-    return per_sample.mean().item()
+    n = len(val["action"])
+    chunk = VAL_IMAGE_CHUNK if policy.config.image_keys else n  # image policies: chunks bound the memory
+    losses = []
+    for i in range(0, n, chunk):
+        batch = {k: map_obs(lambda x: x[i:i + chunk].to(method.device), v) for k, v in val.items()}
+        timesteps = batch["timesteps"] % policy.config.num_train_timesteps
+        per_sample, _ = policy.loss(batch, noise=batch["noise"], timesteps=timesteps)
+        losses.append(per_sample)
+    return torch.cat(losses).mean().item()
 
 
 def _rng_state(sampler: MixedSampler, device: torch.device) -> dict[str, torch.Tensor]:

@@ -11,6 +11,10 @@ from .base_tasks import BASE_TASKS, obs_layout
 from .core import TaskPair
 from .gaps import build_effect
 
+# robosuite warns, at import and at every construction, about macros, optional packages and the
+# controller parts a single-arm robot lacks; the suite shows its errors only.
+logging.getLogger("robosuite_logs").addFilter(lambda record: record.levelno >= logging.ERROR)
+
 CONTROL_FREQ = 20
 BUILD_SEED = 0  # seeds what robosuite draws once at construction (e.g. Lift's cube size)
 
@@ -49,7 +53,6 @@ class CotrainEnv(gym.Env):
         import robosuite
         from robosuite import load_composite_controller_config
 
-        logging.getLogger("robosuite").setLevel(logging.ERROR)
         self.pair = pair
         self.task = BASE_TASKS[pair.base_task]
         self.domain_name = domain

@@ -310,7 +310,6 @@ class SquareExpert(_PickExpert):
 
     obj = "nut"
     yaw_period = np.pi  # the handle is grasped across its width, either way round
-    handle = 0.054  # metres from the nut's centre to its handle, along the nut's x axis
 
     def reset(self, env):
         super().reset(env)
@@ -318,6 +317,8 @@ class SquareExpert(_PickExpert):
         self.peg_top = self.peg[2] + env.sim.model._model.geom_size[self.peg_geom(env), 2]
         self.clearance = 0.03 + self.jitter(0.01)
         self.grasp_along = self.jitter(0.008)  # where along the handle to grasp
+        model = env.sim.model._model  # the handle is the geom farthest along the nut's x axis
+        self.handle = float(np.max(model.geom_pos[model.geom_bodyid == model.body(env.task.bodies[0]).id, 0]))
 
     @staticmethod
     def peg_geom(env: "CotrainEnv") -> int:

@@ -73,12 +73,14 @@ def _object_geoms(env: "CotrainEnv") -> np.ndarray:
 @GAP_FACTORS.register("object_friction")
 class ObjectFriction(GapEffect):
     family = "dynamics"
-    unit = "object sliding friction x (1 - 0.8 m): x0.2 at m = 1 (the object's friction wins contacts via geom_priority)"
+    factor = 0.2
+    unit = (f"object sliding friction x (1 - {1 - factor:g} m): x{factor:g} at m = 1 "
+            "(the object's friction wins its contacts via geom_priority)")
 
     def on_build(self, env):
         model = env.sim.model._model
         geoms = _object_geoms(env)
-        model.geom_friction[geoms, 0] *= 1.0 - 0.8 * self.magnitude
+        model.geom_friction[geoms, 0] *= 1.0 - (1.0 - self.factor) * self.magnitude
         if self.magnitude > 0:
             model.geom_priority[geoms] = 1
 
@@ -86,13 +88,14 @@ class ObjectFriction(GapEffect):
 @GAP_FACTORS.register("object_mass")
 class ObjectMass(GapEffect):
     family = "dynamics"
-    unit = "object mass and inertia x (1 + 9 m): 10x at m = 1"
+    factor = 10.0
+    unit = f"object mass and inertia x (1 + {factor - 1:g} m): {factor:g}x at m = 1"
 
     def on_build(self, env):
         model = env.sim.model._model
         body = model.body(env.task.bodies[0]).id
-        model.body_mass[body] *= 1.0 + 9.0 * self.magnitude
-        model.body_inertia[body] *= 1.0 + 9.0 * self.magnitude
+        model.body_mass[body] *= 1.0 + (self.factor - 1.0) * self.magnitude
+        model.body_inertia[body] *= 1.0 + (self.factor - 1.0) * self.magnitude
 
 
 @GAP_FACTORS.register("object_size")
@@ -118,13 +121,14 @@ class ObjectSize(GapEffect):
 @GAP_FACTORS.register("joint_damping")
 class JointDamping(GapEffect):
     family = "dynamics"
-    unit = "arm joint damping + 8 m N*m*s/rad and armature + 0.2 m kg*m^2 on every arm joint"
+    damping, armature = 8.0, 0.2
+    unit = f"arm joint damping + {damping:g} m N*m*s/rad and armature + {armature:g} m kg*m^2 on every arm joint"
 
     def on_build(self, env):
         model = env.sim.model._model
         dofs = env.arm_dofs()
-        model.dof_damping[dofs] += 8.0 * self.magnitude
-        model.dof_armature[dofs] += 0.2 * self.magnitude
+        model.dof_damping[dofs] += self.damping * self.magnitude
+        model.dof_armature[dofs] += self.armature * self.magnitude
 
 
 @GAP_FACTORS.register("controller_gains")
@@ -154,11 +158,12 @@ class ActionScale(GapEffect):
 @GAP_FACTORS.register("action_noise")
 class ActionNoise(GapEffect):
     family = "action"
-    unit = "Gaussian noise of std 0.3 m on the 6 arm action inputs (1 input = 5 cm or 0.5 rad per step)"
+    std = 0.3
+    unit = f"Gaussian noise of std {std:g} m on the 6 arm action inputs (1 input = 5 cm or 0.5 rad per step)"
 
     def action(self, action, rng):
         out = action.copy()
-        out[:6] = np.clip(out[:6] + rng.normal(0.0, 0.3 * self.magnitude, 6), -1.0, 1.0)
+        out[:6] = np.clip(out[:6] + rng.normal(0.0, self.std * self.magnitude, 6), -1.0, 1.0)
         return out
 
 
@@ -201,10 +206,11 @@ def _object_pos_keys(obs: dict) -> list[str]:
 @GAP_FACTORS.register("obs_noise")
 class ObsNoise(GapEffect):
     family = "sensing"
-    unit = "Gaussian noise of std 0.01 m x m on every object position, per step"
+    std = 0.01
+    unit = f"Gaussian noise of std {std:g} m x m on every object position, per step"
 
     def observe(self, obs, rng):
-        return {k: (v + rng.normal(0.0, 0.01 * self.magnitude, v.shape) if k in _object_pos_keys(obs) else v)
+        return {k: (v + rng.normal(0.0, self.std * self.magnitude, v.shape) if k in _object_pos_keys(obs) else v)
                 for k, v in obs.items()}
 
 

@@ -1,0 +1,269 @@
+"""The study track end to end at its `smoke` budget (real runs, real guidance evaluation), and the
+pure pieces of `benchmark.study` on constructed records and metrics."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmark import study as S
+
+VERDICTS = {S.REPRODUCED, S.NOT_REPRODUCED, S.NOT_RESOLVED}
+CLAIM_IDS = {"cfg_adda_best", "align_discern", "balanced", "window", "alignment_corr", "regimes", "guidance"}
+
+
+def _quiet(*args, **kwargs) -> None:
+    pass
+
+
+# --- end to end on the smoke budget -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict:
+    """The track's smoke grid run for real, then every analysis of `cotrain study` on it."""
+    import torch
+
+    from benchmark.sweep import load_grid, run_sweep
+
+    root = tmp_path_factory.mktemp("study")
+    runs, out = root / "runs", root / "out"
+    grid = load_grid(track="study", budget="smoke")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        run_sweep(grid, runs, progress=False)
+        summary = S.study(runs, out, budget="smoke", command="pytest tests/test_study.py", log=_quiet)
+    finally:
+        torch.set_num_threads(threads)
+    return {"runs": runs, "out": out, "summary": summary, "grid": grid}
+
+
+def _png(path: Path) -> bool:
+    return path.is_file() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_every_analysis_writes_its_table_and_figure(smoke):
+    out = smoke["out"]
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html", "aggregation.md", "aggregation.csv",
+                 "success_vs_w.md", "representation.md", "representation.csv", "representation_correlations.csv",
+                 "regimes.md", "regimes.csv", "guidance.md", "guidance.csv", "raw_discernibility.md",
+                 "raw_discernibility.csv", "COMPARISON.md", "study.json"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 100, name
+    for name in ("success_vs_w_physics_only.png", "representation_scatter.png", "regimes.png", "guidance.png",
+                 "raw_discernibility.png"):
+        assert _png(out / name), name
+    n_runs = len(smoke["grid"].runs())
+    assert smoke["summary"]["runs_read"] == smoke["summary"]["runs_expected"] == n_runs
+    # tables hold the real runs: every run in the representation table, every pair in the raw table
+    import pandas as pd
+
+    rep = pd.read_csv(out / "representation.csv")
+    assert len(rep) == n_runs and rep["align_wasserstein"].notna().all() and rep["gw"].notna().all()
+    assert set(rep["regime"]) <= set(S.REGIMES)
+    agg = pd.read_csv(out / "aggregation.csv")
+    assert {"cotrain", "cfg_adda"} <= set(agg["method"]) and agg["balanced"].notna().all()
+    raw = pd.read_csv(out / "raw_discernibility.csv")
+    assert list(raw["pair"]) == ["lift/dynamics"] and raw["raw_discern_obs_action_mlp"].between(0, 1).all()
+    window = (out / "success_vs_w.md").read_text()
+    assert "w_q = √(N/M)" in window and "lift/dynamics" in window
+    lb = (out / "leaderboard.md").read_text()
+    assert "Smallest success difference" in lb
+
+
+def test_guidance_sweep_evaluates_real_checkpoints_and_resumes(smoke):
+    from benchmark.evaluate import EvalSpec, evaluate
+    from benchmark.leaderboard import read_record
+
+    gspec = {"pair": "lift/dynamics", "methods": ["cfg_adda"], "w": 0.1, "scales": [-0.5, 0, 0.5]}
+    runs = [p.parent for p in smoke["runs"].glob("*/record.json")]
+    chosen = [d for d in runs if (d / "guidance.json").exists()]
+    assert len(chosen) == 1
+    run_dir = chosen[0]
+    rec = read_record(run_dir / "record.json")
+    assert rec["config"]["method"] == "cfg_adda" and rec["config"]["w"] == gspec["w"]
+    cache = json.loads((run_dir / "guidance.json").read_text())
+    test_seeds = [e["seed"] for e in rec["eval"]["target"]["episodes"]]
+    assert cache["episode_seeds"] == test_seeds
+    assert set(cache["scales"]) == {"-0.5", "0", "0.5"}
+    assert {v["source"] for v in cache["scales"].values()} == {"record", "evaluated"}
+    for v in cache["scales"].values():
+        assert v["n"] == len(test_seeds) and [e["seed"] for e in v["episodes"]] == test_seeds
+    # the trained scale is read from the record: a fresh evaluation of it gives the same episodes
+    spec = EvalSpec(str(run_dir / "checkpoint"), "lift/dynamics", "target", 1.0, backend=rec["config"]["backend"],
+                    guidance=-0.5)
+    again = evaluate(spec, test_seeds, progress=False)
+    assert [e["success"] for e in again] == [e["success"] for e in cache["scales"]["-0.5"]["episodes"]]
+    # resumable: a second pass evaluates nothing; a new scale evaluates only that one
+    lines: list[str] = []
+    S.guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
+    assert lines == []
+    (run_dir / "guidance.json").write_text(json.dumps({**cache, "scales": {k: v for k, v in cache["scales"].items()
+                                                                           if k != "0.5"}}))
+    S.guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
+    assert len(lines) == 1 and "0.5" in lines[0] and "evaluated" in lines[0]
+    table = (smoke["out"] / "guidance.md").read_text()
+    assert "cfg_adda" in table and "Wilson" in table
+
+
+def _verdict_table(text: str) -> dict[str, str]:
+    section = text.split("## Verdicts", 1)[1].split("## Details", 1)[0]
+    rows = [r for r in section.splitlines() if r.startswith("| ") and not r.startswith("| claim")]
+    return {r.split(" | ")[0][2:]: re.search(r"\*\*(.+?)\*\*", r.split(" | ")[-1]).group(1) for r in rows}
+
+
+def test_comparison_lists_every_claim_with_a_verdict(smoke):
+    text = (smoke["out"] / "COMPARISON.md").read_text()
+    claims = smoke["summary"]["claims"]
+    assert {c["id"] for c in claims} == CLAIM_IDS
+    table = _verdict_table(text)
+    assert len(table) == len(CLAIM_IDS) and set(table.values()) <= VERDICTS
+    for c in claims:
+        assert c["verdict"] in VERDICTS and c["claim"] in table
+        assert c["measured"] and c["study"]
+    n = len(smoke["grid"].runs())
+    assert "budget `smoke`" in text and f"{n} of {n} in the grid" in text
+    assert "pytest tests/test_study.py" in text and "s wall time" in text
+    assert "episodes per point" in text and "resolves" in text
+    # one seed and three episodes cannot resolve anything: no claim may be called reproduced or refuted
+    assert all(c["verdict"] == S.NOT_RESOLVED for c in claims)
+
+
+def test_partial_sweep_and_cli(smoke, tmp_path):
+    from benchmark.cli import main
+
+    part = tmp_path / "runs"
+    part.mkdir()
+    dirs = sorted(p.parent for p in smoke["runs"].glob("*/record.json"))
+    keep = [d for d in dirs if not (d / "guidance.json").exists()][1:] + [d for d in dirs if (d / "guidance.json").exists()]
+    for d in keep:
+        shutil.copytree(d, part / d.name, ignore=shutil.ignore_patterns("checkpoint"))
+    out = tmp_path / "out"
+    assert main(["study", str(part), "--out", str(out), "--budget", "smoke", "--no-guidance", "--quiet"]) == 0
+    text = (out / "COMPARISON.md").read_text()
+    n = len(dirs)
+    assert f"{n - 1} of {n} in the grid (1 missing)" in text and "Missing (1 runs" in text
+    assert len(_verdict_table(text)) == len(CLAIM_IDS)
+    assert "cotrain study" in text and "--no-guidance" in text
+    for name in ("aggregation.md", "success_vs_w.md", "representation.md", "regimes.md", "guidance.md",
+                 "raw_discernibility.md"):
+        assert (out / name).is_file()
+    # the guidance sweep is read from the cache copied with the run (no checkpoint needed)
+    assert re.search(r"\| cfg_adda \| 0 \| 1 \| \d/3 = ", (out / "guidance.md").read_text())
+    # an empty runs folder is an honest error, not an empty report
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["study", str(empty), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
+
+
+# --- pure pieces ------------------------------------------------------------------------------------
+
+def _rec(pair: str, method: str, w: float | None, seed: int, k: int, n: int = 10, hparams: dict | None = None,
+         metrics: dict | None = None) -> dict:
+    """A schema-1 record whose first k of n test episodes succeed (episode seeds shared per run seed)."""
+    episodes = [{"seed": 1000 * seed + i, "success": i < k, "length": 10} for i in range(n)]
+    return {"schema": 1, "run_id": f"{pair}-{method}-{w}-{seed}-{sorted((hparams or {}).items())}",
+            "config": {"pair": pair, "magnitude": 1.0, "method": method, "n_target": 20, "n_source": 200,
+                       "seed": seed, "w": w, "hparams": {**(hparams or {}), "w": w}, "profile": "quick"},
+            "eval": {"target": {"n": n, "successes": k, "success_rate": k / n, "episodes": episodes}},
+            "metrics": metrics or {}}
+
+
+def test_balanced_and_unbalanced_aggregation_on_constructed_records():
+    ks = {0.016: 6, 0.1: 8, 0.3: 10, 0.005: 2, 0.5: 4, 0.8: 0}
+    recs = [_rec("square/dynamics", "cotrain", w, s, k) for w, k in ks.items() for s in (0, 1)]
+    recs += [_rec("square/dynamics", "target_only", None, s, 3) for s in (0, 1)]  # not a mixing ratio: ignored
+    # a second pair where cotrain is flat at 0.5, and an unknown ratio (0.2) that belongs to neither set
+    recs += [_rec("lift/visual", "cotrain", w, 0, 5) for w in list(ks) + [0.2]]
+    tab = S.balanced_aggregation(recs, reps=500)
+    row = tab[(tab.pair == "square/dynamics") & (tab.method == "cotrain")].iloc[0]
+    assert row.balanced == pytest.approx(0.8) and row.unbalanced == pytest.approx(0.2)
+    assert row.diff == pytest.approx(0.6) and 0 < row.diff_lo <= 0.6 <= row.diff_hi
+    assert row.balanced_lo <= 0.8 <= row.balanced_hi and row.balanced_w == 3 and row.unbalanced_w == 3
+    assert row.seeds == 2 and row.gap == "physics only"
+    assert set(tab.method) == {"cotrain"}
+    flat = tab[tab.pair == "lift/visual"].iloc[0]
+    assert flat.balanced == pytest.approx(0.5) and flat.diff == pytest.approx(0.0) and flat.gap == "visual only"
+    both = tab[tab.pair == "all pairs"].iloc[0]
+    assert both.pairs == 2 and both.balanced == pytest.approx(0.65) and both.diff == pytest.approx(0.3)
+    # partial sweep: a missing ratio is left out of its side's mean and counted
+    part = [r for r in recs if not (r["config"]["pair"] == "square/dynamics" and r["config"]["w"] == 0.8)]
+    row = S.balanced_aggregation(part, reps=200).query("pair == 'square/dynamics'").iloc[0]
+    assert row.unbalanced == pytest.approx(0.3) and row.unbalanced_w == 2
+
+
+def test_method_labels_keep_regime_variants_apart():
+    base = _rec("square/dynamics", "adda", 0.1, 0, 5, hparams={"adversarial_weight": 0.05})
+    strong = _rec("square/dynamics", "adda", 0.1, 0, 5, hparams={"adversarial_weight": 0.5})
+    vary = {"adda": {"adversarial_weight": [0.05, 0.5]}}
+    assert S.method_label(base, vary) == "adda"
+    assert S.method_label(strong, vary) == "adda[adversarial_weight=0.5]"
+    assert S.method_label(strong, {}) == "adda"
+    tab = S.balanced_aggregation([base, strong], vary, reps=50)
+    assert set(tab[tab.pair != "all pairs"].method) == {"adda", "adda[adversarial_weight=0.5]"}
+
+
+def test_cell_bootstrap_pairs_start_states():
+    # two cells with identical outcomes on shared start states: the paired difference is exactly 0
+    eps = {s: {100 * s + i: float(i % 3 == 0) for i in range(12)} for s in (0, 1, 2)}
+    boot = S.cell_bootstrap({"a": eps, "b": {s: dict(v) for s, v in eps.items()}}, reps=300)
+    assert boot.stat(lambda col: col("a") - col("b")) == (0.0, 0.0, 0.0)
+    point, lo, hi = boot.stat(lambda col: col("a"))
+    assert point == pytest.approx(4 / 12) and lo < point < hi
+    # deterministic for its seed
+    again = S.cell_bootstrap({"a": eps, "b": eps}, reps=300)
+    assert np.array_equal(boot.matrix, again.matrix, equal_nan=True)
+
+
+def test_regime_classifier_on_constructed_metrics():
+    assert S.classify_regime({"discern_mlp_cond": 0.55, "align_nn": 0.5, "replay_pairs": 100}) == "overlapping"
+    assert S.classify_regime({"discern_mlp_cond": 0.98, "align_nn": 0.01, "replay_pairs": 100}) == "disjoint"
+    assert S.classify_regime({"discern_mlp_cond": 0.97, "align_nn": 0.40, "replay_pairs": 100}) == "structured"
+    # probe between the thresholds with chance retrieval: not disjoint (the domain is not plainly readable)
+    assert S.classify_regime({"discern_mlp_cond": 0.75, "align_nn": 0.0, "replay_pairs": 100}) == "structured"
+    # retrieval judged against chance 1/n: 0.06 of 20 pairs (chance 0.05) is chance level
+    assert S.classify_regime({"discern_mlp_cond": 0.95, "align_nn": 0.06, "replay_pairs": 20}) == "disjoint"
+    assert S.classify_regime({"discern_mlp_cond": 0.95, "align_nn": 0.30, "replay_pairs": 20}) == "structured"
+    # z_cond missing: the probe on z stands in
+    assert S.classify_regime({"discern_mlp": 0.5, "align_nn": 0.3}) == "overlapping"
+    assert S.classify_regime({}) == "unknown"
+    assert S.classify_regime({"discern_mlp_cond": 0.95}) == "unknown"
+
+
+def test_ratio_window_and_positions():
+    win = S.ratio_window(20, 200)
+    assert win["w_n"] == pytest.approx(20 / 220)
+    assert win["w_q"] == pytest.approx(math.sqrt(0.1))
+    assert win["w_odds"] == pytest.approx(math.sqrt(20) / (math.sqrt(20) + math.sqrt(200)))
+    assert win["w_n"] < win["w_odds"] < win["w_q"]
+    assert S.window_position(0.016, win) == "below w_n"
+    assert S.window_position(0.1, win) == "inside (both forms)"
+    assert S.window_position(0.3, win) == "inside (sqrt form only)"
+    assert S.window_position(0.5, win) == "above w_q"
+    assert S.in_window(0.3, win) and not S.in_window(0.3, win, "w_odds")
+    assert S.nearer_bound(0.3, win).startswith("w_q") and S.nearer_bound(0.2, win).startswith("w_odds")
+    assert S.gap_kind("square/dynamics") == "physics only"
+    assert S.gap_kind("lift/visual") == "visual only"
+    assert S.gap_kind("lift/visual_dynamics") == "visual + physics"
+    assert S.gap_kind("lift/sensing") == "other (sensing)"
+
+
+def test_verdicts_need_the_interval():
+    assert S.verdict(0.01, 0.2) == S.REPRODUCED
+    assert S.verdict(-0.2, -0.01) == S.NOT_REPRODUCED
+    assert S.verdict(-0.1, 0.2) == S.NOT_RESOLVED
+    assert S.verdict(0.0, 0.0) == S.NOT_RESOLVED
+    assert S.verdict(math.nan, math.nan) == S.NOT_RESOLVED
+    assert S.verdict(-0.5, -0.2, direction=-1) == S.REPRODUCED
+    assert S.verdict(-0.04, 0.02, null=-0.05) == S.REPRODUCED  # non-inferiority margin
+    assert S.combine_verdicts([S.REPRODUCED, S.REPRODUCED]) == S.REPRODUCED
+    assert S.combine_verdicts([S.REPRODUCED, S.NOT_RESOLVED]) == S.NOT_RESOLVED
+    assert S.combine_verdicts([S.NOT_REPRODUCED, S.REPRODUCED]) == S.NOT_REPRODUCED
+    assert S.combine_verdicts([]) == S.NOT_RESOLVED
+    lo, hi = S.fisher_interval(0.8, 30)
+    assert lo < 0.8 < hi and lo > 0.5
+    assert all(math.isnan(x) for x in S.fisher_interval(0.9, 3))

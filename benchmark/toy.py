@@ -16,8 +16,9 @@ the study does not say how its toy normalized its inputs.
 `cotrain toy` (`toy_study`): the study's qualitative findings, each measured and reported with
 95% intervals over seeds (t intervals of the seed means; the seeds are the only replication),
 never asserted. Every run trains with `benchmark.train.train` (the harness's loop) on in-memory
-toy data, evaluates on the target test stream, and is cached by its config hash under
-`runs_dir`, so a second call only redraws. Findings:
+toy data, evaluates on the target test stream, and is cached under `runs_dir` by a hash of its
+config and of the sources its numbers depend on (`_CODE_FILES`), so a second call only redraws
+and a changed policy or method retrains. Findings:
 1. alignment and discernibility of each method's representation beside its target error;
 2. target error against the mixing ratio w for several N/M, the optimum against the ratio rules;
 3. the importance-reweighting effect alone (`toy/action_map`, identical inputs): the learned
@@ -180,10 +181,27 @@ class ToyRun:
     """Test inputs (target domain)."""
 
     def key(self) -> str:
+        """Content hash of the spec and of the code that produces its numbers (`_code_hash`)."""
         from tasks import get_pair
 
         return content_hash({**asdict(self), "pair_version": get_pair(self.pair).version,
-                             "suite_version": SUITE_VERSION, "toy_runner": 1})
+                             "suite_version": SUITE_VERSION, "toy_runner": 1, "code": _code_hash()})
+
+
+_CODE_FILES = ("baselines/__init__.py", "baselines/data.py", "baselines/hparams.py", "baselines/methods.py",
+               "baselines/policy.py", "benchmark/train.py", "benchmark/metrics.py", "tasks/toy.py")
+
+
+def _code_hash() -> str:
+    """Hash of the sources a toy run's numbers depend on, so the run cache never serves stale results."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for rel in _CODE_FILES:
+        path = root / rel
+        digest.update(rel.encode() + (path.read_bytes() if path.exists() else b""))
+    return digest.hexdigest()[:12]
 
 
 def _outputs(pair: str, magnitude: float, obs: np.ndarray, actions: np.ndarray) -> dict[str, float]:

@@ -196,7 +196,8 @@ class _PickExpert(Expert):
                 self.goto("descend")
             return target, self.yaw, OPEN
         if self.phase == "descend":  # aim below the grasp point so the descent keeps its speed
-            if eef[2] < goal[2] + 0.003 or (self.t_phase > 5 and self.stalled >= 3):  # or fingers on the table
+            landed = self.t_phase > 5 and self.stalled >= 3 and xy_error <= 0.01  # fingers on the table
+            if eef[2] < goal[2] + 0.003 or landed:
                 self.goto("grasp")
                 self.grip_open = 0.0
             elif xy_error > 0.03:
@@ -316,9 +317,12 @@ class SquareExpert(_PickExpert):
         self.peg = env.rs.sim.data.body_xpos[env.rs.peg1_body_id].copy()
         self.peg_top = self.peg[2] + env.sim.model._model.geom_size[self.peg_geom(env), 2]
         self.clearance = 0.03 + self.jitter(0.01)
-        self.grasp_along = self.jitter(0.008)  # where along the handle to grasp
-        model = env.sim.model._model  # the handle is the geom farthest along the nut's x axis
-        self.handle = float(np.max(model.geom_pos[model.geom_bodyid == model.body(env.task.bodies[0]).id, 0]))
+        # grasp the handle (the geom farthest along the nut's x axis) on the part clear of the ring:
+        # 0.3 of its half-length beyond its centre, give or take
+        model = env.sim.model._model
+        geoms = np.flatnonzero(model.geom_bodyid == model.body(env.task.bodies[0]).id)
+        handle = geoms[np.argmax(model.geom_pos[geoms, 0])]
+        self.handle = float(model.geom_pos[handle, 0] + (0.3 + self.jitter(0.2)) * model.geom_size[handle, 0])
 
     @staticmethod
     def peg_geom(env: "CotrainEnv") -> int:
@@ -327,8 +331,7 @@ class SquareExpert(_PickExpert):
 
     def grasp_point(self, state):
         yaw = yaw_of(state["nut_quat"])
-        along = self.handle + self.grasp_along
-        return state["nut_pos"] + np.array([along * np.cos(yaw), along * np.sin(yaw), self.grasp_dz])
+        return state["nut_pos"] + np.array([self.handle * np.cos(yaw), self.handle * np.sin(yaw), self.grasp_dz])
 
     def grasp_axis_yaw(self, state):
         return yaw_of(state["nut_quat"]) + np.pi / 2

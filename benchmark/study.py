@@ -50,7 +50,7 @@ from matplotlib.figure import Figure
 
 __all__ = [
     "GAP_KINDS", "BALANCED", "UNBALANCED", "gap_kind", "ratio_window", "window_position", "classify_regime",
-    "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "load_study", "study",
+    "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "load_study", "analyze_study", "study",
 ]
 
 GAP_KINDS = {"dynamics": "physics only", "visual": "visual only", "visual_dynamics": "visual + physics"}
@@ -414,7 +414,7 @@ def balanced_aggregation(records: list[dict], vary: dict | None = None, boot: Bo
                          reps: int = REPS) -> pd.DataFrame:
     """Per (pair, method) of the mixing methods: balanced = mean success over w in BALANCED,
     unbalanced = mean over w in UNBALANCED (over the w present: ``*_w`` counts them), and
-    balanced − unbalanced, each with a two-level bootstrap interval; plus an ``all pairs`` row
+    ``delta`` = balanced − unbalanced, each with a two-level bootstrap interval; plus an ``all pairs`` row
     per method (the mean over the pairs that have it)."""
     keyed = cells_of(records, lambda r: (r["config"]["pair"], method_label(r, vary), float(r["config"]["w"]))
                      if r["config"].get("w") is not None else None)
@@ -448,7 +448,7 @@ def balanced_aggregation(records: list[dict], vary: dict | None = None, boot: Bo
                          balanced=bal[0], balanced_lo=bal[1], balanced_hi=bal[2],
                          balanced_w=len({k[2] for k in b}), unbalanced=unb[0], unbalanced_lo=unb[1],
                          unbalanced_hi=unb[2], unbalanced_w=len({k[2] for k in u}),
-                         diff=diff[0], diff_lo=diff[1], diff_hi=diff[2]))
+                         delta=diff[0], delta_lo=diff[1], delta_hi=diff[2]))
 
     for (pair, method), d in sorted(by_pm.items()):
         row(pair, method, [d], d["seeds"])
@@ -456,7 +456,7 @@ def balanced_aggregation(records: list[dict], vary: dict | None = None, boot: Bo
         parts = [d for (p, m), d in sorted(by_pm.items()) if m == method]
         row("all pairs", method, parts, set().union(*(d["seeds"] for d in parts)))
     cols = ["pair", "gap", "method", "pairs", "seeds", "balanced", "balanced_lo", "balanced_hi", "balanced_w",
-            "unbalanced", "unbalanced_lo", "unbalanced_hi", "unbalanced_w", "diff", "diff_lo", "diff_hi"]
+            "unbalanced", "unbalanced_lo", "unbalanced_hi", "unbalanced_w", "delta", "delta_lo", "delta_hi"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -603,7 +603,9 @@ def _wilson(k: int, n: int) -> tuple[float, float, float]:
 
 
 def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in text).strip("_").replace("__", "_")
+    import re
+
+    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_")
 
 
 # --- 3. success vs w and the ratio window --------------------------------------------------------
@@ -627,7 +629,7 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
     include_source = any(w == 0.0 for w in grid_w)
     for gap in gaps:
         pairs = sorted(sweep[sweep["gap"] == gap]["pair"].unique())
-        fig, axes = _figure(1, max(1, len(pairs)))
+        fig, axes = _figure(1, max(1, len(pairs)), w=7.0)
         for ax, pair in zip(axes[0], pairs):
             g = sweep[sweep["pair"] == pair]
             n, m = int(g["n_target"].iloc[0]), int(g["n_source"].iloc[0])
@@ -638,8 +640,9 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
                 for w, gw in gm.groupby("w"):
                     s, lo, hi = _wilson(gw["successes"].sum(), gw["n"].sum())
                     pts.append((w, s, lo, hi))
-                    point_rows.append(dict(gap=gap, pair=pair, method=method, w=w, seeds=len(gw), successes=int(gw["successes"].sum()),
-                                           n=int(gw["n"].sum()), success=s, lo=lo, hi=hi))
+                    point_rows.append(dict(gap=gap, pair=pair, method=method, w=w, seeds=len(gw),
+                                           successes=int(gw["successes"].sum()), n=int(gw["n"].sum()), success=s,
+                                           lo=lo, hi=hi))
                 xs = [p[0] * 1.03 ** i_m for p in pts]  # methods offset slightly so equal points stay visible
                 ys = [p[1] for p in pts]
                 err = [[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]]
@@ -656,7 +659,8 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
                 best_ws = sorted(k[2] for k, v in pt.items() if v == best)
                 inside = [k for k in keys if in_window(k[2], win, "w_q")]
                 outside = [k for k in keys if not in_window(k[2], win, "w_q")]
-                contrast = (boot.stat(lambda col: _max_cols(col(k) for k in inside) - _max_cols(col(k) for k in outside))
+                contrast = (boot.stat(lambda col: _max_cols(col(k) for k in inside)
+                                      - _max_cols(col(k) for k in outside))
                             if inside and outside else (math.nan,) * 3)
                 reps = boot.matrix[1:, [boot._index[k] for k in keys]] if keys else np.empty((0, 0))
                 ok = np.all(np.isfinite(reps), axis=1) if keys else np.array([], bool)
@@ -692,7 +696,7 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
             ax.set_xscale("log")
             ax.set(title=f"{pair} ({gap}), N={n}, M={m}", xlabel="target fraction w (log)",
                    ylabel="target success", ylim=(-0.03, 1.03))
-            ax.legend(fontsize="x-small")
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
         if not pairs:
             _no_data(axes[0][0], f"no runs for {gap}")
         path = out / f"success_vs_w_{_slug(gap)}.png"
@@ -706,15 +710,16 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
     tab = pd.DataFrame(table_rows)
     pts = pd.DataFrame(point_rows)
     # the claim: pooled over (pair, method) of the study's methods: best w inside − best outside
-    claim_keys = [(r["pair"], r["method"]) for r in table_rows if r["claim"] and not math.isnan(r["inside_minus_outside"])]
+    claim_keys = [(r["pair"], r["method"]) for r in table_rows
+                  if r["claim"] and not math.isnan(r["inside_minus_outside"])]
     if claim_keys:
         def pooled(col):
             parts = []
             for pair, method in claim_keys:
                 n, m = next((r["N"], r["M"]) for r in table_rows if r["pair"] == pair and r["method"] == method)
                 win = ratio_window(n, m)
-                keys = [k for k in boot.keys if k[0] == pair and (k[1] == method or k[1] in ("target_only", "source_only"))
-                        and (k[1] != "source_only" or include_source) and boot.has(k)]
+                keys = [k for k in boot.keys if k[0] == pair and boot.has(k)
+                        and (k[1] in (method, "target_only") or (k[1] == "source_only" and include_source))]
                 ins = [k for k in keys if in_window(k[2], win)]
                 outs = [k for k in keys if not in_window(k[2], win)]
                 parts.append(_max_cols(col(k) for k in ins) - _max_cols(col(k) for k in outs))
@@ -728,7 +733,8 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
              "Per gap kind, pair and method: target success against w (pooled episodes, 95% Wilson interval), "
              "with the study's ratio window drawn: w_n = N/(N+M) (lower bound), w_q = √(N/M) (upper bound as the "
              "study writes it, shaded to) and w = √N/(√N+√M) (where its figure puts it, dashed). "
-             "`target_only` (w = 1) is a dotted line" + (" and `source_only` (w = 0) dashed" if include_source else "") + ".",
+             "`target_only` (w = 1) is a dotted line"
+             + (" and `source_only` (w = 0) dashed" if include_source else "") + ".",
              "", "Figures: " + ", ".join(f"[{f}]({f})" for f in files), ""]
     lines += ["## Points", "", _md(["gap", "pair", "method", "w", "seeds", "success [95% Wilson]"],
                                    [[r.gap, r.pair, r.method, f"{r.w:g}", str(r.seeds),
@@ -749,11 +755,13 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
                   if not tab.empty else []), "",
               "Pooled over the study's methods and pairs (best inside − best outside): "
               + _ci(*pooled_stat, signed=True) + f" over {len(claim_keys)} (pair, method) sweeps.", "",
-              _missing_text(data, lambda c: dict(c.hparams).get("w") is not None or c.method in ("target_only", "source_only")), ""]
+              _missing_text(data, lambda c: dict(c.hparams).get("w") is not None
+                            or c.method in ("target_only", "source_only")), ""]
     (out / "success_vs_w.md").write_text("\n".join(lines), encoding="utf-8")
     nearer = tab[tab["claim"]]["nearer"].value_counts().to_dict() if not tab.empty else {}
+    positions = tab[tab["claim"]]["position"].value_counts().to_dict() if not tab.empty else {}
     return {"table": tab, "pooled": pooled_stat, "cells": len(claim_keys), "files": files + ["success_vs_w.md"],
-            "nearer": nearer, "positions": tab[tab["claim"]]["position"].value_counts().to_dict() if not tab.empty else {}}
+            "nearer": nearer, "positions": positions}
 
 
 # --- 4. representation measures ------------------------------------------------------------------
@@ -814,8 +822,9 @@ def _representation(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str,
              "more success*. Pearson r and Spearman ρ with 95% Fisher-z intervals, two-sided p-values and the "
              "number of runs n (NaN below 3 runs or for a constant input).", "",
              _md(["gap", "measure", "Pearson r [95% CI]", "p", "Spearman ρ [95% CI]", "p", "n"],
-                 [[r.gap, r.description, _ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True), _num(r.pearson_p, 3),
-                   _ci(r.spearman_rho, r.spearman_lo, r.spearman_hi, signed=True), _num(r.spearman_p, 3), str(r.n)]
+                 [[r.gap, r.description, _ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True),
+                   _num(r.pearson_p, 3), _ci(r.spearman_rho, r.spearman_lo, r.spearman_hi, signed=True),
+                   _num(r.spearman_p, 3), str(r.n)]
                   for r in corr.itertuples()] if not corr.empty else []), "",
              "Scatter plots: [representation_scatter.png](representation_scatter.png).", "",
              "## Every run", "",
@@ -824,7 +833,8 @@ def _representation(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str,
                  [[r.pair, r.method, _num(r.w, 3), str(r.seed), _num(r.success), _num(r.align_wasserstein, 3),
                    _num(r.w_norm), _num(r.gw, 3), _num(r.discern_mlp), _num(r.discern_linear), _num(r.discern_mlp_cond),
                    _num(r.align_nn), _num(r.structured_alignment), r.regime]
-                  for r in runs.sort_values(["pair", "method", "w", "seed"]).itertuples()] if not runs.empty else []), "",
+                  for r in runs.sort_values(["pair", "method", "w", "seed"]).itertuples()]
+                 if not runs.empty else []), "",
              _missing_text(data), ""]
     (out / "representation.md").write_text("\n".join(lines), encoding="utf-8")
     return {"corr": corr, "files": ["representation.md", "representation.csv", "representation_correlations.csv",
@@ -848,8 +858,12 @@ def _regimes(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str, Any]:
     from baselines.hparams import default_hparams
 
     default_aw = float(default_hparams("adda")["adversarial_weight"])
-    grid_weights = sorted({0.0 if c.method == REFERENCE else float(dict(c.hparams).get("adversarial_weight", default_aw))
+    grid_weights = sorted({0.0 if c.method == REFERENCE
+                           else float(dict(c.hparams).get("adversarial_weight", default_aw))
                            for c in data.expected.values() if c.method in (REFERENCE, "adda")})
+    if not data.expected:  # no grid to compare with: the weights the runs have
+        grid_weights = sorted(runs.loc[runs["base"].isin([REFERENCE, "adda"]), "adversarial_weight"].dropna().unique()
+                              ) if not runs.empty else []
     not_gridded = [w for w in STUDY_WEIGHTS if not any(abs(w - g) < 1e-12 for g in grid_weights)]
     reg = runs[runs["base"].isin([REFERENCE, "adda"]) & runs["mix_w"].notna()].copy() if not runs.empty else runs
     if not reg.empty:
@@ -857,7 +871,8 @@ def _regimes(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str, Any]:
 
         reg["alignment_regimes"] = np.nan
         for _, idx in reg.groupby("pair").groups.items():
-            reg.loc[idx, "alignment_regimes"] = 1 - normalize_across_runs(reg.loc[idx, "align_wasserstein"].to_numpy(float))
+            raw_w = reg.loc[idx, "align_wasserstein"].to_numpy(float)
+            reg.loc[idx, "alignment_regimes"] = 1 - normalize_across_runs(raw_w)
     rows = []
     for regime in REGIMES:
         g = reg[reg["regime"] == regime] if not reg.empty else reg
@@ -1137,7 +1152,7 @@ def _aggregation(data: StudyData, records: list[dict], out: Path) -> dict[str, A
                   "balanced − unbalanced [95% CI]"],
                  [[r.pair, r.gap, r.method, str(r.seeds), _ci(r.balanced, r.balanced_lo, r.balanced_hi),
                    f"{r.balanced_w}/{len(BALANCED)}", _ci(r.unbalanced, r.unbalanced_lo, r.unbalanced_hi),
-                   f"{r.unbalanced_w}/{len(UNBALANCED)}", _ci(r.diff, r.diff_lo, r.diff_hi, signed=True)]
+                   f"{r.unbalanced_w}/{len(UNBALANCED)}", _ci(r.delta, r.delta_lo, r.delta_hi, signed=True)]
                   for r in tab.itertuples()]), "",
              _missing_text(data, lambda c: dict(c.hparams).get("w") is not None), ""]
     (out / "aggregation.md").write_text("\n".join(lines), encoding="utf-8")
@@ -1173,8 +1188,9 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
         parts.append(verdict(st[1], st[2]))
         texts.append(f"cfg_adda − {m}: {_ci(*st, signed=True)}")
     allp = agg[agg.pair == "all pairs"] if not agg.empty else agg
-    means = "; ".join(f"{r.method} {_num(r.balanced)}" for r in allp.sort_values("balanced", ascending=False).itertuples()
-                      if "[" not in r.method and not math.isnan(r.balanced)) if not allp.empty else ""
+    ranked = allp.sort_values("balanced", ascending=False).itertuples() if not allp.empty else []
+    means = "; ".join(f"{r.method} {_num(r.balanced)}" for r in ranked
+                      if "[" not in r.method and not math.isnan(r.balanced))
     missing_m = [m for m in ("cotrain", "domain_cond", "ot", "adda", "cfg") if m in (data.spec.get("methods") or [])
                  and m not in others]
     detail = (f"Balanced success averaged over pairs: {means or 'n/a'}. "
@@ -1262,7 +1278,8 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
         "; ".join(texts), combine_verdicts(parts),
         ("Weights not in this budget's grid: " + ", ".join(f"{w:g}" for w in regimes["not_gridded"]) + ". "
          if regimes["not_gridded"] else "")
-        + ("Weights without runs yet: " + ", ".join(f"{w:g}" for w in regimes["absent"]) + ". " if regimes["absent"] else "")
+        + ("Weights without runs yet: " + ", ".join(f"{w:g}" for w in regimes["absent"]) + ". "
+           if regimes["absent"] else "")
         + "See regimes.md.")
 
     # 7. lambda = -0.5 helps
@@ -1287,13 +1304,15 @@ def _write_comparison(data: StudyData, claims: list[dict], out: Path, command: s
     runs_cmd = f"cotrain sweep --track {data.track} --budget {data.budget} --runs-dir {data.runs_dir}"
     lines = [f"# The study's claims measured by cotrain-bench (track `{data.track}`, budget `{data.budget}`)", "",
              f"- **Budget**: `{data.budget}` — {', '.join(data.spec.get('pairs') or [])}; methods "
-             f"{', '.join(data.spec.get('methods') or [])}; w ∈ {{{', '.join(f'{w:g}' for w in data.spec.get('w') or [])}}}; "
+             f"{', '.join(data.spec.get('methods') or [])}; "
+             f"w ∈ {{{', '.join(f'{w:g}' for w in data.spec.get('w') or [])}}}; "
              f"{data.seeds} seed(s); {data.episodes} evaluation episodes per point; profile "
              f"`{data.spec.get('profile')}`. Smallest success difference it resolves: "
              + (f"{mdd:.2f}" if mdd < 1 else f"none ({mdd:.2f} > 1)")
              + f" (two-proportion z-test, 95% / 80%, base rate 0.5, {n_arm} episodes per arm).",
-             f"- **Runs read**: {len(data.records)} of {len(data.expected)} in the grid ({len(data.missing)} missing"
-             + (f"; {data.ignored} records outside the grid ignored" if data.ignored else "") + ").",
+             (f"- **Runs read**: {len(data.records)} of {len(data.expected)} in the grid ({len(data.missing)} missing"
+              + (f"; {data.ignored} records outside the grid ignored" if data.ignored else "") + ")."
+              if data.expected else f"- **Runs read**: {len(data.records)} (no grid to compare with)."),
              f"- **Runs produced by**: `{runs_cmd}`; compute recorded in the records (training + evaluation, summed "
              f"over runs): {compute:.0f} s. The sweep's own wall time is not recorded in the records.",
              f"- **This file produced by**: `{command or 'benchmark.study.study(...)'}` in {wall_s:.0f} s wall time "
@@ -1331,12 +1350,22 @@ def study(runs_dir: str | Path, out_dir: str | Path = "results/study", track: st
     ``guidance=False`` reads cached guidance sweeps only (no evaluation). Returns a summary with
     the claims, the files written and the wall time.
     """
+    t0 = time.time()
+    data = load_study(runs_dir, track, budget)
+    return analyze_study(data, out_dir, device=device, workers=workers, guidance=guidance, command=command, log=log,
+                         started=t0)
+
+
+def analyze_study(data: StudyData, out_dir: str | Path, device: str = "cpu", workers: int = 1, guidance: bool = True,
+                  command: str | None = None, log: Callable[..., None] = print,
+                  started: float | None = None) -> dict[str, Any]:
+    """Every analysis on loaded study data (see :func:`study`); ``started`` is when the command began."""
     from .leaderboard import write_leaderboard
 
-    t0 = time.time()
+    t0 = time.time() if started is None else started
+    track = data.track
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = load_study(runs_dir, track, budget)
     records = _gap_records(data)
     labelled = [{**r, "config": {**r["config"], "method": method_label(r, data.vary)}} for r in data.records]
     log(f"study: {len(data.records)} of {len(data.expected)} runs of track {track!r} budget {data.budget!r} "
@@ -1355,7 +1384,8 @@ def study(runs_dir: str | Path, out_dir: str | Path = "results/study", track: st
         files += part["files"]
     claims = _claims(data, records, runs, agg["table"], window, rep, regimes, gd)
     wall = time.time() - t0
-    summary = {"track": track, "budget": data.budget, "runs_read": len(data.records), "runs_expected": len(data.expected),
+    summary = {"track": track, "budget": data.budget, "runs_read": len(data.records),
+               "runs_expected": len(data.expected),
                "missing": [_describe_cfg(c) for c in data.missing], "command": command, "wall_s": wall,
                "guidance_wall_s": gd["wall_s"], "claims": claims}
     (out / "study.json").write_text(json.dumps(summary, indent=2, default=float), encoding="utf-8")

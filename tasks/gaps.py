@@ -158,7 +158,7 @@ class ActionScale(GapEffect):
 @GAP_FACTORS.register("action_noise")
 class ActionNoise(GapEffect):
     family = "action"
-    std = 0.3
+    std = 0.15
     unit = f"Gaussian noise of std {std:g} m on the 6 arm action inputs (1 input = 5 cm or 0.5 rad per step)"
 
     def action(self, action, rng):
@@ -187,7 +187,8 @@ class _Delay:
 class ActionLatency(GapEffect):
     family = "action"
     max_steps = 3
-    unit = "actions executed round(3 m) control steps late (0.15 s at m = 1); before that, zero motion"
+    unit = (f"actions executed round({max_steps} m) control steps late ({max_steps / 20:g} s at m = 1); "
+            "before that, zero motion")
 
     def on_reset(self, env, rng):
         self._delay = _Delay(self.steps)
@@ -206,7 +207,7 @@ def _object_pos_keys(obs: dict) -> list[str]:
 @GAP_FACTORS.register("obs_noise")
 class ObsNoise(GapEffect):
     family = "sensing"
-    std = 0.01
+    std = 0.015
     unit = f"Gaussian noise of std {std:g} m x m on every object position, per step"
 
     def observe(self, obs, rng):
@@ -227,8 +228,8 @@ class ObsBias(GapEffect):
 @GAP_FACTORS.register("obs_latency")
 class ObsLatency(GapEffect):
     family = "sensing"
-    max_steps = 3
-    unit = "object poses observed round(3 m) control steps late (0.15 s at m = 1)"
+    max_steps = 5
+    unit = f"object poses observed round({max_steps} m) control steps late ({max_steps / 20:g} s at m = 1)"
 
     def on_reset(self, env, rng):
         self._delay = _Delay(self.steps)

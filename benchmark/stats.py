@@ -82,7 +82,7 @@ def stratified_bootstrap_ci(
         raise ValueError("every task needs at least one score")
     rng = np.random.default_rng(seed)
     pooled = np.concatenate([t[rng.integers(0, t.size, size=(reps, t.size))] for t in tasks], axis=1)
-    boot = np.array([stat(row) for row in pooled])
+    boot = sps.trim_mean(pooled, 0.25, axis=1) if stat is iqm else np.array([stat(row) for row in pooled])
     return (float(stat(np.concatenate(tasks))), *_percentile_ci(boot))
 
 

@@ -733,8 +733,8 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
              "Per gap kind, pair and method: target success against w (pooled episodes, 95% Wilson interval), "
              "with the study's ratio window drawn: w_n = N/(N+M) (lower bound), w_q = √(N/M) (upper bound as the "
              "study writes it, shaded to) and w = √N/(√N+√M) (where its figure puts it, dashed). "
-             "`target_only` (w = 1) is a dotted line"
-             + (" and `source_only` (w = 0) dashed" if include_source else "") + ".",
+             "`target_only` (w = 1) and `source_only` (w = 0) are dotted and dashed reference lines; methods are "
+             "offset by 3% along w so that equal points stay visible.",
              "", "Figures: " + ", ".join(f"[{f}]({f})" for f in files), ""]
     lines += ["## Points", "", _md(["gap", "pair", "method", "w", "seeds", "success [95% Wilson]"],
                                    [[r.gap, r.pair, r.method, f"{r.w:g}", str(r.seeds),

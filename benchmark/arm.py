@@ -329,6 +329,9 @@ class PolicyRunner:
     def __init__(self, policy: Any, robot: Any, limits: SafetyLimits | None = None,
                  execution_horizon: int | None = None, temporal_ensembling: float | None = None,
                  control_hz: float | None = None, realtime: bool = False):
+        if getattr(policy, "image_keys", ()):
+            raise NotImplementedError(f"the runner feeds low-dimensional observations only; this bundle also needs "
+                                      f"camera frames {list(policy.image_keys)} (call its act/act_chunk with them)")
         self.policy, self.robot = policy, robot
         self.limits = limits if limits is not None else SafetyLimits.from_bundle(policy.spec)
         self.checker = SafetyChecker(self.limits, policy.action_dim)

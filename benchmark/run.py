@@ -264,7 +264,7 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
         "config": {**config, "w": hp["w"]},
         "eval": evaluation, "metrics": metrics, "target_error": evaluation["target"].get("target_error"),
         "train": train_summary,
-        "timing": {"train_s": train_summary.get("wall_s"), "eval_s": evaluation["wall_s"]},
+        "timing": {"train_s": train_summary["wall_time_s"], "eval_s": evaluation.get("wall_s")},
         "fingerprint": fingerprint(cfg.device),
     }
     write_json(run_dir / "record.json", record)

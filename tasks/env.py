@@ -179,6 +179,8 @@ def make_env(pair: str | TaskPair, domain: str = "source", magnitude: float = 1.
     from .pairs import get_pair  # here, not at the top: tasks.pairs imports tasks.visual, which imports this module
 
     task_pair = get_pair(pair) if isinstance(pair, str) else pair
+    if not BASE_TASKS[task_pair.base_task].env_name:
+        raise ValueError(f"pair {task_pair.name!r} has no simulator environment (toy pairs are sampled by tasks.toy)")
     if obs not in ("lowdim", "image"):
         raise ValueError(f"obs must be 'lowdim' or 'image', got {obs!r}")
     if backend not in ("robosuite", "fast"):

@@ -112,6 +112,10 @@ class ObjectSize(GapEffect):
         model.geom_pos[geoms] *= scale
         model.geom_rbound[geoms] *= scale
         model.geom_aabb[geoms] *= scale
+        body = model.body(env.task.bodies[0]).id  # the body's bounding-volume tree, used by the midphase
+        start = model.body_bvhadr[body]
+        if start >= 0:
+            model.bvh_aabb[start:start + model.body_bvhnum[body]] *= scale
 
     def on_reset(self, env, rng):
         if self.magnitude > 0:  # raise the object so its larger bottom rests on the table

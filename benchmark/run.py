@@ -249,7 +249,9 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
     }
     replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
 
-    if not (run_dir / "train_summary.json").exists():
+    needs_model = not ((run_dir / "eval.json").exists() and (run_dir / "metrics.json").exists())
+    if not (run_dir / "train_summary.json").exists() or (needs_model and not (run_dir / "checkpoint").exists()):
+        # (a run folder copied without its checkpoint retrains before evaluating)
         write_json(run_dir / "train_summary.json", stage_train(cfg, run_dir, demos, hp, progress))
     train_summary = read_json(run_dir / "train_summary.json")
     if not (run_dir / "eval.json").exists():

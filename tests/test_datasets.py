@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from tasks import GapFactor, custom_pair, get_pair, obs_layout
+from tasks import GAP_FACTORS, GapFactor, custom_pair, get_pair, obs_layout
 from tasks.dataset import Dataset, DatasetError, load_dataset, write_dataset
 from tasks.demos import generate_demos
 from tasks.seeds import episode_seeds
@@ -118,5 +118,6 @@ def test_tasks_commands(capsys):
     out = capsys.readouterr().out
     assert "categorical (0 or 1 only)" in out and "Sawyer" in out
     assert main(["tasks", "show", "lift/sensing"]) == 0
-    assert "step-valued: round(m x 3) steps" in capsys.readouterr().out
+    steps = GAP_FACTORS["obs_latency"].max_steps
+    assert f"step-valued: round(m x {steps}) steps" in capsys.readouterr().out
     assert main(["tasks", "show", "nope"]) == 2

@@ -50,8 +50,14 @@ def get_pair(name: str | TaskPair) -> TaskPair:
     return name if isinstance(name, TaskPair) else PAIRS[name]
 
 
+# (task, family) combinations left unregistered, and why: a named pair's expert must solve its target.
+UNREGISTERED = {("square", "action"): "the square expert succeeds in 16 of 20 target episodes at magnitude 1 "
+                                      "(action latency during the insertion), under the 90% a pair needs"}
+
 for _task, (_n, _m) in DEMO_COUNTS.items():
     for _family, _factors in FAMILIES.items():
+        if (_task, _family) in UNREGISTERED:
+            continue
         register_pair(TaskPair(
             f"{_task}/{_family}", _task, target=Domain("target", tuple(GapFactor(f) for f in _factors)),
             n_target=_n, n_source=_m, tags=(_family,),

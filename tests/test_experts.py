@@ -10,7 +10,7 @@ import pytest
 from tasks import BASE_TASKS, make_env
 from tasks.demos import rollout_expert
 from tasks.experts import EXPERTS, make_expert
-from tasks.pairs import FAMILIES
+from tasks.pairs import FAMILIES, PAIRS
 
 TASKS = sorted(name for name in BASE_TASKS if name != "toy")
 EPISODES = 3
@@ -24,7 +24,8 @@ def test_every_base_task_has_an_expert():
 
 @pytest.mark.parametrize("task", TASKS)
 def test_expert_succeeds_in_source_and_every_family_target(task):
-    domains = [(f"{task}/{family}", "target") for family in FAMILIES] + [(f"{task}/dynamics", "source")]
+    domains = [(f"{task}/{family}", "target") for family in FAMILIES if f"{task}/{family}" in PAIRS]
+    domains += [(f"{task}/dynamics", "source")]
     successes = {}
     for pair, domain in domains:
         env = make_env(pair, domain)

@@ -3,11 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from tasks import make_env
 from tasks.dataset import Dataset, load_dataset, write_dataset
 
 LIFT_PAIR = "lift/dynamics"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """Tiny networks on shared cores: one torch thread is fastest and immune to spin-waiting."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _scripted_rollouts(domain: str, episodes: int, steps: int, seed: int) -> Dataset:

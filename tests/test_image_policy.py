@@ -15,14 +15,6 @@ PAIR = "lift/visual"
 EPISODES, STEPS, BATCH = 2, 10, 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two shared cores: one thread is fastest and immune to spin-waiting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def _image_rollouts(domain: str, seed: int) -> Dataset:
     """EPISODES short real episodes of PAIR in `domain` (images and low-dim): move toward the cube, noisily."""

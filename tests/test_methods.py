@@ -14,14 +14,6 @@ from baselines.methods import _GradReverse, grl_schedule
 STEPS, BATCH = 30, 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks: one thread is fastest, and immune to spin-waiting on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny_config(obs_dim: int, **kw) -> PolicyConfig:
     base = dict(obs_dim=obs_dim, action_dim=7, horizon=8, n_action_steps=4, width=32, depth=1, z_dim=8,

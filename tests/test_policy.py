@@ -14,13 +14,6 @@ REGRESSION = Path(__file__).parent / "data" / "policy_regression.npz"
 REGEN_ENV = "COTRAIN_REGEN_POLICY_REGRESSION"  # set to 1 to rewrite REGRESSION from the current code
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tiny(network: str = "mlp", obs_dim: int = 18, action_dim: int = 7, seed: int = 0, **kw) -> DiffusionPolicy:
     """A tiny policy with normalizer statistics from fixed random data."""

@@ -14,13 +14,6 @@ from benchmark.train import TrainConfig, train, validation_loss, validation_set
 from tasks.dataset import Dataset
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def test_windows_pad_history_and_chunk():
     obs = np.arange(4, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)

@@ -64,7 +64,10 @@ class Dataset:
         """The demos at `indices`, in that order."""
         if any(not 0 <= i < self.n_demos for i in indices):
             raise DatasetError(f"demo indices {indices} out of range for {self.n_demos} demos")
-        pick = lambda xs: [xs[i] for i in indices] if xs else []  # noqa: E731
+
+        def pick(items: list) -> list:
+            return [items[i] for i in indices] if items else []
+
         return Dataset(pick(self.obs), pick(self.actions), self.layout, dict(self.attrs),
                        pick(self.rewards), pick(self.episode_seeds), {k: pick(v) for k, v in self.images.items()})
 

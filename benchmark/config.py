@@ -143,14 +143,16 @@ class RunConfig:
         return hp
 
     def hashed_dict(self) -> dict[str, Any]:
-        """The fields that change the numbers (hyperparameters resolved), with the pair version,
-        profile sizes and suite version."""
+        """The fields that change the numbers (hyperparameters resolved), with the pair and expert
+        versions, profile sizes and suite version."""
         from tasks import get_pair
+        from tasks.experts import EXPERT_VERSION
 
         cfg = self.resolved()
         out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.compare}
         out["hparams"] = cfg.method_hparams()
         out["pair_version"] = get_pair(cfg.pair).version
+        out["expert_version"] = EXPERT_VERSION
         out["profile_size"] = asdict(cfg.size)
         out["suite_version"] = SUITE_VERSION
         return out

@@ -39,8 +39,9 @@ def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, 
               backend: str) -> Path:
     """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`."""
     from tasks import get_pair
+    from tasks.experts import EXPERT_VERSION
 
-    key = {"pair": pair, "version": get_pair(pair).version, "domain": domain,
+    key = {"pair": pair, "version": get_pair(pair).version, "expert_version": EXPERT_VERSION, "domain": domain,
            "magnitude": magnitude if domain == "target" else 0.0, "n": n, "seed": seed, "stream": stream,
            "expert_noise": EXPERT_NOISE, "backend": backend, "suite_version": SUITE_VERSION}
     return runs_dir / "_demos" / f"{content_hash(key)}.hdf5"

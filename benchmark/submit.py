@@ -5,6 +5,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.experts import EXPERT_VERSION
+
 from .config import SUITE_VERSION
 from .leaderboard import RecordError, load_records, read_record, write_leaderboard
 
@@ -21,6 +23,8 @@ class Protocol:
     """Evaluation episodes per domain and seed."""
     pairs: tuple[str, ...] = ("lift/dynamics", "stack/dynamics", "square/dynamics")
     """Pairs every submission covers."""
+    expert_version: int = EXPERT_VERSION
+    """Version of the scripted experts that made every run's demos."""
 
 
 LEADERBOARD_PROTOCOL = Protocol()
@@ -36,6 +40,9 @@ def check_records(records: list[dict], protocol: Protocol = LEADERBOARD_PROTOCOL
         cfg, rid = rec["config"], rec.get("run_id", "?")
         if cfg.get("suite_version") != SUITE_VERSION:
             problems.append(f"{rid}: suite version {cfg.get('suite_version')} (this suite is {SUITE_VERSION})")
+        if cfg.get("expert_version") != protocol.expert_version:
+            problems.append(f"{rid}: expert version {cfg.get('expert_version')}, "
+                            f"the protocol is {protocol.expert_version}")
         if cfg["pair"] not in PAIRS:
             problems.append(f"{rid}: unknown pair {cfg['pair']!r}")
         elif cfg.get("pair_version") != PAIRS[cfg["pair"]].version:

@@ -16,6 +16,7 @@ class BaseTask:
     bodies: MuJoCo root body of each object, same order; the first is the one gap factors
         such as friction, mass and size act on.
     env_kwargs: extra robosuite constructor arguments (variants are arguments, not subclasses).
+    version: bumped whenever the task's definition changes; every pair on it takes this version.
     """
 
     name: str
@@ -25,6 +26,7 @@ class BaseTask:
     bodies: tuple[str, ...]
     description: str
     env_kwargs: tuple[tuple[str, object], ...] = ()
+    version: int = 1
 
 
 BASE_TASKS: Registry[BaseTask] = Registry("base task")
@@ -34,9 +36,9 @@ for _task in (
              "Lift a cube (half-size 0.021 m) 4 cm above the table."),
     BaseTask("stack", "Stack", 200, ("cubeA", "cubeB"), ("cubeA_main", "cubeB_main"),
              "Pick the small red cube A and place it on the green cube B."),
-    BaseTask("square", "NutAssemblySquare", 300, ("nut",), ("SquareNut_main",),
+    BaseTask("square", "NutAssemblySquare", 400, ("nut",), ("SquareNut_main",),
              "robosuite's NutAssemblySquare: fit the square nut onto its peg "
-             "(the single-nut variant of the study's NutAssembly)."),
+             "(the single-nut variant of the study's NutAssembly).", version=2),  # 2: horizon 300 -> 400
     BaseTask("toy", "", 1, (), (),
              "Simulator-free toy pairs (tasks/toy.py): a state on a 2-D patch observed in R^3, a 2-D action."),
 ):

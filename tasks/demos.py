@@ -36,7 +36,7 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
     Episode seeds come from the domain's own seed range for `seed` (tasks.seeds), so source and
     target demos never share an initial state. The file records how many episodes were tried.
     """
-    from .experts import make_expert
+    from .experts import EXPERT_VERSION, make_expert
 
     task_pair = get_pair(pair)
     if n < 0:
@@ -78,7 +78,8 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
         "pair": task_pair.name, "pair_version": task_pair.version, "base_task": task_pair.base_task,
         "domain": domain, "magnitude": magnitude if domain == "target" else 0.0,
         "gaps": [[g.name, g.magnitude] for g in env.domain.gaps], "expert": task_pair.base_task,
-        "expert_noise": expert_noise, "seed": seed, "tried": tried, "kept": demos.n_demos,
+        "expert_version": EXPERT_VERSION, "expert_noise": expert_noise, "seed": seed, "tried": tried,
+        "kept": demos.n_demos,
         "env_args": {"env_name": env.task.env_name, "type": 1,
                      "env_kwargs": {"pair": task_pair.name, "domain": domain, "magnitude": magnitude}},
     }

@@ -1,12 +1,15 @@
 """Scripted experts: closed-loop phase machines on the true state, one per base task.
 
-Each expert tracks position waypoints with a clipped proportional law on the end-effector
-position error, keeps the gripper top-down (rotations are computed relative to a levelled copy
-of the orientation at reset, so the eef site frame of each robot does not matter), turns the
-gripper about the vertical to the object's grasp axis, and ends at a stable hold (never rising
-after success). `noise` adds per-episode waypoint offsets and speeds and per-step Gaussian
-action noise, so demos are diverse. `observed=True` reads the object poses from what the policy
-sees (`env.last_obs`, sensing gaps applied) instead of the privileged state.
+Each expert tracks end-effector waypoints (approach above, descend, grasp, lift / carry, place or
+insert, then a stable hold: never rising after success). The position law is proportional, steeper
+far from the target, damped near it (robust to action latency and scale) and with an integral term
+that acts only while the arm is stalled (payload sag, posture pull). Orientation stays top-down:
+rotations are computed relative to a levelled copy of the orientation at reset, so no robot's eef
+site frame matters; the gripper turns about the vertical to the object's grasp axis, within the
+wrist's joint range. Closed on the true state, the experts compensate dynamics, action and
+embodiment gaps and are blind to sensing gaps. `noise` adds per-episode waypoint offsets and
+speeds and per-step Gaussian action noise, so demos are diverse. `observed=True` reads the object
+poses from what the policy sees (`env.last_obs`, sensing gaps applied) instead.
 """
 from __future__ import annotations
 
@@ -19,12 +22,16 @@ from .registry import Registry
 if TYPE_CHECKING:
     from .env import CotrainEnv
 
+EXPERT_VERSION = 2  # bumped whenever an expert's behaviour changes: part of the demo cache key and run id
+
 POS_GAIN = 6.0  # action units per metre of position error (1 unit = 5 cm of OSC goal offset) ...
 NEAR, FAR_GAIN = 0.02, 10.0  # ... and FAR_GAIN more per metre beyond NEAR metres (fast far, gentle near)
 INT_GAIN, INT_LIMIT = 3.0, 0.5  # integral action per metre and step while stalled, and its bound
-VEL_GAIN = 20.0  # action units per metre/step of eef velocity (damping: robust to action latency)
+VEL_GAIN = 20.0  # action units per metre/step of eef velocity (damping: robust to action latency) ...
+DAMP_RADIUS = 0.05  # ... within DAMP_RADIUS metres of the target, fading out by twice that
 STALL = 0.001  # metres per step under which the eef counts as stalled
-ROT_GAIN = 0.6  # fraction of the orientation error commanded per step
+ROT_GAIN = 0.6  # fraction of the orientation error commanded per step ...
+ROT_MAX = 0.4  # ... at most this many rotation action units (a slow turn keeps the wrist on its branch)
 ROT_UNIT = 0.5  # radians per rotation action unit (robosuite OSC_POSE output_max)
 YAW_MARGIN = 0.5  # radians kept clear of the wrist joint's limits
 SLOW = {"descend": 0.5, "lower": 0.5, "insert": 0.5}  # speed caps of the careful phases
@@ -149,8 +156,10 @@ class Expert:
             self.integral = np.clip(self.integral + INT_GAIN * error, -INT_LIMIT, INT_LIMIT)
         speed = self.speed * SLOW.get(self.phase, 1.0)
         action = np.zeros(7)
-        action[:3] = np.clip(gain * error + self.integral - VEL_GAIN * velocity, -speed, speed)
-        action[3:6] = ROT_GAIN * _rotvec(_rot_z(yaw) @ self.level @ rot.T) / ROT_UNIT
+        damping = VEL_GAIN * np.clip(2.0 - dist / DAMP_RADIUS, 0.0, 1.0)  # near the target only
+        action[:3] = np.clip(gain * error + self.integral - damping * velocity, -speed, speed)
+        turn = ROT_GAIN * _rotvec(_rot_z(yaw) @ self.level @ rot.T) / ROT_UNIT
+        action[3:6] = turn * min(1.0, ROT_MAX / max(float(np.linalg.norm(turn)), 1e-9))
         action[:6] += self.rng.normal(0.0, 0.1 * self.noise, 6) * np.array([1, 1, 1, 0.3, 0.3, 0.3])
         action[6] = grip
         return np.clip(action, -1.0, 1.0)
@@ -275,12 +284,14 @@ class StackExpert(_PickExpert):
             return self.restart(state)
         if self.phase == "held":
             self.goto("carry")
+            self.risen = False
         cube_a, cube_b = state["cubeA_pos"], state["cubeB_pos"]
         rest_z = cube_b[2] + self.half_height(env, "cubeB") + self.half_height(env, "cubeA")
         above_b = np.array([*(cube_b[:2] + self.place_xy), rest_z])
         if self.phase == "carry":
             target = above_b + np.array([0.0, 0.0, self.clearance])
-            if cube_a[2] < rest_z + 0.01:  # first rise clear of B, then move over it
+            self.risen = self.risen or cube_a[2] > rest_z + 0.01
+            if not self.risen:  # first rise clear of B, then move over it
                 target[:2] = cube_a[:2]
             if np.linalg.norm((above_b - cube_a)[:2]) < 0.006 and abs(target[2] - cube_a[2]) < 0.01:
                 self.goto("lower")
@@ -361,12 +372,14 @@ class SquareExpert(_PickExpert):
         nut, nut_yaw = state["nut_pos"], yaw_of(state["nut_quat"])
         if self.phase == "held":
             self.goto("carry")
+            self.risen = False
         nut_turn = wrap(self.nut_goal_yaw - nut_yaw)
         yaw = self.gripper_yaw(env) + nut_turn
         over_peg = np.array([self.peg[0], self.peg[1], self.peg_top + self.clearance])
         if self.phase == "carry":
             target = over_peg.copy()
-            if nut[2] < self.peg_top + 0.015:  # first rise clear of the peg, then move over it
+            self.risen = self.risen or nut[2] > self.peg_top + 0.015
+            if not self.risen:  # first rise clear of the peg, then move over it
                 target[:2] = nut[:2]
             if np.linalg.norm((over_peg - nut)[:2]) < 0.004 and abs(nut_turn) < 0.05:
                 self.goto("insert")

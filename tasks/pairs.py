@@ -40,6 +40,7 @@ def custom_pair(base_task: str, factors: list[GapFactor] | list[str], name: str 
     gaps = tuple(f if isinstance(f, GapFactor) else GapFactor(f, 1.0) for f in factors)
     n, m = DEMO_COUNTS.get(base_task, (10, 100))
     pair = TaskPair(name, base_task, target=Domain("target", gaps), n_target=n, n_source=m,
+                    version=BASE_TASKS[base_task].version,
                     description="custom: " + ", ".join(f"{g.name}@{g.magnitude:g}" for g in gaps))
     validate_pair(pair)
     return pair
@@ -50,17 +51,11 @@ def get_pair(name: str | TaskPair) -> TaskPair:
     return name if isinstance(name, TaskPair) else PAIRS[name]
 
 
-# (task, family) combinations left unregistered, and why: a named pair's expert must solve its target.
-UNREGISTERED = {("square", "action"): "the square expert succeeds in 16 of 20 target episodes at magnitude 1 "
-                                      "(action latency during the insertion), under the 90% a pair needs"}
-
 for _task, (_n, _m) in DEMO_COUNTS.items():
     for _family, _factors in FAMILIES.items():
-        if (_task, _family) in UNREGISTERED:
-            continue
         register_pair(TaskPair(
             f"{_task}/{_family}", _task, target=Domain("target", tuple(GapFactor(f) for f in _factors)),
-            n_target=_n, n_source=_m, tags=(_family,),
+            n_target=_n, n_source=_m, tags=(_family,), version=BASE_TASKS[_task].version,
             description=f"{BASE_TASKS[_task].description} Target: {_family} gap ({', '.join(_factors)})."))
 
 # The simulator-free toy pairs (`toy/<family>`, tasks/toy.py), registered explicitly.

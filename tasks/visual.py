@@ -359,7 +359,7 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
             n, m = demo_counts[task]
             pairs.append(TaskPair(
                 f"{task}/{family}", task, target=Domain("target", tuple(GapFactor(f) for f in factors)),
-                n_target=n, n_source=m, obs="image", tags=tuple(family.split("_")),
+                n_target=n, n_source=m, obs="image", tags=tuple(family.split("_")), version=BASE_TASKS[task].version,
                 description=f"{BASE_TASKS[task].description} Images ({IMAGE_SIZE}x{IMAGE_SIZE} agent view) and "
                             f"proprioception. Target: {family.replace('_', ' + ')} gap ({', '.join(factors)})."))
     return pairs

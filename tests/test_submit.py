@@ -13,7 +13,7 @@ from benchmark.leaderboard import load_records
 from benchmark.submit import Protocol, check_records, submit
 
 MINI = Path(__file__).parent / "data" / "mini_sweep"
-LENIENT = Protocol(profile="quick", min_seeds=2, min_episodes=10, pairs=("lift/dynamics",))
+LENIENT = Protocol(profile="quick", min_seeds=2, min_episodes=10, pairs=("lift/dynamics",), expert_version=1)
 
 
 def test_mini_sweep_follows_a_matching_protocol_and_is_added(tmp_path):
@@ -29,6 +29,7 @@ def test_protocol_violations_are_all_named():
     assert "10 episodes, the protocol needs 50" in text
     assert "2 seed(s), the protocol needs 3" in text
     assert "no records for square/dynamics, stack/dynamics" in text
+    assert "expert version 1, the protocol is 2" in text
 
 
 def test_submit_refuses_and_writes_nothing(tmp_path, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections import deque
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 EVAL_BATCH = 8
-_WORKER: dict[str, Any] = {}
+_WORKER: dict[str, Any] = {}  # this process's loaded policy and built envs, reused across batches
 
 
 @dataclass(frozen=True)
@@ -35,16 +36,31 @@ class EvalSpec:
     guidance: float | None = None
 
 
-def _init_worker(spec: EvalSpec) -> None:
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _load(spec: EvalSpec) -> tuple[Any, list]:
+    """The policy and the envs of `spec` in this process, loaded / built once and kept while
+    later batches ask for the same checkpoint and the same env."""
     from baselines import load_checkpoint
     from tasks import get_pair, make_env
 
-    torch.set_num_threads(1)
-    _WORKER["method"] = load_checkpoint(spec.checkpoint, device=spec.device)
-    _WORKER["envs"] = []
-    _WORKER["spec"] = spec
-    obs = get_pair(spec.pair).obs  # image pairs: dict observations, robosuite only (make_env says so otherwise)
-    _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, obs=obs, backend=spec.backend)
+    policy_key, env_key = (spec.checkpoint, spec.device), (spec.pair, spec.domain, spec.magnitude, spec.backend)
+    if _WORKER.get("policy_key") != policy_key:
+        _WORKER["method"], _WORKER["policy_key"] = load_checkpoint(spec.checkpoint, device=spec.device), policy_key
+    if _WORKER.get("env_key") != env_key:
+        _close_envs()
+        obs = get_pair(spec.pair).obs  # image pairs: dict observations, robosuite only (make_env says so otherwise)
+        _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, obs=obs, backend=spec.backend)
+        _WORKER["env_key"], _WORKER["envs"] = env_key, []
+    return _WORKER["method"], _WORKER["envs"]
+
+
+def _close_envs() -> None:
+    for env in _WORKER.pop("envs", []):
+        env.close()
+    _WORKER.pop("env_key", None)
 
 
 def _episode_noise(seed: int, chunk: int, shape: tuple[int, int]) -> torch.Tensor:
@@ -69,9 +85,9 @@ def _padded_batch(histories: list[deque], active: list[int]) -> np.ndarray | dic
     return out
 
 
-def _run_batch(seeds: list[int]) -> list[dict[str, Any]]:
-    """Run up to EVAL_BATCH episodes in lockstep in this process."""
-    method, spec, envs = _WORKER["method"], _WORKER["spec"], _WORKER["envs"]
+def _run_batch(spec: EvalSpec, seeds: list[int]) -> list[dict[str, Any]]:
+    """Run up to EVAL_BATCH episodes of `spec` in lockstep in this process."""
+    method, envs = _load(spec)
     while len(envs) < len(seeds):  # built on first need, reused by later batches
         envs.append(_WORKER["make_env"]())
     envs = envs[: len(seeds)]
@@ -101,32 +117,62 @@ def _run_batch(seeds: list[int]) -> list[dict[str, Any]]:
     return results
 
 
-def evaluate(spec: EvalSpec, seeds: list[int], workers: int = 1, progress: bool = True) -> list[dict[str, Any]]:
-    """Episodes from `seeds` (in order): [{"seed", "success", "length"}]."""
+class EvalPool:
+    """Evaluation workers kept across evaluations: `workers` spawned processes (1: this process),
+    each keeping its loaded policy and built envs while consecutive evaluations share them, so a
+    run's target and source evaluations, or a guidance sweep, pay the start-up once."""
+
+    def __init__(self, workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self._pool = mp.get_context("spawn").Pool(workers, initializer=_worker_init) if workers > 1 else None
+        self._threads = torch.get_num_threads()
+
+    def run(self, spec: EvalSpec, batches: list[list[int]]):
+        """Yield each batch's episodes, in order."""
+        if self._pool is not None:
+            yield from self._pool.imap(partial(_run_batch, spec), batches)
+            return
+        torch.set_num_threads(1)
+        try:
+            for batch in batches:
+                yield _run_batch(spec, batch)
+        finally:
+            torch.set_num_threads(self._threads)
+
+    def close(self) -> None:
+        """Stop the workers (or release this process's policy and envs)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool.join()
+        else:
+            _close_envs()
+            _WORKER.clear()
+
+    def __enter__(self) -> EvalPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def evaluate(spec: EvalSpec, seeds: list[int], workers: int = 1, progress: bool = True,
+             pool: EvalPool | None = None) -> list[dict[str, Any]]:
+    """Episodes from `seeds` (in order): [{"seed", "success", "length"}], on `pool` if given, else on
+    `workers` processes started for this call."""
     batches = [seeds[i:i + EVAL_BATCH] for i in range(0, len(seeds), EVAL_BATCH)]
-    bar = tqdm(total=len(seeds), desc=f"eval {spec.domain}", disable=not progress, leave=False)
+    own = pool is None
+    pool = EvalPool(min(workers, max(len(batches), 1))) if own else pool
     out: list[dict[str, Any]] = []
     try:
-        if workers == 1:
-            threads = torch.get_num_threads()
-            _init_worker(spec)
-            try:
-                for batch in batches:
-                    out += _run_batch(batch)
-                    bar.update(len(batch))
-            finally:
-                for env in _WORKER.pop("envs", []):
-                    env.close()
-                _WORKER.clear()
-                torch.set_num_threads(threads)
-        else:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(min(workers, len(batches)), initializer=_init_worker, initargs=(spec,)) as pool:
-                for res in pool.imap(_run_batch, batches):
-                    out += res
-                    bar.update(len(res))
+        with tqdm(total=len(seeds), desc=f"eval {spec.domain}", disable=not progress, leave=False) as bar:
+            for res in pool.run(spec, batches):
+                out += res
+                bar.update(len(res))
     finally:
-        bar.close()
+        if own:
+            pool.close()
     return out
 
 

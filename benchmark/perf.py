@@ -116,11 +116,13 @@ def print_stepping(rows: list[dict[str, float | str]], steps: int) -> None:
           "physics limit: mujoco.mj_step x 25 per control step on the same model.")
 
 
-def evaluation_throughput(checkpoint: str | None, pair: str = "lift/dynamics", episodes: int = 16) -> None:
-    """Evaluation episodes/s with 1 and 2 worker processes (`benchmark.evaluate`, fast backend)."""
+def evaluation_throughput(checkpoint: str | None, pair: str = "lift/dynamics", episodes: int = 192) -> None:
+    """Evaluation episodes/s with 1 and 2 worker processes (`benchmark.evaluate`, fast backend), each
+    pool warmed with one batch per worker first; the start-up (spawn, imports, policy, envs) is
+    printed apart, since a pool pays it once per run."""
     try:
         from baselines import load_checkpoint  # noqa: F401  (the workers load the policy with it)
-        from benchmark.evaluate import EvalSpec, evaluate
+        from benchmark.evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate
     except ImportError as err:
         print(f"Evaluation throughput: not available ({err})")
         return
@@ -128,15 +130,20 @@ def evaluation_throughput(checkpoint: str | None, pair: str = "lift/dynamics", e
         print("Evaluation throughput: not available (give --checkpoint)")
         return
     spec = EvalSpec(checkpoint, pair, "source", 0.0, backend="fast")
-    seeds = list(range(episodes))
-    rates = {}
+    seeds = list(range(10_000, 10_000 + episodes))
+    rates, startup = {}, {}
     for workers in (1, 2):
         start = time.perf_counter()
-        evaluate(spec, seeds, workers=workers, progress=False)
-        rates[workers] = episodes / (time.perf_counter() - start)
-    print(f"Evaluation throughput ({pair}, {episodes} episodes, fast backend): "
+        with EvalPool(workers) as pool:
+            evaluate(spec, list(range(workers * EVAL_BATCH)), progress=False, pool=pool)
+            startup[workers] = time.perf_counter() - start
+            start = time.perf_counter()
+            evaluate(spec, seeds, progress=False, pool=pool)
+            rates[workers] = episodes / (time.perf_counter() - start)
+    print(f"Evaluation throughput ({pair}, {episodes} episodes, fast backend, warm workers): "
           f"1 worker {rates[1]:.2f} episodes/s, 2 workers {rates[2]:.2f} episodes/s "
-          f"(scaling {rates[2] / rates[1]:.2f}x)")
+          f"(scaling {rates[2] / rates[1]:.2f}x); warm-up (start-up + {EVAL_BATCH} episodes per worker) "
+          f"{startup[1]:.1f} s and {startup[2]:.1f} s")
 
 
 def ddim_inference(repeats: int = 200) -> None:
@@ -171,10 +178,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", nargs="+", default=ROBOSUITE_TASKS, choices=ROBOSUITE_TASKS,
                         help="base tasks to measure")
     parser.add_argument("--checkpoint", default=None, help="policy checkpoint for the evaluation throughput")
+    parser.add_argument("--episodes", type=int, default=192, help="episodes per evaluation throughput measurement")
     args = parser.parse_args(argv)
     print_stepping(stepping_table(args.tasks, args.steps), args.steps)
     print()
-    evaluation_throughput(args.checkpoint)
+    evaluation_throughput(args.checkpoint, episodes=args.episodes)
     ddim_inference()
 
 

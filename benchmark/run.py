@@ -124,15 +124,16 @@ def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
 
         return toy_eval(cfg, run_dir)
 
-    from .evaluate import EvalSpec, evaluate, summarize
+    from .evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
 
     seeds = episode_seeds("test", cfg.seed, cfg.episodes)
     t0 = time.time()
     out: dict[str, Any] = {}
-    for domain in ("target", "source"):
-        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
-                        device=cfg.device)
-        out[domain] = summarize(evaluate(spec, seeds, workers=cfg.workers, progress=progress))
+    with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:
+        for domain in ("target", "source"):
+            spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
+                            device=cfg.device)
+            out[domain] = summarize(evaluate(spec, seeds, progress=progress, pool=pool))
     out["wall_s"] = time.time() - t0
     return out
 

@@ -953,7 +953,7 @@ def guidance_sweep_run(rec: dict, run_dir: Path, scales: Sequence[float], device
     of checkpoint, domain, start state and scale)."""
     from tasks.seeds import episode_seeds
 
-    from .evaluate import EvalSpec, evaluate, summarize
+    from .evaluate import EvalPool, EvalSpec, evaluate, summarize
     from .run import read_json, write_json
 
     cfg = rec["config"]
@@ -965,22 +965,28 @@ def guidance_sweep_run(rec: dict, run_dir: Path, scales: Sequence[float], device
         cache = {"schema": 1, "run_id": rec.get("run_id"), "pair": cfg["pair"], "method": cfg["method"],
                  "episode_seeds": seeds, "scales": {}}
     own = (cfg.get("hparams") or {}).get("guidance")
-    for lam in scales:
-        key = _scale_key(lam)
-        if key in cache["scales"]:
-            continue
-        t0 = time.time()
-        if own is not None and abs(float(own) - float(lam)) < 1e-12 and eps:
-            summary, source = summarize(eps), "record"
-        else:
-            if not (run_dir / "checkpoint").exists():
-                raise FileNotFoundError(f"{run_dir}: no checkpoint/ to evaluate at guidance {key}")
-            spec = EvalSpec(str(run_dir / "checkpoint"), cfg["pair"], "target", float(cfg["magnitude"]),
-                            backend=cfg.get("backend", "fast"), device=device, guidance=float(lam))
-            summary, source = summarize(evaluate(spec, seeds, workers=workers, progress=False)), "evaluated"
-        cache["scales"][key] = {**summary, "guidance": float(lam), "source": source, "wall_s": time.time() - t0}
-        write_json(path, cache)
-        log(f"  guidance {key:>5} {rec.get('run_id')}: {summary['successes']}/{summary['n']} ({source})")
+    pool = None  # started on the first scale that needs evaluating, shared by the rest
+    try:
+        for lam in scales:
+            key = _scale_key(lam)
+            if key in cache["scales"]:
+                continue
+            t0 = time.time()
+            if own is not None and abs(float(own) - float(lam)) < 1e-12 and eps:
+                summary, source = summarize(eps), "record"
+            else:
+                if not (run_dir / "checkpoint").exists():
+                    raise FileNotFoundError(f"{run_dir}: no checkpoint/ to evaluate at guidance {key}")
+                spec = EvalSpec(str(run_dir / "checkpoint"), cfg["pair"], "target", float(cfg["magnitude"]),
+                                backend=cfg.get("backend", "fast"), device=device, guidance=float(lam))
+                pool = pool or EvalPool(workers)
+                summary, source = summarize(evaluate(spec, seeds, progress=False, pool=pool)), "evaluated"
+            cache["scales"][key] = {**summary, "guidance": float(lam), "source": source, "wall_s": time.time() - t0}
+            write_json(path, cache)
+            log(f"  guidance {key:>5} {rec.get('run_id')}: {summary['successes']}/{summary['n']} ({source})")
+    finally:
+        if pool is not None:
+            pool.close()
     return cache
 
 

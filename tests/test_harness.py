@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.config import RunConfig
-from benchmark.evaluate import EvalSpec, evaluate
+from benchmark.evaluate import EvalPool, EvalSpec, evaluate
 from benchmark.leaderboard import aggregate, load_records
 from benchmark.run import execute_run
 from benchmark.sweep import load_grid, run_sweep
@@ -93,6 +93,17 @@ def test_success_does_not_depend_on_worker_count(record, runs_dir):
     two = evaluate(spec, seeds, workers=2, progress=False)
     assert one == two
     assert [e["seed"] for e in one] == seeds
+
+
+def test_a_reused_pool_gives_what_fresh_workers_give(record, runs_dir):
+    """An EvalPool keeps policy and envs across evaluations; switching domain must rebuild the envs."""
+    checkpoint = str(runs_dir / record["run_id"] / "checkpoint")
+    target, source = (EvalSpec(checkpoint, PAIR, d, 1.0) for d in ("target", "source"))
+    seeds = episode_seeds("test", 0, 10)
+    with EvalPool(2) as pool:
+        pooled = [evaluate(spec, seeds, progress=False, pool=pool) for spec in (target, source, target)]
+    assert pooled[0] == pooled[2] == evaluate(target, seeds, workers=2, progress=False)
+    assert pooled[1] == evaluate(source, seeds, workers=1, progress=False)
 
 
 def _wait_for_done(runs_dir: Path, proc: subprocess.Popen, timeout: float = 240) -> None:

@@ -48,14 +48,18 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from tasks.pairs import GAP_KIND_OF_FAMILY, STAND_INS
+
 __all__ = [
     "GAP_KINDS", "BALANCED", "UNBALANCED", "gap_kind", "ratio_window", "window_position", "classify_regime",
     "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "load_study", "analyze_study", "study",
 ]
 
-GAP_KINDS = {"dynamics": "physics only", "visual": "visual only", "visual_dynamics": "visual + physics"}
+GAP_KINDS = GAP_KIND_OF_FAMILY
 """Pair family -> the study's gap kind (PAPER.md): `*/dynamics` physics only, `*/visual` visual only,
-`*/visual_dynamics` visual + physics. Other families are reported as `other (<family>)`."""
+`*/visual_dynamics` visual + physics; `*/sensing` and `*/sensing_dynamics` are their low-dimensional
+stand-ins (STAND_INS: image kind -> stand-in, used by a claim when a budget has no image runs).
+Other families are reported as `other (<family>)`."""
 BALANCED = (0.016, 0.1, 0.3)
 UNBALANCED = (0.005, 0.5, 0.8)
 REFERENCE = "cotrain"
@@ -1256,14 +1260,18 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
     corr = rep["corr"]
     parts, texts = [], []
     for gap, direction in (("visual only", 1), ("visual + physics", 1), ("physics only", -1)):
+        label = gap
         row = corr[(corr.gap == gap) & (corr.measure == "alignment")] if not corr.empty else corr
+        if row.empty and gap in STAND_INS and not corr.empty:
+            label = f"{gap} (no image runs; stand-in {STAND_INS[gap]})"
+            row = corr[(corr.gap == STAND_INS[gap]) & (corr.measure == "alignment")]
         if row.empty:
             parts.append(NOT_RESOLVED)
             texts.append(f"{gap}: no runs")
             continue
         r = row.iloc[0]
         parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
-        texts.append(f"{gap}: r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
+        texts.append(f"{label}: r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
                      f"ρ = {_num(r.spearman_rho, signed=True)}, n = {r.n}")
     add("alignment_corr", "Alignment correlates with success for visual gaps (visual, visual + physics); the "
         "relation reverses for physics-only gaps",

@@ -14,7 +14,25 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "sensing": ("obs_bias", "obs_noise", "obs_latency"),
     "action": ("action_scale", "action_latency"),
     "embodiment": ("embodiment_sawyer",),
+    "sensing_dynamics": ("obs_bias", "obs_noise", "obs_latency", "object_friction", "object_mass", "joint_damping"),
 }
+
+# The study's gap kinds (PAPER.md) by family. The image pairs (tasks/visual.py) are the visual kinds
+# themselves; the sensing families are their low-dimensional stand-ins where rendering is too slow
+# for a budget: a sensing gap changes what the policy observes, not the physics.
+GAP_KIND_OF_FAMILY = {"dynamics": "physics only", "visual": "visual only", "visual_dynamics": "visual + physics",
+                      "sensing": "observation only", "sensing_dynamics": "observation + physics"}
+STAND_INS = {"visual only": "observation only", "visual + physics": "observation + physics"}
+
+
+def kind_text(family: str) -> str:
+    """What `cotrain tasks show` says of a family's study gap kind ("" for a family outside the study)."""
+    kind = GAP_KIND_OF_FAMILY.get(family)
+    if kind is None:
+        return ""
+    stand_for = [k for k, v in STAND_INS.items() if v == kind]
+    return f" Study gap kind: {kind}" + (f" (low-dimensional stand-in for {stand_for[0]})." if stand_for else ".")
+
 
 # Default demo counts (N target, M source) per base task; small N leaves room for co-training.
 DEMO_COUNTS = {"lift": (5, 50), "stack": (10, 100), "square": (20, 200)}
@@ -56,7 +74,8 @@ for _task, (_n, _m) in DEMO_COUNTS.items():
         register_pair(TaskPair(
             f"{_task}/{_family}", _task, target=Domain("target", tuple(GapFactor(f) for f in _factors)),
             n_target=_n, n_source=_m, tags=(_family,), version=BASE_TASKS[_task].version,
-            description=f"{BASE_TASKS[_task].description} Target: {_family} gap ({', '.join(_factors)})."))
+            description=f"{BASE_TASKS[_task].description} Target: {_family.replace('_', ' + ')} gap "
+                        f"({', '.join(_factors)})." + kind_text(_family)))
 
 # The simulator-free toy pairs (`toy/<family>`, tasks/toy.py), registered explicitly.
 from .toy import toy_pairs  # noqa: E402

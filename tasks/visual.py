@@ -349,17 +349,20 @@ def register_visual_factors(registry: Registry) -> None:
 
 def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, ...]) -> list[TaskPair]:
     """`<task>/visual` for every task of VISUAL_TASKS, `<task>/visual_dynamics` (visual + `dynamics`
-    factors) for VISUAL_DYNAMICS_TASKS, all with image observations; low-dimensional
-    counterparts are the `<task>/dynamics` pairs. Experts still act on the privileged state.
+    factors) for VISUAL_DYNAMICS_TASKS, all with image observations; their low-dimensional stand-ins
+    are `<task>/sensing` and `<task>/sensing_dynamics`. Experts still act on the privileged state.
     """
     pairs = []
-    for family, tasks, factors in (("visual", VISUAL_TASKS, VISUAL_FAMILY),
-                                   ("visual_dynamics", VISUAL_DYNAMICS_TASKS, VISUAL_FAMILY + dynamics)):
+    for family, tasks, factors, kind, stand_in in (
+            ("visual", VISUAL_TASKS, VISUAL_FAMILY, "visual only", "sensing"),
+            ("visual_dynamics", VISUAL_DYNAMICS_TASKS, VISUAL_FAMILY + dynamics, "visual + physics",
+             "sensing_dynamics")):
         for task in tasks:
             n, m = demo_counts[task]
             pairs.append(TaskPair(
                 f"{task}/{family}", task, target=Domain("target", tuple(GapFactor(f) for f in factors)),
                 n_target=n, n_source=m, obs="image", tags=tuple(family.split("_")), version=BASE_TASKS[task].version,
                 description=f"{BASE_TASKS[task].description} Images ({IMAGE_SIZE}x{IMAGE_SIZE} agent view) and "
-                            f"proprioception. Target: {family.replace('_', ' + ')} gap ({', '.join(factors)})."))
+                            f"proprioception. Target: {family.replace('_', ' + ')} gap ({', '.join(factors)}). "
+                            f"Study gap kind: {kind}; low-dimensional stand-in: {task}/{stand_in}."))
     return pairs

@@ -250,7 +250,8 @@ def test_ratio_window_and_positions():
     assert S.gap_kind("square/dynamics") == "physics only"
     assert S.gap_kind("lift/visual") == "visual only"
     assert S.gap_kind("lift/visual_dynamics") == "visual + physics"
-    assert S.gap_kind("lift/sensing") == "other (sensing)"
+    assert S.gap_kind("lift/sensing") == "observation only"
+    assert S.gap_kind("lift/action") == "other (action)"
 
 
 def test_verdicts_need_the_interval():

@@ -52,7 +52,8 @@ from tasks.pairs import GAP_KIND_OF_FAMILY, STAND_INS
 
 __all__ = [
     "GAP_KINDS", "BALANCED", "UNBALANCED", "gap_kind", "ratio_window", "window_position", "classify_regime",
-    "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "load_study", "analyze_study", "study",
+    "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "alignment_by_kind", "load_study",
+    "analyze_study", "study",
 ]
 
 GAP_KINDS = GAP_KIND_OF_FAMILY
@@ -573,6 +574,28 @@ def _ci(point: float, lo: float, hi: float, signed: bool = False, digits: int = 
     if lo is None or math.isnan(lo):
         return f"{_num(point, digits, signed)} [no interval]"
     return f"{_num(point, digits, signed)} [{_num(lo, digits)}, {_num(hi, digits)}]"
+
+
+def alignment_by_kind(corr: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Verdict and text per gap kind of "alignment correlates with success for visual gaps and the
+    relation reverses for physics-only gaps", from the alignment rows of the correlation table; an
+    image kind without runs is measured on its low-dimensional stand-in, and says so."""
+    parts, texts = [], []
+    for gap, direction in (("visual only", 1), ("visual + physics", 1), ("physics only", -1)):
+        label = gap
+        row = corr[(corr.gap == gap) & (corr.measure == "alignment")] if not corr.empty else corr
+        if row.empty and gap in STAND_INS and not corr.empty:
+            label = f"{gap} (no image runs; stand-in {STAND_INS[gap]})"
+            row = corr[(corr.gap == STAND_INS[gap]) & (corr.measure == "alignment")]
+        if row.empty:
+            parts.append(NOT_RESOLVED)
+            texts.append(f"{gap}: no runs")
+            continue
+        r = row.iloc[0]
+        parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
+        texts.append(f"{label}: r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
+                     f"ρ = {_num(r.spearman_rho, signed=True)}, n = {r.n}")
+    return parts, texts
 
 
 def _md(header: list[str], rows: list[list[str]]) -> str:
@@ -1257,22 +1280,7 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
         f"Where the best w falls: {pos}. Nearer upper-bound form: {near}. See success_vs_w.md.")
 
     # 5. alignment correlates with success for visual gaps, reversed for physics-only gaps
-    corr = rep["corr"]
-    parts, texts = [], []
-    for gap, direction in (("visual only", 1), ("visual + physics", 1), ("physics only", -1)):
-        label = gap
-        row = corr[(corr.gap == gap) & (corr.measure == "alignment")] if not corr.empty else corr
-        if row.empty and gap in STAND_INS and not corr.empty:
-            label = f"{gap} (no image runs; stand-in {STAND_INS[gap]})"
-            row = corr[(corr.gap == STAND_INS[gap]) & (corr.measure == "alignment")]
-        if row.empty:
-            parts.append(NOT_RESOLVED)
-            texts.append(f"{gap}: no runs")
-            continue
-        r = row.iloc[0]
-        parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
-        texts.append(f"{label}: r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
-                     f"ρ = {_num(r.spearman_rho, signed=True)}, n = {r.n}")
+    parts, texts = alignment_by_kind(rep["corr"])
     add("alignment_corr", "Alignment correlates with success for visual gaps (visual, visual + physics); the "
         "relation reverses for physics-only gaps",
         "|ρ| ≈ 0.6–0.85 for visual and visual + physics; reversed for physics only",

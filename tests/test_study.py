@@ -271,6 +271,24 @@ def test_verdicts_need_the_interval():
     assert all(math.isnan(x) for x in S.fisher_interval(0.9, 3))
 
 
+def test_alignment_claim_uses_image_runs_else_their_stand_ins():
+    import pandas as pd
+
+    def row(gap, r, lo, hi):
+        return dict(gap=gap, measure="alignment", pearson_r=r, pearson_lo=lo, pearson_hi=hi, spearman_rho=r, n=30)
+
+    stand_ins = pd.DataFrame([row("observation only", 0.5, 0.2, 0.7), row("observation + physics", 0.4, 0.1, 0.6),
+                              row("physics only", -0.4, -0.6, -0.1)])
+    parts, texts = S.alignment_by_kind(stand_ins)
+    assert parts == [S.REPRODUCED] * 3
+    assert texts[0].startswith("visual only (no image runs; stand-in observation only): r = +0.50")
+    images = pd.concat([stand_ins, pd.DataFrame([row("visual only", -0.5, -0.7, -0.2)])])
+    parts, texts = S.alignment_by_kind(images)  # image runs, where present, are the measurement
+    assert parts[0] == S.NOT_REPRODUCED and texts[0].startswith("visual only: r = -0.50")
+    parts, texts = S.alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
+    assert parts[:2] == [S.NOT_RESOLVED] * 2 and texts[:2] == ["visual only: no runs", "visual + physics: no runs"]
+
+
 def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
     """A constructed sweep whose effects are known: balanced ratios and the window clearly win,
     CFG-ADDA clearly loses to the others (a claim that does not reproduce is reported as such), OT and

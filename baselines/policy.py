@@ -354,7 +354,7 @@ class DiffusionPolicy(nn.Module):
             raise ValueError(f"an image policy takes observation dicts with keys "
                              f"{[LOWDIM, *self.config.image_keys]}, got a plain {type(obs).__name__}")
         self._check("observations", tuple(obs.shape[1:]), (self.config.n_obs_steps, self.config.obs_dim))
-        if not self.obs_normalizer.fitted:
+        if not torch.compiler.is_compiling() and not self.obs_normalizer.fitted:  # reads data: not traceable
             raise RuntimeError("the policy's normalizer is not fitted: call fit_normalizer first")
         return self.obs_normalizer(obs).flatten(1)
 
@@ -389,13 +389,16 @@ class DiffusionPolicy(nn.Module):
         return self.encoder[:3](self._lowdim(obs))
 
     def _condition(self, z: torch.Tensor, domain: torch.Tensor | int | None) -> torch.Tensor:
+        """z_cond from z (B, z_width) and domain: (B,) ids, or one id for every row (None: the null token)."""
         if self.domain_embedding is None:
             return z
         if domain is None:
             domain = NULL_DOMAIN
-        if not torch.is_tensor(domain):
-            domain = torch.full((len(z),), int(domain), dtype=torch.long, device=z.device)
-        return torch.cat([z, self.domain_embedding(domain.to(z.device))], -1)
+        if torch.is_tensor(domain):
+            emb = self.domain_embedding(domain.to(z.device))
+        else:  # the embedding's row expanded over the batch: B stays symbolic under torch.export
+            emb = self.domain_embedding.weight[int(domain)].expand(z.shape[0], -1)
+        return torch.cat([z, emb], -1)
 
     def conditioning(self, obs: torch.Tensor, domain: torch.Tensor | int | None = None) -> torch.Tensor:
         """z_cond: z, concatenated with the domain embedding when the policy has one (None = null token)."""
@@ -447,25 +450,38 @@ class DiffusionPolicy(nn.Module):
         self._check("noise", tuple(noise.shape), (n, c.horizon, c.action_dim))
         if domain is not None and not torch.is_tensor(domain):
             domain = torch.full((n,), int(domain), dtype=torch.long, device=device)
-        lam = float(guidance) if guidance and domain is not None and self.domain_embedding is not None else 0.0
+        lam = self.guidance_scale(domain, guidance)
         if exact_rows and n > 1:
-            return torch.cat([self._ddim(map_obs(lambda x: x[i:i + 1], obs),
-                                         None if domain is None else domain[i:i + 1], lam, noise[i:i + 1])
+            return torch.cat([self.ddim(map_obs(lambda x: x[i:i + 1], obs),
+                                        None if domain is None else domain[i:i + 1], lam, noise[i:i + 1])
                               for i in range(n)])
-        return self._ddim(obs, domain, lam, noise)
+        return self.ddim(obs, domain, lam, noise)
 
-    def _ddim(self, obs: torch.Tensor, domain: torch.Tensor | None, lam: float, noise: torch.Tensor) -> torch.Tensor:
+    def guidance_scale(self, domain: torch.Tensor | int | None, guidance: float | None) -> float:
+        """The lambda `sample` guides with: `guidance` where it is set and there is a domain to guide toward
+        (given, and a domain embedding to take it), else 0.0 (plain sampling)."""
+        return float(guidance) if guidance and domain is not None and self.domain_embedding is not None else 0.0
+
+    def ddim(self, obs: Any, domain: torch.Tensor | int | None, lam: float, noise: torch.Tensor) -> torch.Tensor:
+        """Action chunks (B, H, A), raw units, by one batched DDIM pass from noise (B, H, A): the sampler
+        `sample` runs and `benchmark.export` traces (no Python-side reads of data or of B, so B stays
+        symbolic under torch.export).
+
+        domain: (B,) ids, or one id for every row (None: the null token); lam: the guidance scale
+        (0: plain sampling), as `guidance_scale` gives it.
+        """
         z = self.encode(obs)
         z_cond = self._condition(z, domain)
-        if lam:
+        if lam:  # the null-token rows after the conditioned ones: both passes in one batched call
             z_cond = torch.cat([z_cond, self._condition(z, NULL_DOMAIN)])
-        steps, rows = len(self._ddim_coefs), len(z_cond)
-        films = self.net.condition(self.ddim_timesteps.repeat_interleave(rows), z_cond.repeat(steps, 1))
+        steps, rows = len(self._ddim_coefs), z_cond.shape[0]
+        t = self.ddim_timesteps[:, None].expand(steps, rows).reshape(steps * rows)  # each step's t, rows times
+        films = self.net.condition(t, z_cond.repeat(steps, 1))
         per_step = zip(*[f.view(steps, rows, -1).unbind(0) for f in films])
         x = noise
         for step_films, (s, inv_a, a_prev, s_prev) in zip(per_step, self._ddim_coefs):
             if lam:
-                eps_cond, eps_null = self.net.denoise(torch.cat([x, x]), step_films).chunk(2)
+                eps_cond, eps_null = self.net.denoise(torch.cat([x, x]), step_films).unflatten(0, (2, -1))
                 eps = torch.lerp(eps_null, eps_cond, 1.0 + lam)
             else:
                 eps = self.net.denoise(x, step_films)

@@ -15,10 +15,10 @@ runs it) on recorded observations with fixed noise; the maximum absolute differe
 policy.json, and the export fails (raises `ExportError`, leaves nothing behind) above `tolerance`.
 The bundle is written into a temporary folder and renamed into place.
 
-Why the graph is composed here rather than traced through `DiffusionPolicy.sample`: the policy's
-Python-side checks (is the normalizer fitted, `len()` of a batch) would freeze the batch size or
-fail under `torch.export`; `SamplingGraph` calls the same modules and coefficients with shape-generic
-operations, and the numerical check above catches any drift from the policy's own sampler.
+The traced computation is the policy's own batched sampler, `DiffusionPolicy.ddim` (the one
+`DiffusionPolicy.sample` runs, written to keep the batch dimension symbolic under `torch.export`);
+`SamplingGraph` only fixes its domain token and guidance scale and maps the graph's inputs to an
+observation. The check above measures what batching, export and the runtimes change (rounding).
 """
 from __future__ import annotations
 
@@ -37,6 +37,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from baselines.policy import LOWDIM
+
 from .bundle import BUNDLE_FORMAT, BUNDLE_VERSION, SPEC_FILE, load_bundle
 
 ONNX_OPSET = 18
@@ -54,52 +56,25 @@ class ExportError(RuntimeError):
 
 
 class SamplingGraph(nn.Module):
-    """The policy's whole DDIM sampling loop with the domain token and guidance baked in.
+    """The policy's batched sampler `DiffusionPolicy.ddim` with the domain token and guidance baked in.
 
-    forward(obs (B, T_o, D), noise (B, H, A), *images) -> actions (B, H, A), raw units; the same computation
-    as `DiffusionPolicy._ddim` (one batched pass), written with operations that keep B symbolic.
-    images: an image policy's frames (B, T_o, H, W, 3) uint8, one per camera in `image_keys` order.
-    tokens: [] (no domain embedding), [d] (conditioned on d), [d, null] (classifier-free guidance).
+    forward(obs (B, T_o, D), noise (B, H, A), *images) -> actions (B, H, A), raw units. images: an image
+    policy's frames (B, T_o, H, W, 3) uint8, one per camera in `image_keys` order. domain_token and
+    guidance: as `DiffusionPolicy.sample` takes them (None: the null token, for a policy with a domain
+    embedding; guidance applies only toward a domain token, as `DiffusionPolicy.guidance_scale` says).
     """
 
     def __init__(self, policy: nn.Module, domain_token: int | None, guidance: float):
         super().__init__()
-        from baselines.policy import NULL_DOMAIN
-
         self.policy = policy
-        self.guidance = float(guidance)
-        if domain_token is None or policy.domain_embedding is None:
-            self.tokens: list[int] = []
-        else:
-            self.tokens = [int(domain_token)] + ([NULL_DOMAIN] if self.guidance else [])
-        self.coefs = [tuple(float(c) for c in k) for k in policy._ddim_coefs]
+        self.domain = None if domain_token is None else int(domain_token)
+        self.guidance = policy.guidance_scale(self.domain, guidance)
         self.image_keys = tuple(policy.config.image_keys)
 
     def forward(self, obs: torch.Tensor, noise: torch.Tensor, *images: torch.Tensor) -> torch.Tensor:
-        p = self.policy
-        b = obs.shape[0]
-        z = p.encoder(p.obs_normalizer(obs).flatten(1))
-        if self.image_keys:  # z = concat(image features, low-dim z), as DiffusionPolicy.encode
-            z = torch.cat([p.image_encoders[k](x.movedim(-1, -3)) for k, x in zip(self.image_keys, images)] + [z], -1)
-        if self.tokens:
-            emb = p.domain_embedding.weight
-            z_cond = torch.cat([torch.cat([z, emb[t:t + 1].expand(b, emb.shape[1])], -1) for t in self.tokens])
-        else:
-            z_cond = z
-        rows, steps = z_cond.shape[0], len(self.coefs)
-        timesteps = p.ddim_timesteps[:, None].expand(steps, rows).reshape(steps * rows)
-        films = [f.reshape(steps, rows, f.shape[-1]) for f in p.net.condition(timesteps, z_cond.repeat(steps, 1))]
-        x = noise
-        for k, (s, inv_a, a_prev, s_prev) in enumerate(self.coefs):
-            step_films = [f[k] for f in films]
-            if len(self.tokens) == 2:
-                both = p.net.denoise(torch.cat([x, x]), step_films)
-                eps = torch.lerp(both[b:], both[:b], 1.0 + self.guidance)
-            else:
-                eps = p.net.denoise(x, step_films)
-            x0 = ((x - s * eps) * inv_a).clamp(-1.0, 1.0)
-            x = x0 * a_prev + s_prev * eps
-        return p.action_normalizer.unnormalize(x)
+        if self.image_keys:  # the observation dict of an image policy
+            obs = {LOWDIM: obs, **dict(zip(self.image_keys, images))}
+        return self.policy.ddim(obs, self.domain, self.guidance, noise)
 
 
 # -- what goes into policy.json
@@ -518,8 +493,8 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
                          "domain_token": token, "null_token": 2 if token is not None else None,
                          "guidance": lam if method.guided else None,
                          "rule": ("eps = eps(x, o, null) + (1 + guidance) * (eps(x, o, domain) - eps(x, o, null))"
-                                  if len(graph.tokens) == 2 else
-                                  "eps = eps(x, o, domain)" if graph.tokens else "eps = eps(x, o) (no domain input)")},
+                                  if graph.guidance else "eps = eps(x, o, domain)" if token is not None else
+                                  "eps = eps(x, o) (no domain input)")},
         "normalizer": _normalizers(policy),
         "policy_config": pcfg.to_dict(),
         "provenance": {"run_id": config.get("run_id"), "config_hash": config.get("run_id"),

@@ -705,7 +705,8 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
                 elif len(best_ws) == len(keys):
                     position, nearer = "flat (every point ties)", "n/a (tie)"
                 else:
-                    position = "; ".join(f"{w:g}: {window_position(w, win)}" for w in best_ws)
+                    tied = list(dict.fromkeys(window_position(w, win) for w in best_ws))  # best_w lists the w's
+                    position = f"tie, {tied[0]}" if len(tied) == 1 else "tie across " + " / ".join(tied)
                     nearer = "n/a (tie)"
                 table_rows.append(dict(
                     gap=gap, pair=pair, method=method, N=n, M=m, w_n=win["w_n"], w_odds=win["w_odds"], w_q=win["w_q"],

@@ -97,16 +97,21 @@ class MixedSampler:
 
     Windows with images give observation dicts {"lowdim": (b, T_o, D), <camera>: (b, T_o, H, W, 3) uint8}.
 
-    Both domains get at least one row when 0 < w < 1. `generator` (a torch.Generator) is the only
-    randomness, so its state (`generator.get_state()`) is the sampler's state.
+    Both domains get at least one row when 0 < w < 1. With `align_size` > 0, each domain's batch also
+    carries `"align"`: {"obs", "action"} of `align_size` windows of that domain drawn on their own, the
+    same count in both domains whatever w (what alignment terms compare; w sets only the diffusion
+    loss's mix). `generator` (a torch.Generator) is the only randomness, so its state
+    (`generator.get_state()`) is the sampler's state.
     """
 
     def __init__(self, source: Windows | None, target: Windows | None, batch_size: int, w: float,
-                 generator: torch.Generator):
+                 generator: torch.Generator, align_size: int = 0):
         if not 0.0 <= w <= 1.0:
             raise ValueError(f"w (the target fraction) must be in [0, 1], got {w}")
         if batch_size < 1 or (0.0 < w < 1.0 and batch_size < 2):
             raise ValueError(f"batch_size {batch_size} is too small for w={w}")
+        if align_size < 0 or (align_size and (source is None or target is None)):
+            raise ValueError(f"align_size {align_size}: alignment samples need >= 0 rows and both domains' windows")
         n_target = min(max(round(w * batch_size), 1), batch_size - 1) if 0.0 < w < 1.0 else round(w * batch_size)
         self.counts = (batch_size - n_target, n_target)
         for name, windows, count in (("source", source, self.counts[0]), ("target", target, self.counts[1])):
@@ -118,24 +123,31 @@ class MixedSampler:
                 or image_shapes[0] != image_shapes[1]):
             raise ValueError(f"source windows {source.obs.shape[1:]}/{source.action.shape[1:]} and target windows "
                              f"{target.obs.shape[1:]}/{target.action.shape[1:]} differ in shape (or in their images)")
-        self.batch_size, self.w, self.generator = batch_size, w, generator
+        self.batch_size, self.w, self.generator, self.align_size = batch_size, w, generator, align_size
         self._data = [None if windows is None else
                       (torch.from_numpy(windows.obs), torch.from_numpy(windows.action),
                        {k: torch.from_numpy(v) for k, v in windows.frames.items()},
                        None if windows.frame_index is None else torch.from_numpy(windows.frame_index))
                       for windows in (source, target)]
 
-    def _batch(self, domain: int) -> dict[str, torch.Tensor] | None:
-        count, data = self.counts[domain], self._data[domain]
-        if count == 0:
-            return None
-        obs, action, frames, frame_index = data
+    def _rows(self, domain: int, count: int) -> dict[str, torch.Tensor]:
+        obs, action, frames, frame_index = self._data[domain]
         idx = torch.randint(len(obs), (count,), generator=self.generator)
         batch_obs = {"lowdim": obs[idx], **{k: v[frame_index[idx]] for k, v in frames.items()}} if frames else obs[idx]
-        return {"obs": batch_obs, "action": action[idx], "domain": torch.full((count,), domain, dtype=torch.long)}
+        return {"obs": batch_obs, "action": action[idx]}
+
+    def _batch(self, domain: int) -> dict[str, torch.Tensor] | None:
+        count = self.counts[domain]
+        if count == 0 and not self.align_size:
+            return None
+        batch = {**self._rows(domain, count), "domain": torch.full((count,), domain, dtype=torch.long)}
+        if self.align_size:
+            batch["align"] = self._rows(domain, self.align_size)
+        return batch
 
     def next(self) -> tuple[dict[str, torch.Tensor] | None, dict[str, torch.Tensor] | None]:
-        """(source_batch, target_batch); a domain with no rows in the batch gives None."""
+        """(source_batch, target_batch); a domain with no rows in the batch gives None (unless the sampler
+        draws alignment samples: then the batch has 0 rows and its "align" entry)."""
         return self._batch(SOURCE), self._batch(TARGET)
 
 

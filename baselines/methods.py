@@ -4,6 +4,11 @@ A method gets a source and a target minibatch in `update()` (see `baselines.data
 one optimization step on the policy's diffusion loss plus its own terms, and returns every term as a
 float. It samples with its EMA weights and its own sampling rule. Checkpoints are a plain state dict
 (`torch.save` of tensors and numbers, loaded with `weights_only=True`) plus a JSON file.
+
+Alignment terms (OT, ADDA, CFG-ADDA) compare their own equal-size source and target samples (each
+batch's "align" rows, `make_sampler`), never the diffusion batch's w-dependent split, and see z divided
+by its within-domain spread on those samples (`scale_free`): a method cannot lower them by shrinking or
+inflating z.
 """
 from __future__ import annotations
 
@@ -20,13 +25,14 @@ from torch import nn
 
 from tasks.registry import Registry
 
-from .data import SOURCE, TARGET
+from .data import SOURCE, TARGET, MixedSampler, Windows
 from .hparams import resolve_hparams
 from .policy import EMA, LOWDIM, NULL_DOMAIN, DiffusionPolicy, PolicyConfig, cat_obs, map_obs
 
 Batch = dict[str, torch.Tensor]
 DOMAINS = {"source": SOURCE, "target": TARGET}
 SINKHORN_ITERS = 100
+SPREAD_EPS = 1e-8  # floor of the within-domain spread (a z collapsed to a point)
 
 
 def domain_id(domain: str | int) -> int:
@@ -43,7 +49,8 @@ class Method:
 
     Class attributes: `description` (one line), `uses_source`/`uses_target` (which batches it
     trains on), `mixes` (whether the mixing ratio w applies), `uses_domain_embedding` (the policy must
-    have a domain embedding), `guided` (sampling applies the `guidance` hyperparameter).
+    have a domain embedding), `guided` (sampling applies the `guidance` hyperparameter), `aligns` (an
+    alignment term on z needs the batches' equal-size "align" samples).
     """
 
     name: ClassVar[str] = ""
@@ -53,6 +60,7 @@ class Method:
     mixes: ClassVar[bool] = True
     uses_domain_embedding: ClassVar[bool] = False
     guided: ClassVar[bool] = False
+    aligns: ClassVar[bool] = False
 
     def __init__(self, policy: DiffusionPolicy, hparams: dict[str, Any] | None = None, device: str = "cpu"):
         self.hparams = resolve_hparams(self.name, hparams)
@@ -101,9 +109,22 @@ class Method:
                   for k in ("obs", "action", "domain")}
         return {k: map_obs(lambda x: x.to(self.device), v) for k, v in merged.items()}
 
+    def _align_z(self, source_batch: Batch, target_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """z of the two domains' alignment samples, divided by their within-domain spread (`scale_free`)."""
+        z = [self.policy.encode(map_obs(lambda x: x.to(self.device), b["align"]["obs"]))
+             for b in (source_batch, target_batch)]
+        return scale_free(*z)
+
     def update(self, source_batch: Batch | None, target_batch: Batch | None) -> dict[str, float]:
         """One optimization step; returns {"loss": total, <term>: value, ...}."""
-        loss, terms = self.objective(self._merge(source_batch, target_batch))
+        if self.aligns and any(b is None or "align" not in b for b in (source_batch, target_batch)):
+            raise ValueError(f"method {self.name!r} aligns the domains: its batches need equal-size 'align' "
+                             "samples of both domains (build the sampler with baselines.make_sampler)")
+        merged = self._merge(source_batch, target_batch)
+        if self.aligns:
+            merged["align_z"] = self._align_z(source_batch, target_batch)
+            merged["align_action"] = tuple(b["align"]["action"].to(self.device) for b in (source_batch, target_batch))
+        loss, terms = self.objective(merged)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -169,6 +190,25 @@ class Method:
         self.step = int(state["step"])
 
 
+def within_domain_spread(z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
+    """Mean over the two domains of each one's RMS distance to its own mean (a differentiable scalar)."""
+    return 0.5 * sum((z - z.mean(0)).pow(2).sum(-1).mean().sqrt() for z in (z_src, z_tgt))
+
+
+def scale_free(z_src: torch.Tensor, z_tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both clouds divided by their `within_domain_spread` (not detached): multiplying z by any constant
+    leaves the result unchanged, so no loss computed on it can be lowered by rescaling z."""
+    spread = within_domain_spread(z_src, z_tgt).clamp_min(SPREAD_EPS)
+    return z_src / spread, z_tgt / spread
+
+
+def make_sampler(method: type[Method], source: Windows | None, target: Windows | None, batch_size: int, w: float,
+                 generator: torch.Generator) -> MixedSampler:
+    """The batch sampler `method` trains on: w sets the diffusion batch's mix; an aligning method also gets
+    batch_size // 2 alignment samples per domain, whatever w."""
+    return MixedSampler(source, target, batch_size, w, generator, batch_size // 2 if method.aligns else 0)
+
+
 METHODS: Registry[type[Method]] = Registry("method")
 
 
@@ -212,31 +252,35 @@ class DomainCond(Method):
 
 @_register
 class OT(Method):
-    """Co-training plus an entropic optimal-transport loss between the batch's source and target z.
+    """Co-training plus an entropic optimal-transport loss between the source and target z.
 
     Standard form (PAPER.md "OT"): Sinkhorn (Cuturi 2013) with uniform marginals; ot_unbalanced > 0
     relaxes the marginals by a KL penalty of that weight (Chizat et al. 2018; Cheng et al., NeurIPS
-    2025), so unmatched states may stay unmatched. Cost: ||z_s - z_t||^2 + ot_action_cost * mean
-    squared difference of the normalized action chunks, so that only task-equivalent states match.
-    ot_reg and ot_unbalanced are relative to the batch's mean cost (scale-free). The plan is computed
-    by POT's torch backend on the detached cost (log-domain / stabilized iterations) and the loss is
-    <plan, cost>: the envelope-theorem gradient of `ot.sinkhorn2`, without backpropagating through
-    the iterations.
+    2025), so unmatched states may stay unmatched. It transports the equal-size alignment samples of the
+    two domains (not the diffusion batch's w-dependent split). Cost: ||z_s - z_t||^2 on z divided by its
+    within-domain spread (`scale_free`: shrinking z cannot lower it) + ot_action_cost * mean squared
+    difference of the normalized action chunks, so that only task-equivalent states match. ot_reg and
+    ot_unbalanced are relative to the batch's mean cost. The plan is computed by POT's torch backend on
+    the detached cost (log-domain / stabilized iterations) and the loss is <plan, cost>: the
+    envelope-theorem gradient of `ot.sinkhorn2`, without backpropagating through the iterations.
     """
 
     name, description = "ot", "co-training + entropic (optionally unbalanced) OT loss between domains' z"
+    aligns = True
 
     def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        diffusion, z = self.diffusion(batch)
-        transport = self.transport_loss(z, batch)
+        diffusion, _ = self.diffusion(batch)
+        (z_src, z_tgt), (a_src, a_tgt) = batch["align_z"], batch["align_action"]
+        transport = self.transport_loss(z_src, z_tgt, a_src, a_tgt)
         return diffusion + self.hparams["ot_weight"] * transport, {"diffusion": diffusion, "ot": transport}
 
-    def transport_loss(self, z: torch.Tensor, batch: Batch) -> torch.Tensor:
-        src, tgt = batch["domain"] == SOURCE, batch["domain"] == TARGET
-        cost = (z[src][:, None] - z[tgt][None]).pow(2).sum(-1)
+    def transport_loss(self, z_src: torch.Tensor, z_tgt: torch.Tensor, a_src: torch.Tensor,
+                       a_tgt: torch.Tensor) -> torch.Tensor:
+        """<plan, cost> between scale-free z (B_s, d), (B_t, d) with action chunks (B_s, H, A), (B_t, H, A)."""
+        cost = (z_src[:, None] - z_tgt[None]).pow(2).sum(-1)
         if self.hparams["ot_action_cost"]:
-            act = self.policy.action_normalizer(batch["action"]).flatten(1)
-            cost = cost + self.hparams["ot_action_cost"] * (act[src][:, None] - act[tgt][None]).pow(2).mean(-1)
+            act_s, act_t = (self.policy.action_normalizer(a).flatten(1) for a in (a_src, a_tgt))
+            cost = cost + self.hparams["ot_action_cost"] * (act_s[:, None] - act_t[None]).pow(2).mean(-1)
         fixed = cost.detach()
         scale = max(fixed.mean().item(), 1e-12)
         a = torch.full((len(fixed),), 1.0 / len(fixed), dtype=fixed.dtype, device=fixed.device)
@@ -272,10 +316,11 @@ def grl_schedule(step: int, warmup: int) -> float:
 class _Adversarial(Method):
     """Adds a domain discriminator on z trained through a gradient-reversal layer (DANN form of ADDA).
 
-    The discriminator (MLP, disc_hidden units) minimizes a class-balanced BCE (each domain's mean
-    weighted 1/2, so chance is 1/2 whatever w); the encoder receives that gradient reversed and
-    scaled by adversarial_weight * grl_schedule(step, grl_warmup). `disc_acc` is the balanced accuracy
-    of the discriminator on the batch, before the step. A known weakness of the reversed (minimax) form:
+    The discriminator (MLP, disc_hidden units) reads the equal-size alignment samples of both domains,
+    z divided by its within-domain spread (`scale_free`: inflating or shrinking z cannot fool it), and
+    minimizes their BCE (chance 1/2); the encoder receives that gradient reversed and scaled by
+    adversarial_weight * grl_schedule(step, grl_warmup). `disc_acc` is the discriminator's accuracy on
+    those samples, before the step. A known weakness of the reversed (minimax) form:
     a strong reversal can overshoot, making the discriminator confidently wrong, after which it relearns
     with a margin whose gradient vanishes; hence a small weight and the ramp.
     """
@@ -287,24 +332,31 @@ class _Adversarial(Method):
             nn.Linear(hidden, 1))}
 
     def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        diffusion, z = self.diffusion(batch)
+        diffusion, _ = self.diffusion(batch)
         coeff = self.hparams["adversarial_weight"] * grl_schedule(self.step, self.hparams["grl_warmup"])
-        logits = self.extra["discriminator"](_GradReverse.apply(z, coeff)).squeeze(-1)
-        src, tgt = batch["domain"] == SOURCE, batch["domain"] == TARGET
-        bce = F.binary_cross_entropy_with_logits(logits, tgt.float(), reduction="none")
-        adv = 0.5 * (bce[src].mean() + bce[tgt].mean())
-        acc = 0.5 * ((logits[src] < 0).float().mean() + (logits[tgt] > 0).float().mean())
+        adv, acc = self.adversarial_loss(*batch["align_z"], coeff)
         return diffusion + adv, {"diffusion": diffusion, "adv": adv, "disc_acc": acc,
                                  "grl_coeff": torch.tensor(coeff)}
+
+    def adversarial_loss(self, z_src: torch.Tensor, z_tgt: torch.Tensor, coeff: float
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(BCE of the discriminator on scale-free z (B, d) of both domains, its accuracy), the encoder's
+        gradient reversed and scaled by coeff."""
+        z = _GradReverse.apply(torch.cat([z_src, z_tgt]), coeff)
+        logits = self.extra["discriminator"](z).squeeze(-1)
+        label = torch.cat([torch.zeros(len(z_src)), torch.ones(len(z_tgt))]).to(logits)
+        acc = ((logits > 0).float() == label).float().mean()
+        return F.binary_cross_entropy_with_logits(logits, label), acc
 
 
 @_register
 class ADDA(_Adversarial):
-    """Co-training plus adversarial alignment of z (PAPER.md "ADDA / DANN"): a discriminator predicts
+    """Co-training plus adversarial alignment of scale-free z (PAPER.md "ADDA / DANN"): a discriminator predicts
     the domain from z, the encoder learns to fool it through a gradient-reversal layer with Ganin et
     al.'s ramp (Ganin et al., JMLR 2016; in the study's terms, ADDA after Tzeng et al. 2017)."""
 
     name, description = "adda", "co-training + domain discriminator on z through gradient reversal"
+    aligns = True
 
 
 @_register
@@ -332,6 +384,7 @@ class CfgAdda(CFG, _Adversarial):
     aligned while the domain stays available to the denoiser."""
 
     name, description = "cfg_adda", "adversarial alignment of z + domain conditioning with guidance (the study's)"
+    aligns = True
 
 
 # -- checkpoints

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-SUITE_VERSION = "0.1.0"
+SUITE_VERSION = "0.2.0"
 
 
 @dataclass(frozen=True)
@@ -26,14 +26,15 @@ class Profile:
     z_dim: int
     """Encoder output size (the representation z)."""
     replay_episodes: int
-    """Paired replay episodes per domain for the representation metrics."""
+    """Paired replay episodes per domain for the representation metrics (the probes' grouped folds hold
+    out at least 2 of them each where there are 4 or more)."""
     ckpt_every: int
     """Steps between checkpoints (resume points)."""
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile(steps=40, episodes=4, demo_scale=0.1, width=32, depth=1, z_dim=16, replay_episodes=2, ckpt_every=20),
-    "quick": Profile(steps=1500, episodes=20, demo_scale=1.0, width=256, depth=3, z_dim=64, replay_episodes=6, ckpt_every=500),
+    "smoke": Profile(steps=40, episodes=4, demo_scale=0.1, width=32, depth=1, z_dim=16, replay_episodes=4, ckpt_every=20),
+    "quick": Profile(steps=1500, episodes=20, demo_scale=1.0, width=256, depth=3, z_dim=64, replay_episodes=10, ckpt_every=500),
     "full": Profile(steps=20000, episodes=50, demo_scale=1.0, width=512, depth=3, z_dim=64, replay_episodes=12, ckpt_every=2000),
     # toy pairs (tasks/toy.py): "episodes" are test inputs, "replay_episodes" paired inputs; seconds per run
     "toy": Profile(steps=1000, episodes=256, demo_scale=1.0, width=64, depth=2, z_dim=16, replay_episodes=256,

@@ -1,6 +1,7 @@
 """Collect ``record.json`` files into leaderboards with uncertainty (markdown, csv, html).
 
-Only schema-1 records are read, so a partial sweep gives a partial, honest table. Success is
+Only records of the current schema (``benchmark.run.RECORD_SCHEMA``) are read; an older record is
+refused with the reason its measures are not today's. A partial sweep gives a partial, honest table. Success is
 reported as mean ± standard error over seeds with the seed count, each method's difference
 from ``cotrain`` with a paired bootstrap interval, and across pairs the IQM with a stratified
 bootstrap interval (DESIGN.md "Results", DECISIONS.md "Evaluation and statistics").
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.metrics import normalize_across_runs
+from benchmark.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
 from benchmark.stats import (
     iqm,
     mean_stderr,
@@ -36,7 +38,6 @@ __all__ = [
     "write_leaderboard",
 ]
 
-SCHEMA = 1
 REFERENCE = "cotrain"
 CELL = ["pair", "magnitude", "n_target", "n_source"]
 GROUP = CELL + ["method", "w"]
@@ -50,13 +51,15 @@ _REQUIRED_CONFIG = ("pair", "magnitude", "method", "n_target", "n_source", "seed
 
 
 class RecordError(ValueError):
-    """A ``record.json`` that does not parse or is not schema 1."""
+    """A ``record.json`` that does not parse, is not of the current schema, or lacks a field."""
 
 
 def _check_record(rec: Any, path: Path) -> dict:
-    if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
-        got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
-        raise RecordError(f"{path}: expected schema {SCHEMA}, got {got!r}")
+    got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
+    if got in SUPERSEDED_SCHEMAS:
+        raise RecordError(f"{path}: a schema-{got} record, refused: it was {SUPERSEDED_SCHEMAS[got]}")
+    if got != RECORD_SCHEMA:
+        raise RecordError(f"{path}: expected schema {RECORD_SCHEMA}, got {got!r}")
     cfg, target = rec.get("config"), (rec.get("eval") or {}).get("target")
     missing = [k for k in _REQUIRED_CONFIG if not isinstance(cfg, dict) or k not in cfg]
     missing += [f"eval.target.{k}" for k in ("n", "successes") if not isinstance(target, dict) or k not in target]
@@ -69,7 +72,7 @@ def load_records(runs_dir: str | Path) -> list[dict]:
     """Parse every ``record.json`` below ``runs_dir`` (recursively, sorted by path).
 
     Run folders without a ``record.json`` are skipped. Raises :class:`RecordError` naming the
-    file for invalid JSON, a schema other than 1 or missing config/eval fields.
+    file for invalid JSON, another schema than the current one, or missing config/eval fields.
     """
     root = Path(runs_dir)
     if not root.is_dir():

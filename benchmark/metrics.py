@@ -5,8 +5,11 @@ representation ``z`` in the source and target domain; for the *paired* metrics r
 both comes from the same task state (the paired replay set, DECISIONS.md). Definitions follow
 PAPER.md, "How it measures the representation" and "Metrics to expose" (Lei et al., *A
 Mechanistic Analysis of Sim-and-Real Co-Training in Generative Robot Policies*, 2026).
-All values are raw; normalization across runs happens at aggregation
-(:func:`normalize_across_runs`).
+Every alignment metric is scale-free per run: multiplying ``z`` by a constant changes none of them
+(the Wasserstein distance is divided by ``z``'s within-domain spread, :func:`within_domain_spread`,
+which each run also reports as ``z_spread``). Domain probes are scored by grouped k-fold over replay
+episodes, so no episode has rows on both sides of a split. Normalization across runs, where a table
+keeps it, comes after (:func:`normalize_across_runs`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from scipy import stats
 from scipy.spatial.distance import cdist, pdist
 
 __all__ = [
+    "within_domain_spread",
     "wasserstein_distance",
     "gromov_wasserstein",
     "mmd_rbf",
@@ -76,14 +80,29 @@ def _subsample(a: np.ndarray, b: np.ndarray, max_points: int, seed: int) -> tupl
     return a[idx_a], b[idx_b]
 
 
-def wasserstein_distance(z_src: np.ndarray, z_tgt: np.ndarray, max_points: int = 512, seed: int = 0) -> float:
-    """Exact 1-Wasserstein distance (``ot.emd2``, Euclidean ground cost, uniform weights).
+def within_domain_spread(z_src: np.ndarray, z_tgt: np.ndarray) -> float:
+    """Mean over the two domains of each cloud's RMS distance to its own mean: ``z``'s scale.
 
-    The study's headline alignment measure (smaller = more aligned). ``z_src: (n, d)``,
-    ``z_tgt: (m, d)``; each cloud is subsampled to ``max_points`` rows with ``seed``.
+    Unlike a spread pooled over both domains, it does not grow with the distance between the
+    domains, so dividing by it keeps far-apart domains far apart. ``z_src: (n, d)``, ``z_tgt: (m, d)``.
     """
+    a, b = _check_clouds(z_src, z_tgt, paired=False)
+    return float(np.mean([np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()) for x in (a, b)]))
+
+
+def wasserstein_distance(z_src: np.ndarray, z_tgt: np.ndarray, max_points: int = 512, seed: int = 0) -> float:
+    """Exact 1-Wasserstein distance (``ot.emd2``, Euclidean ground cost, uniform weights) divided by
+    :func:`within_domain_spread` of the full clouds: scale-free, so shrinking ``z`` cannot lower it.
+
+    The study's headline alignment measure (smaller = more aligned; 0 for identical clouds, about
+    ``sqrt(2)`` for two independent draws of one isotropic cloud). ``z_src: (n, d)``, ``z_tgt: (m, d)``;
+    each cloud is subsampled to ``max_points`` rows with ``seed``. NaN when both clouds are single points.
+    """
+    spread = within_domain_spread(z_src, z_tgt)
     a, b = _subsample(*_check_clouds(z_src, z_tgt, paired=False), max_points, seed)
-    cost = ot.dist(a, b, metric="euclidean")
+    if spread <= 0:
+        return math.nan
+    cost = ot.dist(a / spread, b / spread, metric="euclidean")
     return float(ot.emd2(ot.unif(len(a)), ot.unif(len(b)), cost, numItermax=1_000_000))
 
 
@@ -105,7 +124,8 @@ def mmd_rbf(
 ) -> float:
     """Unbiased MMD² with the RBF kernel ``exp(-|x - y|² / (2 σ²))`` (Gretton et al., 2012).
 
-    ``σ`` defaults to the median pairwise distance of the pooled data (median heuristic).
+    ``σ`` defaults to the median pairwise distance of the pooled data (median heuristic), which
+    makes the value scale-free; a fixed ``bandwidth`` does not.
     The unbiased estimate can be slightly negative when the clouds coincide.
     ``z_src: (n, d)``, ``z_tgt: (m, d)``; subsampled to ``max_points`` rows each.
     """
@@ -151,36 +171,61 @@ def linear_cka(z_src: np.ndarray, z_tgt: np.ndarray) -> float:
     return float(np.linalg.norm(b.T @ a) ** 2 / denom) if denom > 0 else math.nan
 
 
+MAX_PROBE_FOLDS = 5
+
+
+def probe_folds(groups: np.ndarray) -> int:
+    """Folds of the grouped k-fold over ``groups`` (one id per pair): at most MAX_PROBE_FOLDS, each
+    holding out at least 2 groups where there are 4 or more (else one group per fold)."""
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise ValueError(f"a grouped probe split needs rows from at least 2 replay episodes, got {n_groups}")
+    return min(MAX_PROBE_FOLDS, n_groups // 2) if n_groups >= 4 else n_groups
+
+
 def probe_accuracy(
     z_src: np.ndarray,
     z_tgt: np.ndarray,
     kind: str = "linear",
     seed: int = 0,
-    test_frac: float = 0.3,
+    groups: np.ndarray | None = None,
     epochs: int = 300,
 ) -> float:
-    """Held-out accuracy of a domain classifier (source 0, target 1); chance is 0.5.
+    """Held-out accuracy of a domain classifier (source 0, target 1) by grouped k-fold; chance is 0.5.
 
-    ``z_src, z_tgt: (n, d)`` paired. The split is by pair index, so both rows of a pair fall on
-    the same side; features are standardized with the training rows' statistics.
-    ``kind='linear'`` is logistic regression, ``'mlp'`` a two-layer MLP (hidden 64, ReLU), the
-    study's probe (PAPER.md). Both train by full-batch Adam for ``epochs`` steps from an
-    initialization drawn from a local ``torch.Generator``: deterministic for ``seed``, and the
-    global random state is left untouched.
+    ``z_src, z_tgt: (n, d)`` paired; ``groups: (n,)`` the replay episode of each pair (None: every pair
+    its own group). Groups are dealt at random (``seed``) to :func:`probe_folds` folds; each fold is
+    held out once, both rows of a pair and every pair of an episode on the same side, and the
+    accuracy is over every held-out row. Features are standardized with the training rows'
+    statistics. ``kind='linear'`` is logistic regression, ``'mlp'`` a two-layer MLP (hidden 64,
+    ReLU), the study's probe. Both train by full-batch Adam for ``epochs`` steps from an
+    initialization drawn from a local ``torch.Generator``: deterministic for ``seed``, and the global
+    random state is left untouched.
     """
     if kind not in ("linear", "mlp"):
         raise ValueError(f"kind must be 'linear' or 'mlp', got {kind!r}")
-    if not 0.0 < test_frac < 1.0:
-        raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
     a, b = _check_clouds(z_src, z_tgt, paired=True)
+    groups = np.arange(len(a)) if groups is None else np.asarray(groups)
+    if groups.shape != (len(a),):
+        raise ValueError(f"groups must have one entry per pair ({len(a)}), got shape {groups.shape}")
+    folds = probe_folds(groups)
     if np.array_equal(a, b):
         # Each held-out pair is two identical rows with both labels: any classifier gets exactly one
         # right. (Training on such data also crawls through denormal gradients.)
         return 0.5
-    n = len(a)
-    n_test = min(max(1, round(test_frac * n)), n - 1)
-    perm = np.random.default_rng(seed).permutation(n)
-    test, train = perm[:n_test], perm[n_test:]
+    ids = np.unique(groups)
+    fold_of = dict(zip(ids, np.random.default_rng(seed).permutation(len(ids)) % folds))
+    fold = np.array([fold_of[g] for g in groups])
+    correct = 0
+    for k in range(folds):
+        test, train = np.flatnonzero(fold == k), np.flatnonzero(fold != k)
+        correct += _probe_fold(a, b, train, test, kind, seed + k, epochs)
+    return correct / (2 * len(a))
+
+
+def _probe_fold(a: np.ndarray, b: np.ndarray, train: np.ndarray, test: np.ndarray, kind: str, seed: int,
+                epochs: int) -> int:
+    """Correct predictions on the held-out pairs `test` (2 rows each) of a probe trained on `train`."""
 
     def rows(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.concatenate([a[idx], b[idx]]), np.repeat([0.0, 1.0], len(idx))
@@ -215,7 +260,7 @@ def probe_accuracy(
         opt.step()
     with torch.no_grad():
         pred = (logits(xte) > 0).numpy()
-    return float(np.mean(pred == (y_test > 0.5)))
+    return int(np.sum(pred == (y_test > 0.5)))
 
 
 def structured_alignment(alignment_score: float, discernibility: float) -> float:
@@ -249,26 +294,32 @@ def representation_metrics(
     zc_src: np.ndarray | None = None,
     zc_tgt: np.ndarray | None = None,
     seed: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """All representation metrics of one run as a flat dict (raw values).
+    """All representation metrics of one run as a flat dict (scale-free alignment, see the module).
 
     ``z_src, z_tgt: (n, d)`` paired readings of ``z``; ``zc_src, zc_tgt: (n, d_c)`` the paired
-    readings of ``z_cond`` (both or neither; ``None`` means ``z_cond = z``). Alignment is
-    measured on ``z``, discernibility on both (DECISIONS.md, "Two readings of the
-    representation"); ``structured_alignment`` combines ``align_nn`` with ``discern_mlp_cond``
-    (see :func:`structured_alignment`).
+    readings of ``z_cond`` (both or neither; ``None`` means ``z_cond = z``); ``groups: (n,)`` the
+    replay episode of each pair, the probes' split unit. Alignment is measured on ``z``,
+    discernibility on both (the shared representation, and what the denoiser is conditioned on);
+    ``structured_alignment`` combines ``align_nn`` with ``discern_mlp_cond`` (see
+    :func:`structured_alignment`). ``z_spread`` is ``z``'s scale (:func:`within_domain_spread`),
+    ``probe_folds`` the probes' fold count.
     """
     a, b = _check_clouds(z_src, z_tgt, paired=True)
     if (zc_src is None) != (zc_tgt is None):
         raise ValueError("zc_src and zc_tgt must be given together")
+    groups = np.arange(len(a)) if groups is None else np.asarray(groups)
     out = {
         "align_wasserstein": wasserstein_distance(a, b, seed=seed),
         "align_gw": gromov_wasserstein(a, b, seed=seed),
         "align_mmd": mmd_rbf(a, b, seed=seed),
         "align_nn": nn_retrieval(a, b),
         "align_cka": linear_cka(a, b),
-        "discern_linear": probe_accuracy(a, b, "linear", seed=seed),
-        "discern_mlp": probe_accuracy(a, b, "mlp", seed=seed),
+        "z_spread": within_domain_spread(a, b),
+        "discern_linear": probe_accuracy(a, b, "linear", seed=seed, groups=groups),
+        "discern_mlp": probe_accuracy(a, b, "mlp", seed=seed, groups=groups),
+        "probe_folds": probe_folds(groups),
     }
     if zc_src is None:
         out["discern_linear_cond"], out["discern_mlp_cond"] = out["discern_linear"], out["discern_mlp"]
@@ -276,8 +327,8 @@ def representation_metrics(
         ca, cb = _check_clouds(zc_src, zc_tgt, paired=True)
         if len(ca) != len(a):
             raise ValueError(f"z_cond has {len(ca)} rows but z has {len(a)}")
-        out["discern_linear_cond"] = probe_accuracy(ca, cb, "linear", seed=seed)
-        out["discern_mlp_cond"] = probe_accuracy(ca, cb, "mlp", seed=seed)
+        out["discern_linear_cond"] = probe_accuracy(ca, cb, "linear", seed=seed, groups=groups)
+        out["discern_mlp_cond"] = probe_accuracy(ca, cb, "mlp", seed=seed, groups=groups)
     n = len(a)
     align = min(max((out["align_nn"] - 1.0 / n) / (1.0 - 1.0 / n), 0.0), 1.0)
     out["structured_alignment"] = structured_alignment(align, out["discern_mlp_cond"])
@@ -285,10 +336,10 @@ def representation_metrics(
 
 
 def normalize_across_runs(values: Sequence[float]) -> np.ndarray:
-    """Min–max normalize raw Wasserstein distances over the runs compared, to [0, 1].
+    """Min–max normalize per-run (already scale-free) Wasserstein distances over the runs compared, to [0, 1].
 
-    The study reports the Wasserstein distance normalized across the runs it compares
-    (PAPER.md); this is that normalization. All-equal values give zeros; NaN (a missing run)
+    The study reports the Wasserstein distance normalized across the runs it compares; this is
+    that normalization, applied after each run's own division by its spread. All-equal values give zeros; NaN (a missing run)
     stays NaN.
     """
     v = np.asarray(values, dtype=np.float64)
@@ -327,14 +378,16 @@ def correlation(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     return out
 
 
-def raw_discernibility(x_src: np.ndarray, x_tgt: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """Domain probes on raw observations of a pair (PAPER.md, "Metrics to expose").
+def raw_discernibility(x_src: np.ndarray, x_tgt: np.ndarray, seed: int = 0,
+                       groups: np.ndarray | None = None) -> dict[str, float]:
+    """Domain probes on raw observations of a pair.
 
     ``x_src, x_tgt: (n, ...)`` paired raw observations or observation–action histories; trailing
-    axes are flattened. Returns the held-out ``linear`` and ``mlp`` probe accuracies.
+    axes are flattened; ``groups: (n,)`` the replay episode of each pair (the split unit). Returns
+    the held-out ``linear`` and ``mlp`` probe accuracies.
     """
     a, b = np.asarray(x_src, dtype=np.float64), np.asarray(x_tgt, dtype=np.float64)
     if a.ndim < 2 or b.ndim < 2:
         raise ValueError(f"x_src and x_tgt need a leading row axis and features, got shapes {a.shape} and {b.shape}")
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    return {kind: probe_accuracy(a, b, kind, seed=seed) for kind in ("linear", "mlp")}
+    return {kind: probe_accuracy(a, b, kind, seed=seed, groups=groups) for kind in ("linear", "mlp")}

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import torch
 
-from baselines import METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, Windows
+from baselines import METHODS, DiffusionPolicy, PolicyConfig, Windows, make_sampler
 from baselines.policy import LOWDIM
 
 OBS_DIM, ACTION_DIM, BATCH = 32, 7, 256
@@ -41,7 +41,7 @@ def training_rate(method: str, network: str, width: int, steps: int) -> tuple[fl
     cls = METHODS[method]
     policy = _policy(network, width, cls.uses_domain_embedding)
     m = cls(policy, {"batch_size": BATCH, "w": 0.1} if cls.mixes else {"batch_size": BATCH})
-    sampler = MixedSampler(_windows(4096, 1), _windows(512, 2), BATCH, 0.1, torch.Generator().manual_seed(0))
+    sampler = make_sampler(cls, _windows(4096, 1), _windows(512, 2), BATCH, 0.1, torch.Generator().manual_seed(0))
     for _ in range(3):
         m.update(*sampler.next())
     start = time.perf_counter()

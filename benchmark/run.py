@@ -17,7 +17,13 @@ import numpy as np
 
 from .config import SUITE_VERSION, RunConfig, content_hash
 
-RECORD_SCHEMA = 1
+RECORD_SCHEMA = 2
+# Why each older schema's records are refused: their measures are not today's.
+SUPERSEDED_SCHEMAS = {
+    1: "measured before alignment became scale-free (W was not divided by z's spread), before probes were "
+       "split by replay episode, and before alignment terms drew equal-size samples of both domains; "
+       "re-run it with this suite version",
+}
 EXPERT_NOISE = 0.1
 REPLAY_PAIRS = 256
 METRIC_CHUNK = 64  # replay rows encoded at a time
@@ -36,8 +42,11 @@ def read_json(path: Path) -> Any:
 
 
 def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int, stream: str,
-              backend: str) -> Path:
-    """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`."""
+              backend: str | None) -> Path:
+    """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`.
+
+    backend: the simulation backend that generates the demos (None: sampled without a simulator, toy pairs).
+    """
     from tasks import get_pair
     from tasks.experts import EXPERT_VERSION
 
@@ -53,15 +62,16 @@ def ensure_demos(runs_dir: Path, cfg: RunConfig, domain: str, n: int, stream: st
     from tasks.toy import is_toy
 
     magnitude = cfg.magnitude if domain == "target" else 0.0
-    path = demo_path(runs_dir, cfg.pair, domain, magnitude, n, cfg.seed, stream, cfg.backend)
+    backend = None if is_toy(cfg.pair) else cfg.backend  # the key names what makes the demos
+    path = demo_path(runs_dir, cfg.pair, domain, magnitude, n, cfg.seed, stream, backend)
     if not path.exists():
-        if is_toy(cfg.pair):  # toy pairs: exact samples, no simulator (tasks/toy.py, benchmark/toy.py)
+        if backend is None:  # toy pairs: exact samples, no simulator (tasks/toy.py, benchmark/toy.py)
             from .toy import write_toy_demos
 
             write_toy_demos(path, cfg.pair, domain, magnitude, n, cfg.seed, stream)
         else:
             generate_demos(cfg.pair, domain, magnitude, n, cfg.seed, path, expert_noise=EXPERT_NOISE,
-                           progress=progress, stream=stream, backend=cfg.backend)
+                           progress=progress, stream=stream, backend=backend)
     return path
 
 
@@ -75,7 +85,7 @@ def _windows(path: Path, layout, policy_cfg):
 
 def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[str, Any], progress: bool) -> dict:
     from baselines import METHODS, DiffusionPolicy, PolicyConfig
-    from baselines.data import MixedSampler
+    from baselines import make_sampler
     from tasks import get_pair, obs_layout
     from tasks.visual import AGENTVIEW
     import torch
@@ -108,7 +118,7 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     fit(np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]))
     method = method_cls(policy, hp, device=cfg.device)
     w = hp["w"] if method_cls.mixes else (1.0 if method_cls.uses_target else 0.0)
-    sampler = MixedSampler(src, tgt, hp["batch_size"], w, torch.Generator().manual_seed(cfg.seed))
+    sampler = make_sampler(method_cls, src, tgt, hp["batch_size"], w, torch.Generator().manual_seed(cfg.seed))
     tcfg = TrainConfig(steps=size.steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
                        log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
                        device=cfg.device, num_threads=cfg.threads)
@@ -143,8 +153,9 @@ def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, hori
     """Paired observation windows from the same initial conditions run in both domains.
 
     Episodes are matched by episode seed and steps by time index (up to the shorter episode);
-    at most REPLAY_PAIRS pairs, evenly spaced. Returns (src_obs, tgt_obs, src_act, tgt_act); with
-    `image_keys` the observations are dicts {"lowdim": (n, T_o, D), <camera>: (n, T_o, H, W, 3) uint8}.
+    at most REPLAY_PAIRS pairs, evenly spaced. Returns (src_obs, tgt_obs, src_act, tgt_act, episode):
+    `episode` (n,) the replay episode of each pair (the probes' split unit); with `image_keys` the
+    observations are dicts {"lowdim": (n, T_o, D), <camera>: (n, T_o, H, W, 3) uint8}.
     """
     from baselines.data import make_windows
     from baselines.policy import map_obs
@@ -152,7 +163,7 @@ def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, hori
 
     src, tgt = load_dataset(src_path, layout), load_dataset(tgt_path, layout)
     tgt_index = {s: i for i, s in enumerate(tgt.episode_seeds)}
-    parts: list[list[np.ndarray]] = [[], [], [], []]
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
     for i, seed in enumerate(src.episode_seeds):
         if seed not in tgt_index:
             continue
@@ -162,7 +173,7 @@ def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, hori
         t = min(len(ws.obs), len(wt.obs))
         keep = np.arange(t)
         for k, arr in enumerate((ws.observations(keep), wt.observations(keep), src.actions[i][:t],
-                                 tgt.actions[j][:t])):
+                                 tgt.actions[j][:t], np.full(t, i))):
             parts[k].append(arr)
     if not parts[0]:
         raise RuntimeError("no replay episode succeeded in both domains; the metrics need paired states")
@@ -201,8 +212,8 @@ def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dic
     method = load_checkpoint(str(run_dir / "checkpoint"), device=cfg.device)
     pcfg = method.policy.config
     layout = obs_layout(get_pair(cfg.pair).base_task)
-    o_src, o_tgt, a_src, a_tgt = paired_replay(replay["source"], replay["target"], layout,
-                                               pcfg.n_obs_steps, pcfg.horizon, pcfg.image_keys)
+    o_src, o_tgt, a_src, a_tgt, episode = paired_replay(replay["source"], replay["target"], layout,
+                                                        pcfg.n_obs_steps, pcfg.horizon, pcfg.image_keys)
     step = METRIC_CHUNK if pcfg.image_keys else len(a_src)  # image policies: chunks of rows bound the memory
     chunks = [np.arange(len(a_src))[i:i + step] for i in range(0, len(a_src), step)]
 
@@ -213,16 +224,18 @@ def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dic
         z = [read(method.encode, o) for o in (o_src, o_tgt)]
         zc = [read(method.conditioning, o, d) for o, d in ((o_src, "source"), (o_tgt, "target"))]
         shallow = [read(method.shallow_features, o) for o in (o_src, o_tgt)]
-    metrics = representation_metrics(z[0], z[1], zc[0], zc[1], seed=cfg.seed)
+    metrics = representation_metrics(z[0], z[1], zc[0], zc[1], seed=cfg.seed, groups=episode)
     # Gromov-Wasserstein on the shallow features (the image encoder's output; a low-dim policy's first layer)
     metrics["align_gw_shallow"] = gromov_wasserstein(shallow[0], shallow[1], seed=cfg.seed)
     x_src, x_tgt = _raw_features(o_src), _raw_features(o_tgt)
-    raw = raw_discernibility(x_src, x_tgt, seed=cfg.seed)
+    raw = raw_discernibility(x_src, x_tgt, seed=cfg.seed, groups=episode)
     raw_act = raw_discernibility(np.concatenate([x_src, a_src.reshape(len(a_src), -1)], 1),
-                                 np.concatenate([x_tgt, a_tgt.reshape(len(a_tgt), -1)], 1), seed=cfg.seed)
+                                 np.concatenate([x_tgt, a_tgt.reshape(len(a_tgt), -1)], 1), seed=cfg.seed,
+                                 groups=episode)
     metrics.update({f"raw_discern_{k}": v for k, v in raw.items()})
     metrics.update({f"raw_discern_obs_action_{k}": v for k, v in raw_act.items()})
     metrics["replay_pairs"] = int(len(a_src))
+    metrics["replay_episodes"] = int(len(np.unique(episode)))
     return metrics
 
 

@@ -270,6 +270,7 @@ class StackExpert(_PickExpert):
         super().reset(env)
         self.clearance = 0.03 + self.jitter(0.01)
         self.place_xy = np.array([self.jitter(0.004), self.jitter(0.004)])
+        self.risen = False  # cube A has risen clear of B since the grasp (then it may move over B)
 
     def preferred_yaw(self, state):
         """Close the fingers across the line from A to B, so that no finger lands on B."""
@@ -328,6 +329,7 @@ class SquareExpert(_PickExpert):
         self.peg = env.rs.sim.data.body_xpos[env.rs.peg1_body_id].copy()
         self.peg_top = self.peg[2] + env.sim.model._model.geom_size[self.peg_geom(env), 2]
         self.clearance = 0.03 + self.jitter(0.01)
+        self.risen = False  # the nut has risen clear of the peg since the grasp (then it may move over it)
         # grasp the handle (the geom farthest along the nut's x axis) on the part clear of the ring:
         # 0.3 of its half-length beyond its centre, give or take
         model = env.sim.model._model

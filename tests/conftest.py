@@ -65,7 +65,7 @@ def smoke_bundle(lift_datasets, tmp_path_factory) -> dict:
     `_demos`), and its exported bundle. Keys: runs_dir, run_dir, bundle, method, target (Dataset)."""
     import torch
 
-    from baselines import METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, make_windows
+    from baselines import METHODS, DiffusionPolicy, PolicyConfig, make_sampler, make_windows
     from benchmark.config import RunConfig
     from benchmark.export import export_bundle
     from benchmark.run import write_json
@@ -84,7 +84,7 @@ def smoke_bundle(lift_datasets, tmp_path_factory) -> dict:
     policy = DiffusionPolicy(pcfg)
     policy.fit_normalizer(np.concatenate([src.obs, tgt.obs]), np.concatenate([src.action, tgt.action]))
     method = method_cls(policy, {"w": 0.5})
-    sampler = MixedSampler(src, tgt, 32, 0.5, torch.Generator().manual_seed(0))
+    sampler = make_sampler(method_cls, src, tgt, 32, 0.5, torch.Generator().manual_seed(0))
     threads = torch.get_num_threads()
     try:  # one thread: small batches gain nothing from two, and a busy machine makes two much slower
         train(method, sampler, TrainConfig(steps=40, batch_size=32, log_every=20, ckpt_every=40, val_every=40,

@@ -16,7 +16,7 @@ import pytest
 from benchmark.config import RunConfig
 from benchmark.evaluate import EvalPool, EvalSpec, evaluate
 from benchmark.leaderboard import aggregate, load_records
-from benchmark.run import execute_run
+from benchmark.run import RECORD_SCHEMA, execute_run
 from benchmark.sweep import load_grid, run_sweep
 from tasks.seeds import episode_seeds
 
@@ -44,7 +44,9 @@ def test_run_writes_a_complete_record(record, runs_dir):
     run_dir = runs_dir / record["run_id"]
     for name in ("config.json", "record.json", "train_log.jsonl", "done", "checkpoint"):
         assert (run_dir / name).exists(), name
-    assert record["schema"] == 1
+    assert record["schema"] == RECORD_SCHEMA
+    metrics = record["metrics"]
+    assert metrics["probe_folds"] == 2 and metrics["replay_episodes"] == 4 and metrics["z_spread"] > 0
     target = record["eval"]["target"]
     assert target["n"] == 4 and len(target["episodes"]) == 4
     assert target["ci95"][0] <= target["success_rate"] <= target["ci95"][1]

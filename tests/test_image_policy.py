@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_windows, save_checkpoint
+from baselines import METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_sampler, make_windows,
+                       save_checkpoint
 from tasks import make_env
 from tasks.dataset import Dataset, load_dataset, write_dataset
 
@@ -102,7 +103,7 @@ def _build(name: str, source: Dataset, target: Dataset):
     hp = {"lr": 1e-3, "batch_size": BATCH, **({"w": 0.5} if cls.mixes else {}),
           **({"grl_warmup": 0} if "adda" in name else {})}
     w = hp["w"] if cls.mixes else float(cls.uses_target)
-    return cls(policy, hp), MixedSampler(src, tgt, BATCH, w, torch.Generator().manual_seed(0)), tgt
+    return cls(policy, hp), make_sampler(cls, src, tgt, BATCH, w, torch.Generator().manual_seed(0)), tgt
 
 
 @pytest.mark.parametrize("name", METHODS.names())

@@ -1,6 +1,7 @@
 """Statistics, result collection, leaderboards and plots on a committed mini-sweep.
 
-``tests/data/mini_sweep``: pair lift/dynamics, N=10, M=100, methods cotrain (w=0.1) and
+``tests/data/mini_sweep`` (hand-made records of the current schema): pair lift/dynamics, N=10, M=100,
+methods cotrain (w=0.1) and
 target_only, seeds 0 and 1, magnitudes 1 and 0 (the no-gap control), 10 episodes per run; in
 each run the first k episodes succeed, with k (seed 0, seed 1):
 cotrain gap 1: 7, 8; target_only gap 1: 5, 4; cotrain gap 0: 9, 8; target_only gap 0: 8, 9.
@@ -149,8 +150,18 @@ def test_malformed_record_raises_naming_file(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(L.RecordError, match="run_bad"):
         L.load_records(tmp_path)
-    bad.write_text(json.dumps({"schema": 2}))
+    bad.write_text(json.dumps({"schema": 99}))
     with pytest.raises(L.RecordError, match=r"run_bad.*schema"):
+        L.load_records(tmp_path)
+
+
+def test_old_schema_records_are_refused_with_the_reason(tmp_path):
+    """A record of the old measures (schema 1) never passes for a new one, in any command that reads records."""
+    old = json.loads((SWEEP / "173f1d61dbb8" / "record.json").read_text())
+    old["schema"] = 1
+    (tmp_path / "run_old").mkdir()
+    (tmp_path / "run_old" / "record.json").write_text(json.dumps(old))
+    with pytest.raises(L.RecordError, match=r"run_old.*schema-1 record, refused.*scale-free"):
         L.load_records(tmp_path)
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import (HPARAMS, METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, default_hparams, describe,
-                       load_checkpoint, make_windows, random_hparams, save_checkpoint, validate_hparams)
-from baselines.methods import _GradReverse, grl_schedule
+from baselines import (HPARAMS, METHODS, DiffusionPolicy, PolicyConfig, default_hparams, describe,
+                       load_checkpoint, make_sampler, make_windows, random_hparams, save_checkpoint, validate_hparams)
+from baselines.methods import _GradReverse, grl_schedule, scale_free
 
 STEPS, BATCH = 30, 64
 
@@ -33,7 +33,7 @@ def build(name: str, source, target, seed: int = 0, **hparams):
     hp = {"lr": 3e-3, "batch_size": BATCH, **({"w": 0.3} if cls.mixes else {}), **hparams}
     w = hp["w"] if cls.mixes else float(cls.uses_target)
     method = cls(policy, hp)
-    return method, MixedSampler(src, tgt, BATCH, w, torch.Generator().manual_seed(seed))
+    return method, make_sampler(cls, src, tgt, BATCH, w, torch.Generator().manual_seed(seed))
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -63,6 +63,74 @@ def test_method_terms(lift_datasets):
     assert {"loss", "diffusion", "adv", "disc_acc", "grl_coeff"} <= set(adda.update(*sampler.next()))
     unbalanced, sampler = build("ot", *lift_datasets, ot_unbalanced=1.0)
     assert math.isfinite(unbalanced.update(*sampler.next())["ot"])
+
+
+ALIGNING = [name for name in METHODS.names() if METHODS[name].aligns]
+
+
+def _alignment_loss(method, z_src: torch.Tensor, z_tgt: torch.Tensor, a_src: torch.Tensor, a_tgt: torch.Tensor):
+    """The method's alignment term on raw z (scale_free applied as in training)."""
+    if method.name == "ot":
+        return method.transport_loss(*scale_free(z_src, z_tgt), a_src, a_tgt)
+    return method.adversarial_loss(*scale_free(z_src, z_tgt), 1.0)[0]
+
+
+def test_aligning_methods_are_exactly_the_ones_with_alignment_terms():
+    assert sorted(ALIGNING) == ["adda", "cfg_adda", "ot"]
+
+
+@pytest.mark.parametrize("name", ALIGNING)
+def test_rescaling_z_cannot_lower_an_alignment_loss(name, lift_datasets):
+    """The loss is the same for z and c z, and its gradient along a global scale of z is zero: shrinking z
+    (OT's collapse) or inflating it (ADDA's reversal) gains the method nothing."""
+    method, sampler = build(name, *lift_datasets)
+    source, target = sampler.next()
+    z_src, z_tgt = (method.policy.encode(b["align"]["obs"]).detach() for b in (source, target))
+    actions = source["align"]["action"], target["align"]["action"]
+    base = _alignment_loss(method, z_src, z_tgt, *actions)
+    for factor in (0.01, 50.0):
+        assert _alignment_loss(method, factor * z_src, factor * z_tgt, *actions).item() == pytest.approx(
+            base.item(), rel=1e-4)
+    scale = torch.tensor(1.0, requires_grad=True)
+    _alignment_loss(method, scale * z_src, scale * z_tgt, *actions).backward()
+    assert abs(scale.grad.item()) < 1e-4 * max(1.0, abs(base.item()))
+
+
+@pytest.mark.parametrize("name", ALIGNING)
+def test_alignment_terms_compare_equal_size_samples_at_small_w(name, lift_datasets):
+    """At w = 0.005 the diffusion batch holds one target row, yet the alignment term compares
+    batch_size // 2 rows of each domain, and it is the term `update` optimizes."""
+    method, sampler = build(name, *lift_datasets, w=0.005)
+    source, target = sampler.next()
+    assert (len(source["obs"]), len(target["obs"])) == (BATCH - 1, 1)
+    assert len(source["align"]["obs"]) == len(target["align"]["obs"]) == BATCH // 2
+    with torch.no_grad():
+        z_src, z_tgt = (method.policy.encode(b["align"]["obs"]) for b in (source, target))
+        coeff = 1.0 if name == "ot" else 0.0
+        expected = (method.transport_loss(*scale_free(z_src, z_tgt), source["align"]["action"],
+                                          target["align"]["action"]) if name == "ot"
+                    else method.adversarial_loss(*scale_free(z_src, z_tgt), coeff)[0])
+    terms = method.update(source, target)
+    assert terms["ot" if name == "ot" else "adv"] == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="make_sampler"):
+        method.update({k: v for k, v in source.items() if k != "align"}, target)
+
+
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_method_is_bitwise_reproducible(name, lift_datasets):
+    """Two trainings from the same seeds end with identical weights, EMA and extra modules."""
+    states = []
+    for _ in range(2):
+        method, sampler = build(name, *lift_datasets, seed=4, **({"grl_warmup": 0} if "adda" in name else {}))
+        torch.manual_seed(5)
+        for _ in range(5):
+            method.update(*sampler.next())
+        states.append(method.state_dict())
+    for part, first, second in (("policy", *[s["policy"] for s in states]),
+                                ("ema", *[s["ema"]["model"] for s in states]), ("extra", *[s["extra"] for s in states])):
+        assert first.keys() == second.keys()
+        for key in first:
+            assert torch.equal(first[key], second[key]), (part, key)
 
 
 def test_single_domain_methods_ignore_the_other_batch(lift_datasets):
@@ -102,7 +170,8 @@ def test_gradient_reversal_drives_the_discriminator_toward_chance():
         out = []
         for _ in range(steps):
             idx = [torch.randint(512, (64,), generator=g) + 512 * d for d in (0, 1)]
-            batches = [{"obs": obs[i], "action": action[i], "domain": torch.full((64,), d)} for d, i in enumerate(idx)]
+            batches = [{"obs": obs[i], "action": action[i], "domain": torch.full((64,), d),
+                        "align": {"obs": obs[i], "action": action[i]}} for d, i in enumerate(idx)]
             out.append(method.update(*batches)["disc_acc"])
         return np.array(out)
 

@@ -39,8 +39,9 @@ def test_identical_domains():
 def test_separated_domains():
     z = _cloud()
     shifted = z + 10.0 * np.eye(z.shape[1])[0]
-    assert M.wasserstein_distance(z, shifted) == pytest.approx(10.0, rel=1e-6)  # W1 of a translation
-    assert M.wasserstein_distance(z, shifted) > 5
+    # W1 of a translation is its length, here in units of the clouds' own spread (about 4 in 16-D)
+    assert M.wasserstein_distance(z, shifted) == pytest.approx(10.0 / M.within_domain_spread(z, shifted), rel=1e-6)
+    assert M.within_domain_spread(z, shifted) == pytest.approx(4.0, rel=0.05)
     assert M.mmd_rbf(z, shifted) > 0.5
     assert M.probe_accuracy(z, shifted, "linear") >= 0.95
     assert M.probe_accuracy(z, shifted, "mlp") >= 0.95
@@ -73,9 +74,11 @@ def test_representation_metrics_keys_and_finite():
     m = M.representation_metrics(z, z + 0.1)
     assert set(m) == {
         "align_wasserstein", "align_gw", "align_mmd", "align_nn", "align_cka", "discern_linear",
-        "discern_mlp", "discern_linear_cond", "discern_mlp_cond", "structured_alignment",
+        "discern_mlp", "discern_linear_cond", "discern_mlp_cond", "structured_alignment", "z_spread",
+        "probe_folds",
     }
-    assert all(isinstance(v, float) and math.isfinite(v) for v in m.values())
+    assert m["probe_folds"] == M.MAX_PROBE_FOLDS
+    assert all(isinstance(v, (float, int)) and math.isfinite(v) for v in m.values())
 
 
 def test_wasserstein_grows_with_offset():
@@ -90,7 +93,8 @@ def test_wasserstein_subsampling_is_deterministic():
     z = _cloud(n=600)
     tgt = z + 0.5
     assert M.wasserstein_distance(z, tgt, max_points=100, seed=3) == M.wasserstein_distance(z, tgt, max_points=100, seed=3)
-    assert M.wasserstein_distance(z, tgt, max_points=100) == pytest.approx(0.5 * math.sqrt(z.shape[1]), rel=1e-6)
+    translation = 0.5 * math.sqrt(z.shape[1]) / M.within_domain_spread(z, tgt)
+    assert M.wasserstein_distance(z, tgt, max_points=100) == pytest.approx(translation, rel=1e-6)
 
 
 def test_gromov_wasserstein_is_scale_and_rotation_free():
@@ -98,6 +102,55 @@ def test_gromov_wasserstein_is_scale_and_rotation_free():
     rot = np.linalg.qr(np.random.default_rng(2).normal(size=(5, 5)))[0]
     assert M.gromov_wasserstein(z, 3.0 * z @ rot) < 1e-6
     assert M.gromov_wasserstein(z, _cloud(n=100, d=5, seed=1) ** 3) > 1e-3
+
+
+ALIGNMENT_METRICS = ("align_wasserstein", "align_gw", "align_mmd", "align_nn", "align_cka", "structured_alignment")
+
+
+@pytest.mark.parametrize("factor", [0.03, 30.0])
+def test_rescaling_z_changes_no_alignment_metric(factor):
+    """Shrinking z (OT's cheapest way to lower W) or inflating it (ADDA's reversal) leaves every
+    alignment measure as it was; only z_spread follows the scale."""
+    src, tgt = _structured(n=200)
+    base = M.representation_metrics(src, tgt)
+    scaled = M.representation_metrics(factor * src, factor * tgt)
+    for key in ALIGNMENT_METRICS + ("discern_linear", "discern_mlp"):
+        assert scaled[key] == pytest.approx(base[key], rel=1e-5, abs=1e-6), key
+    assert scaled["z_spread"] == pytest.approx(factor * base["z_spread"], rel=1e-9)
+
+
+def test_within_domain_spread_ignores_the_distance_between_domains():
+    z = _cloud()
+    assert M.within_domain_spread(z, z + 100.0) == pytest.approx(M.within_domain_spread(z, z))
+    assert M.wasserstein_distance(z, z + 1000.0) > 100 * M.wasserstein_distance(z, z + 10.0) / 2
+
+
+def _episodes(n_episodes: int = 12, steps: int = 30, d: int = 8, seed: int = 0):
+    """Replay-like pairs: smooth trajectories; each episode's target differs from its source by an offset of
+    its own (random direction), so nothing tells the domains apart in an episode the probe has not seen."""
+    rng = np.random.default_rng(seed)
+    t = np.linspace(0, 1, steps)[:, None]
+    src = np.concatenate([rng.normal(size=d) + t * rng.normal(size=d) for _ in range(n_episodes)])
+    offsets = np.repeat(rng.normal(size=(n_episodes, d)), steps, axis=0)
+    return src, src + 1.5 * offsets, np.repeat(np.arange(n_episodes), steps)
+
+
+def test_probe_split_by_episode_does_not_leak():
+    """Split by row, neighbouring steps of one episode fall on both sides and the probe memorizes the
+    episode's offset; held out by whole episodes it is at chance."""
+    src, tgt, episode = _episodes()
+    assert M.probe_accuracy(src, tgt, "mlp", groups=None) > 0.85
+    assert M.probe_accuracy(src, tgt, "mlp", groups=episode) < 0.65
+    assert M.representation_metrics(src, tgt, groups=episode)["discern_mlp"] < 0.65
+
+
+def test_probe_folds():
+    assert M.probe_folds(np.repeat(np.arange(10), 3)) == 5  # 2 episodes held out per fold
+    assert M.probe_folds(np.repeat(np.arange(4), 3)) == 2
+    assert M.probe_folds(np.arange(3)) == 3  # fewer than 4 episodes: one per fold
+    assert M.probe_folds(np.arange(300)) == M.MAX_PROBE_FOLDS
+    with pytest.raises(ValueError, match="at least 2 replay episodes"):
+        M.probe_folds(np.zeros(10))
 
 
 def test_nn_retrieval_and_cka_on_unrelated_clouds():
@@ -163,6 +216,7 @@ def test_correlation():
         (lambda z: M.mmd_rbf(np.where(z > 1, np.nan, z), z), "NaN"),
         (lambda z: M.linear_cka(z, np.full_like(z, np.inf)), "infinite"),
         (lambda z: M.probe_accuracy(z, z, kind="svm"), "kind"),
+        (lambda z: M.probe_accuracy(z, z, groups=np.arange(3)), "one entry per pair"),
         (lambda z: M.representation_metrics(z, z, zc_src=z), "together"),
         (lambda z: M.structured_alignment(1.5, 0.9), "alignment_score"),
         (lambda z: M.correlation([1.0, 2.0], [1.0]), "same length"),

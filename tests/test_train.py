@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, default_ratio, make_windows,
+from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, make_sampler, default_ratio, make_windows,
                        natural_ratio, odds_rule, sqrt_rule)
 from benchmark.train import TrainConfig, train, validation_loss, validation_set
 from tasks.dataset import Dataset
@@ -64,7 +64,7 @@ def _setup(name: str, lift_datasets, width: int = 32):
     policy.fit_normalizer(np.concatenate([src.obs, tgt.obs]), np.concatenate([src.action, tgt.action]))
     extra = {"grl_warmup": 5} if "adda" in name else {}
     method = cls(policy, {"lr": 3e-3, "batch_size": 32, "w": 0.25, **extra})
-    return method, MixedSampler(src, tgt, 32, 0.25, torch.Generator()), tgt
+    return method, make_sampler(cls, src, tgt, 32, 0.25, torch.Generator()), tgt
 
 
 def _config(steps: int) -> TrainConfig:

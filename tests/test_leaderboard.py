@@ -20,6 +20,7 @@ import pytest
 from benchmark import leaderboard as L
 from benchmark import plots as P
 from benchmark import stats as S
+from benchmark.cli import main
 
 DATA = Path(__file__).parent / "data"
 SWEEP, GOLDEN = DATA / "mini_sweep", DATA / "mini_sweep_golden.csv"
@@ -155,7 +156,7 @@ def test_malformed_record_raises_naming_file(tmp_path):
         L.load_records(tmp_path)
 
 
-def test_old_schema_records_are_refused_with_the_reason(tmp_path):
+def test_old_schema_records_are_refused_with_the_reason(tmp_path, capsys):
     """A record of the old measures (schema 1) never passes for a new one, in any command that reads records."""
     old = json.loads((SWEEP / "173f1d61dbb8" / "record.json").read_text())
     old["schema"] = 1
@@ -163,6 +164,13 @@ def test_old_schema_records_are_refused_with_the_reason(tmp_path):
     (tmp_path / "run_old" / "record.json").write_text(json.dumps(old))
     with pytest.raises(L.RecordError, match=r"run_old.*schema-1 record, refused.*scale-free"):
         L.load_records(tmp_path)
+    for argv in (["leaderboard", str(tmp_path)], ["analyze", str(tmp_path)], ["study", str(tmp_path), "--out",
+                 str(tmp_path / "study"), "--budget", "quick"], ["submit", str(tmp_path / "run_old"),
+                 "--leaderboard", str(tmp_path / "board")]):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        assert "schema-1 record, refused" in capsys.readouterr().err, argv
+    assert not (tmp_path / "board").exists()
 
 
 def test_partial_sweep_is_ignored_and_partial(tmp_path, records):

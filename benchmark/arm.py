@@ -3,15 +3,17 @@
 Contract of a `Robot` (implement it for your arm's driver; `SimRobot` is the simulated stand-in and
 `benchmark.arm_net.RemoteRobot` the same interface over a socket):
 
-- Observations are a dict keyed by the bundle's layout keys (policy.json `observation.layout`):
-  `eef_pos` (3, metres), `eef_quat` (4, unit quaternion x, y, z, w with w >= 0), `gripper` (1, opening
-  in [0, 1]: 0 closed, 1 fully open), and per object `<obj>_pos` (3, m), `<obj>_quat` (4, x y z w),
-  `<obj>_rel_pos` (3, m, object minus end effector). Poses are in the POLICY FRAME: the simulation's
-  world frame, whose axes are aligned with the robot base frame, with the robot base at policy.json
-  `observation.robot_base_position_world`. A driver that reads poses in its base frame converts them
-  with `to_policy_frame`. The end-effector point and orientation are those of the simulated grip site:
-  compare your tool frame with policy.json `observation.reference_eef_pose` (the home pose) and
-  calibrate a fixed tool offset if they differ.
+- A driver speaks quaternions: `robot_state()` returns `eef_pos` (3, metres), `eef_quat` (4, unit
+  quaternion x, y, z, w; either sign) and `gripper` (1, opening in [0, 1]: 0 closed, 1 fully open), and
+  `object_poses()` per object `<obj>_pos` (3, m) and `<obj>_quat` (4, x y z w). `get_observation` turns
+  them into the bundle's layout keys (policy.json `observation.layout`): every `<name>_quat` becomes
+  `<name>_rot6d` (6, `rot6d`: the first two columns of its rotation matrix, continuous where a quaternion
+  flips sign), and `<obj>_rel_pos` (3, m, object minus end effector) is added. Poses are in the POLICY
+  FRAME: the simulation's world frame, whose axes are aligned with the robot base frame, with the robot
+  base at policy.json `observation.robot_base_position_world`. A driver that reads poses in its base
+  frame converts them with `to_policy_frame`. The end-effector point and orientation are those of the
+  simulated grip site: compare your tool frame with policy.json `observation.reference_eef_pose` (the
+  home pose) and calibrate a fixed tool offset if they differ.
 - Actions are the bundle's action layout (policy.json `action`): for the robosuite tasks 7 floats in
   [-1, 1], an OSC_POSE delta: `a[0:3]` x `action.position_scale_m` metres of end-effector motion along
   the base axes, `a[3:6]` x `action.rotation_scale_rad` radians (axis-angle) of rotation, `a[6]` the
@@ -96,19 +98,38 @@ def quat_rotate(q: np.ndarray, v: np.ndarray) -> np.ndarray:
     return v + 2.0 * np.cross(u, np.cross(u, v) + w * v)
 
 
+def quat_matrix(q: Any) -> np.ndarray:
+    """The rotation matrix (3, 3) of the quaternion q (x, y, z, w), normalized here; q and -q give the same."""
+    x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
+    return np.array([[1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - z * w), 2.0 * (x * z + y * w)],
+                     [2.0 * (x * y + z * w), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - x * w)],
+                     [2.0 * (x * z - y * w), 2.0 * (y * z + x * w), 1.0 - 2.0 * (x * x + y * y)]])
+
+
+def rot6d(q: Any) -> np.ndarray:
+    """The orientation a policy sees, from the quaternion q (x, y, z, w): the first two columns of its
+    rotation matrix, (r00, r10, r20, r01, r11, r21), i.e. the body's x and y axes in the frame.
+
+    Unlike a quaternion with a fixed sign convention it has one value per rotation and moves
+    continuously with it (each entry by at most the rotation angle), so no input jumps where the
+    quaternion's sign would flip (Zhou et al. 2019). The simulation (`tasks.env`) and `Robot.get_observation`
+    both compute it here.
+    """
+    return quat_matrix(q)[:, :2].T.reshape(6)
+
+
 def to_policy_frame(position_base: np.ndarray, quat_base: np.ndarray | None, base_position_world: Any,
                     base_quat_world: Any = (0.0, 0.0, 0.0, 1.0)) -> tuple[np.ndarray, np.ndarray | None]:
     """A pose in the robot base frame -> the policy frame (policy.json `observation.robot_base_*_world`).
 
-    position in metres; quaternions (x, y, z, w), returned with w >= 0 as the policy was trained on.
+    position in metres; quaternions (x, y, z, w), returned normalized (its sign does not matter: see `rot6d`).
     """
     qb = np.asarray(base_quat_world, float)
     pos = quat_rotate(qb, position_base) + np.asarray(base_position_world, float)
     if quat_base is None:
         return pos, None
     q = quat_multiply(qb, quat_base)
-    q = q / np.linalg.norm(q)
-    return pos, (-q if q[3] < 0 else q)
+    return pos, q / np.linalg.norm(q)
 
 
 # -- the robot interface
@@ -142,24 +163,31 @@ class Robot:
         raise NotImplementedError
 
     def robot_state(self) -> dict[str, np.ndarray]:
-        """`eef_pos` (3, m), `eef_quat` (4, x y z w), `gripper` (1, opening in [0, 1]), in the policy frame."""
+        """`eef_pos` (3, m), `eef_quat` (4, x y z w, either sign), `gripper` (1, opening in [0, 1]), in the
+        policy frame."""
         raise NotImplementedError
 
     def object_poses(self) -> dict[str, np.ndarray]:
         """Perception hook: `<obj>_pos` (3, m) and `<obj>_quat` (4, x y z w) per object, in the policy frame.
 
         A low-dimensional policy cannot see; return the poses your perception measures (see the fiducial
-        sketch in the module docstring). Relative positions are computed by `get_observation`.
+        sketch in the module docstring). `get_observation` computes the relative positions and the `rot6d`.
         """
         raise NotImplementedError
 
     def get_observation(self) -> dict[str, np.ndarray]:
-        """The current observation in the layout's keys: robot state + object poses + `<obj>_rel_pos`."""
-        obs = {k: np.asarray(v, dtype=np.float64) for k, v in self.robot_state().items()}
-        for key, value in self.object_poses().items():
-            obs[key] = np.asarray(value, dtype=np.float64)
+        """The current observation in the layout's keys: robot state + object poses, each `<name>_quat` as
+        `<name>_rot6d`, + `<obj>_rel_pos`."""
+        state, poses = self.robot_state(), self.object_poses()
+        obs = {}
+        for key, value in {**state, **poses}.items():
+            if key.endswith("_quat"):
+                obs[key[:-len("_quat")] + "_rot6d"] = rot6d(value)
+            else:
+                obs[key] = np.asarray(value, dtype=np.float64)
+        for key in poses:
             if key.endswith("_pos") and not key.endswith("_rel_pos"):
-                obs[key[:-4] + "_rel_pos"] = obs[key] - obs["eef_pos"]
+                obs[key[:-len("_pos")] + "_rel_pos"] = obs[key] - obs["eef_pos"]
         return obs
 
     def send_action(self, action: np.ndarray) -> None:
@@ -473,8 +501,10 @@ class SimRobot(Robot):
     seed: the first reset's seed when `reset` is given none (later unseeded resets draw from it).
 
     Observations are the env's own (with its sensing gaps), split into the layout's keys as float32;
-    actions step the env; `done()`/`success()` are the env's termination and success test. Actions sent
-    after the episode ended are ignored.
+    `robot_state`/`object_poses` give the same poses as a driver would (quaternions, float64), so the
+    base class's `get_observation` on them reproduces the env's observation. Actions step the env;
+    `done()`/`success()` are the env's termination and success test. Actions sent after the episode
+    ended are ignored.
     """
 
     kind = "sim"
@@ -511,13 +541,17 @@ class SimRobot(Robot):
     def get_observation(self) -> dict[str, np.ndarray]:
         return self._split()
 
+    def _poses(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """The env's observed poses (sensing gaps applied, quaternions as a driver gives them) at `keys`."""
+        if self._obs is None:
+            raise RobotError("no observation: call reset() first")
+        return {k: np.array(self.env.last_obs[k]) for k in keys}
+
     def robot_state(self) -> dict[str, np.ndarray]:
-        obs = self._split()
-        return {k: obs[k] for k in ("eef_pos", "eef_quat", "gripper")}
+        return self._poses(["eef_pos", "eef_quat", "gripper"])
 
     def object_poses(self) -> dict[str, np.ndarray]:
-        obs = self._split()
-        return {k: v for k, v in obs.items() if k not in ("eef_pos", "eef_quat", "gripper") and "_rel_" not in k}
+        return self._poses([f"{obj}_{part}" for obj in self.env.task.objects for part in ("pos", "quat")])
 
     def send_action(self, action: np.ndarray) -> None:
         a = np.asarray(action, dtype=np.float32).reshape(-1)

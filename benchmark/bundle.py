@@ -30,7 +30,7 @@ import numpy as np
 
 SPEC_FILE = "policy.json"
 BUNDLE_FORMAT = "cotrain-bench policy bundle"
-BUNDLE_VERSION = 1
+BUNDLE_VERSION = 2  # 2: observation layout 2 (orientations as rot6d, not quaternions)
 BACKENDS = ("onnx", "torch")
 
 

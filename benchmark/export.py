@@ -78,14 +78,16 @@ class SamplingGraph(nn.Module):
 
 
 # -- what goes into policy.json
+ROT6D_UNIT = ("rot6d: the first two columns of the rotation matrix, (r00, r10, r20, r01, r11, r21), "
+              "from a quaternion (x, y, z, w) by benchmark.arm.rot6d")
 _ROBOT_KEYS = {
     "eef_pos": ("m", "end-effector (grip site) position"),
-    "eef_quat": ("unit quaternion (x, y, z, w), w >= 0", "end-effector (grip site) orientation"),
+    "eef_rot6d": (ROT6D_UNIT, "end-effector (grip site) orientation"),
     "gripper": ("opening in [0, 1]: 0 closed, 1 fully open", "gripper opening, normalized by the finger travel"),
 }
 _OBJECT_KEYS = {
     "pos": ("m", "position of the object's body origin"),
-    "quat": ("unit quaternion (x, y, z, w), w >= 0", "orientation of the object's body"),
+    "rot6d": (ROT6D_UNIT, "orientation of the object's body"),
     "rel_pos": ("m", "object position minus end-effector position (computed from the two above)"),
 }
 FRAME_TEXT = ("the simulation's world frame, whose axes are aligned with the robot base frame; the robot base "
@@ -417,6 +419,7 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
     from baselines import load_checkpoint
     from baselines.methods import domain_id
     from tasks import BASE_TASKS, get_pair, obs_layout
+    from tasks.base_tasks import LAYOUT_VERSION
 
     from .config import SUITE_VERSION
     from .fingerprint import git_revision
@@ -479,6 +482,7 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
         "outputs": {"actions": {"shape": ["B", pcfg.horizon, pcfg.action_dim], "dtype": "float32",
                                 "meaning": "action chunk in the action layout's units, first action first"}},
         "observation": {"dim": pcfg.obs_dim, "n_obs_steps": pcfg.n_obs_steps,
+                        **({"layout_version": LAYOUT_VERSION} if robot_task else {}),
                         "image_keys": list(pcfg.image_keys),
                         "layout": _layout_entries(layout, objects), "frame": FRAME_TEXT,
                         "history": "the last n_obs_steps observations, oldest first; at an episode's start the "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -98,15 +99,18 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     method_cls = METHODS[cfg.method]
     layout = obs_layout(get_pair(cfg.pair).base_task)
     size = cfg.size
+    # the recipe's architecture hyperparameters (None: the profile's) and observation noise
+    width, depth = hp["width"] or size.width, hp["depth"] or size.depth
     toy = is_toy(cfg.pair)
     if toy:  # toy pairs: one 3-D observation, one 2-D action (benchmark/toy.py)
-        pcfg = toy_policy_config(size.width, size.depth, size.z_dim, cfg.network, method_cls.uses_domain_embedding)
+        pcfg = toy_policy_config(width, depth, size.z_dim, cfg.network, method_cls.uses_domain_embedding)
     else:
         # image pairs: the conv image encoder, size.z_dim features per frame (z = image features + low-dim z)
         image = dict(image_keys=(AGENTVIEW,), image_feat_dim=size.z_dim) if get_pair(cfg.pair).obs == "image" else {}
-        pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=size.width,
-                            depth=size.depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding,
+        pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=width,
+                            depth=depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding,
                             **image)
+    pcfg = replace(pcfg, obs_noise=hp["obs_noise"])
     src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
@@ -136,7 +140,7 @@ def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
 
     from .evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
 
-    seeds = episode_seeds("test", cfg.seed, cfg.episodes)
+    seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
     t0 = time.time()
     out: dict[str, Any] = {}
     with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:

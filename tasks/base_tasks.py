@@ -33,28 +33,34 @@ BASE_TASKS: Registry[BaseTask] = Registry("base task")
 
 for _task in (
     BaseTask("lift", "Lift", 100, ("cube",), ("cube_main",),
-             "Lift a cube (half-size 0.021 m) 4 cm above the table."),
+             "Lift a cube (half-size 0.021 m) 4 cm above the table.", version=2),  # 2: layout 2
     BaseTask("stack", "Stack", 200, ("cubeA", "cubeB"), ("cubeA_main", "cubeB_main"),
-             "Pick the small red cube A and place it on the green cube B."),
+             "Pick the small red cube A and place it on the green cube B.", version=2),  # 2: layout 2
     BaseTask("square", "NutAssemblySquare", 400, ("nut",), ("SquareNut_main",),
              "robosuite's NutAssemblySquare: fit the square nut onto its peg "
-             "(the single-nut variant of the study's NutAssembly).", version=2),  # 2: horizon 300 -> 400
+             "(the single-nut variant of the study's NutAssembly).", version=3),  # 2: horizon 300 -> 400; 3: layout 2
     BaseTask("toy", "", 1, (), (),
              "Simulator-free toy pairs (tasks/toy.py): a state on a 2-D patch observed in R^3, a 2-D action."),
 ):
     BASE_TASKS.register(_task.name, _task)
 
 # Per-step layout shared by every domain and embodiment: (key, size). No joint-space quantities.
-ROBOT_KEYS: tuple[tuple[str, int], ...] = (("eef_pos", 3), ("eef_quat", 4), ("gripper", 1))
-OBJECT_KEYS: tuple[tuple[str, int], ...] = (("pos", 3), ("quat", 4), ("rel_pos", 3))
+# Version 1 had quaternions (x, y, z, w; w >= 0) where version 2 has rot6d: near w = 0, which a
+# top-down gripper sits at, q and -q alternated and the input jumped while nothing moved.
+# A layout change bumps every robot base task's version (hence every pair's).
+LAYOUT_VERSION = 2
+ROBOT_KEYS: tuple[tuple[str, int], ...] = (("eef_pos", 3), ("eef_rot6d", 6), ("gripper", 1))
+OBJECT_KEYS: tuple[tuple[str, int], ...] = (("pos", 3), ("rot6d", 6), ("rel_pos", 3))
 
 
 def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
-    """Flat observation layout of a base task: robot keys, then `<object>_{pos,quat,rel_pos}`.
+    """Flat observation layout of a base task: robot keys, then `<object>_{pos,rot6d,rel_pos}`.
 
-    Units and frames: positions in metres in the robot-base-aligned world frame, quaternions
-    (x, y, z, w), `gripper` the opening in [0, 1] (0 closed, 1 fully open), `<obj>_rel_pos`
-    = object position minus end-effector position.
+    Units and frames: positions in metres in the robot-base-aligned world frame; orientations
+    (`eef_rot6d`, `<obj>_rot6d`) as the first two columns of the rotation matrix, (r00, r10, r20,
+    r01, r11, r21): continuous, unlike a quaternion (`benchmark.arm.rot6d`); `gripper` the
+    opening in [0, 1] (0 closed, 1 fully open); `<obj>_rel_pos` = object position minus
+    end-effector position.
     """
     task = BASE_TASKS[base_task]
     if base_task == "toy":  # no robot: the toy's own layout (tasks/toy.py)

@@ -4,7 +4,8 @@ File layout: `data/demo_K/obs/<key>` (T, n) per layout key, `data/demo_K/actions
 `rewards` (T,), `dones` (T,), `data/demo_K.attrs["num_samples"]`, `["episode_seed"]`;
 `data.attrs`: `env_args` (JSON, robomimic), `total`, and the suite's `pair`, `pair_version`,
 `domain`, `gaps` (JSON list of [name, magnitude]), `magnitude`, `layout` (JSON list of
-[key, size]), `expert`, `expert_noise`, `seed`, `tried`, `kept`. Image datasets add
+[key, size]), `layout_version`, `backend` (the simulation backend that ran the episodes),
+`expert`, `expert_noise`, `seed`, `tried`, `kept`. Image datasets add
 `data/demo_K/obs/<camera>` (T, H, W, 3) uint8, gzip-compressed in chunks of 16 frames, and
 `data.attrs["image_keys"]` (JSON list of camera keys).
 """

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .base_tasks import LAYOUT_VERSION
 from .core import TaskPair
 from .dataset import Dataset, write_dataset
 from .env import make_env
@@ -34,7 +35,8 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
     """Run the pair's expert in `domain` until `n` successful episodes, and write them to `out`.
 
     Episode seeds come from the domain's own seed range for `seed` (tasks.seeds), so source and
-    target demos never share an initial state. The file records how many episodes were tried.
+    target demos never share an initial state. backend: the simulation backend that runs the episodes
+    (`make_env`'s). The file records how many episodes were tried, the backend and the layout version.
     """
     from .experts import EXPERT_VERSION, make_expert
 
@@ -46,7 +48,7 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
     out = check_output_path(out)
     max_tries = min(SPAN, MAX_ATTEMPTS_PER_DEMO * n + 10)
     seeds = episode_seeds(stream or demo_stream(domain), seed, max_tries)
-    env = make_env(task_pair, domain, magnitude, obs=task_pair.obs)
+    env = make_env(task_pair, domain, magnitude, obs=task_pair.obs, backend=backend)
     expert = make_expert(task_pair.base_task, noise=expert_noise, seed=seed)
     demos = Dataset([], [], env.layout)
     tried = 0
@@ -79,7 +81,7 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
         "domain": domain, "magnitude": magnitude if domain == "target" else 0.0,
         "gaps": [[g.name, g.magnitude] for g in env.domain.gaps], "expert": task_pair.base_task,
         "expert_version": EXPERT_VERSION, "expert_noise": expert_noise, "seed": seed, "tried": tried,
-        "kept": demos.n_demos,
+        "kept": demos.n_demos, "backend": env.backend, "layout_version": LAYOUT_VERSION,
         "env_args": {"env_name": env.task.env_name, "type": 1,
                      "env_kwargs": {"pair": task_pair.name, "domain": domain, "magnitude": magnitude}},
     }

@@ -7,6 +7,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from benchmark.arm import rot6d
+
 from .base_tasks import BASE_TASKS, obs_layout
 from .core import TaskPair
 from .gaps import build_effect
@@ -48,6 +50,7 @@ class CotrainEnv(gym.Env):
     """
 
     metadata = {"render_modes": []}
+    backend = "robosuite"  # the `make_env` backend this class is (demos record it)
 
     def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None):
         import robosuite
@@ -103,7 +106,8 @@ class CotrainEnv(gym.Env):
         self.sim.forward()
 
     def privileged_state(self) -> dict[str, np.ndarray]:
-        """The true state in the observation layout (no sensing gap applied)."""
+        """The true poses (no sensing gap applied): positions, quaternions `eef_quat`, `<obj>_quat`
+        (x, y, z, w; w >= 0) and `gripper`; the observation turns each quaternion into its `rot6d`."""
         data = self.sim.data._data
         state = {
             "eef_pos": data.site_xpos[self._eef_site].copy(),
@@ -120,7 +124,9 @@ class CotrainEnv(gym.Env):
         obs = self.privileged_state()
         for effect in self.effects:
             obs = effect.observe(obs, self._gap_rng)
+        obs["eef_rot6d"] = rot6d(obs["eef_quat"])
         for obj in self.task.objects:
+            obs[f"{obj}_rot6d"] = rot6d(obs[f"{obj}_quat"])
             obs[f"{obj}_rel_pos"] = obs[f"{obj}_pos"] - obs["eef_pos"]
         self.last_obs = obs
         return np.concatenate([obs[k] for k, _ in self.layout]).astype(np.float32)

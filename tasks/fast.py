@@ -110,6 +110,8 @@ class FastEnv(CotrainEnv):
     base frame, no interpolators, uncoupled position/orientation, on a fixed-base robot.
     """
 
+    backend = "fast"
+
     def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None):
         super().__init__(pair, domain, magnitude, seed)
         robot = self.rs.robots[0]

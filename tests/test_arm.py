@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.arm import (PolicyRunner, Robot, SafetyLimits, SimRobot, make_robot,
+from benchmark.arm import (PolicyRunner, Robot, SafetyLimits, SimRobot, make_robot, rot6d,
                            to_policy_frame)
 from benchmark.arm_eval import arm_eval
 from benchmark.arm_net import ArmServer, pack, unpack
@@ -26,6 +26,7 @@ from tasks.dataset import load_dataset
 
 PAIR = "lift/dynamics"
 LAYOUT = obs_layout("lift")
+OBS_DIM = sum(n for _, n in LAYOUT)
 EPISODE_STEPS = 40
 
 
@@ -52,13 +53,13 @@ class StubPolicy:
 
     def __init__(self, chunk_fn, horizon: int = 4, n_action_steps: int = 2, delay_s: float = 0.0):
         self.chunk_fn, self.delay_s, self.calls = chunk_fn, delay_s, 0
-        self.layout, self.obs_dim, self.n_obs_steps, self.action_dim = LAYOUT, 18, 2, 7
+        self.layout, self.obs_dim, self.n_obs_steps, self.action_dim = LAYOUT, OBS_DIM, 2, 7
         self.horizon, self.n_action_steps, self.control_hz = horizon, n_action_steps, 20.0
         self.spec = {"action": {"low": [-1.0] * 7, "high": [1.0] * 7, "position_scale_m": 0.05,
                                 "layout": [{"index": 6, "name": "gripper"}]}}
 
     def act_chunk(self, history, noise):
-        assert history.shape == (2, 18) and noise.shape == (self.horizon, 7)
+        assert history.shape == (2, OBS_DIM) and noise.shape == (self.horizon, 7)
         time.sleep(self.delay_s)
         chunk = np.asarray(self.chunk_fn(self.calls), np.float32)
         self.calls += 1
@@ -96,10 +97,13 @@ def _chunks(value, gripper=1.0, horizon=4):
     return chunk
 
 
-def test_robot_base_class_gives_the_layout_with_relative_positions():
-    obs = FakeArm().get_observation()
+def test_robot_base_class_gives_the_layout_with_relative_positions_and_rot6d():
+    arm = FakeArm()
+    obs = arm.get_observation()
     assert set(obs) == set(dict(LAYOUT))
     np.testing.assert_allclose(obs["cube_rel_pos"], [0.1, 0.0, -0.18])
+    np.testing.assert_allclose(obs["eef_rot6d"], rot6d(arm.robot_state()["eef_quat"]))
+    np.testing.assert_allclose(obs["cube_rot6d"], rot6d(arm.object_poses()["cube_quat"]))
 
 
 def test_to_policy_frame_rotates_and_offsets():
@@ -107,8 +111,20 @@ def test_to_policy_frame_rotates_and_offsets():
     pos, quat = to_policy_frame([1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [-0.56, 0.0, 0.912], quarter_z)
     np.testing.assert_allclose(pos, [-0.56, 1.0, 0.912], atol=1e-12)
     np.testing.assert_allclose(quat, quarter_z, atol=1e-12)
-    _, flipped = to_policy_frame([0, 0, 0], [0.0, 0.0, 0.0, -1.0], [0, 0, 0])
-    assert flipped[3] == 1.0  # w >= 0, as the policy was trained on
+    # rot6d: the body's x and y axes in the frame (a quarter turn about z takes x to y, y to -x), either sign
+    np.testing.assert_allclose(rot6d(quat), [0.0, 1.0, 0.0, -1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(rot6d(-quat), rot6d(quat), atol=0)
+
+
+def test_stand_in_poses_through_the_base_class_give_the_envs_observation(sim_robot):
+    sim_robot.reset(seed=3)
+    for _ in range(5):
+        sim_robot.send_action(np.r_[0.3, -0.2, 0.1, 0.4, -0.3, 0.5, 1.0])
+    env_obs = sim_robot.get_observation()  # the env's own flat observation, split
+    driver_obs = Robot.get_observation(sim_robot)  # from quaternions, as a real arm's driver gives them
+    assert set(driver_obs) == set(env_obs) == set(dict(LAYOUT))
+    for key in env_obs:
+        np.testing.assert_allclose(driver_obs[key], env_obs[key], atol=1e-6, err_msg=key)
 
 
 @pytest.mark.parametrize("case", ["nan", "eef_step", "workspace", "action_limit"])

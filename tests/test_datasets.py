@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
+from benchmark.config import RunConfig
+from benchmark.run import ensure_demos
 from tasks import GAP_FACTORS, GapFactor, custom_pair, get_pair, obs_layout
 from tasks.dataset import Dataset, DatasetError, load_dataset, write_dataset
 from tasks.demos import generate_demos
@@ -73,12 +75,25 @@ def test_loader_names_missing_and_mismatched_keys(demo_file, tmp_path):
 
 
 def test_interrupted_write_leaves_no_file(tmp_path):
-    data = Dataset([np.zeros((3, 18), np.float32)], [np.zeros((3, 7), np.float32)], obs_layout("lift"))
+    layout = obs_layout("lift")
+    data = Dataset([np.zeros((3, sum(n for _, n in layout)), np.float32)], [np.zeros((3, 7), np.float32)], layout)
     data.obs.append("not an array")  # the second demo fails halfway through the write
     data.actions.append(np.zeros((3, 7), np.float32))
     with pytest.raises(Exception):
         write_dataset(tmp_path / "x.hdf5", data)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_cache_is_keyed_by_what_made_the_demos(tmp_path):
+    made = {}
+    for backend in ("robosuite", "fast"):
+        cfg = RunConfig(pair="lift/dynamics", method="cotrain", profile="smoke", backend=backend)
+        made[backend] = ensure_demos(tmp_path, cfg, "target", 1, "target_demos", progress=False)
+        assert load_dataset(made[backend]).attrs["backend"] == backend  # the env that ran says so
+    assert made["robosuite"] != made["fast"]
+    toy = {ensure_demos(tmp_path, RunConfig(pair="toy/shift", method="cotrain", profile="smoke", backend=backend),
+                        "target", 2, "target_demos", progress=False) for backend in ("robosuite", "fast")}
+    assert len(toy) == 1  # no simulator makes the toy's demos: the backend is not part of their key
 
 
 def test_custom_pair_and_bad_factors():

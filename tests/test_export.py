@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from baselines import DiffusionPolicy, PolicyConfig, load_checkpoint, make_windows
-from benchmark.bundle import BundleError, load_bundle, read_spec
+from benchmark.bundle import BUNDLE_VERSION, BundleError, load_bundle, read_spec
 from benchmark.cli import main as cli_main
 from benchmark.export import ExportError, SamplingGraph, export_bundle
 from tasks import obs_layout
+from tasks.base_tasks import LAYOUT_VERSION
 
 TOLERANCE = 1e-4
 
@@ -33,7 +34,8 @@ def test_policy_json_describes_the_bundle(smoke_bundle):
     layout = obs_layout("lift")
     assert [(e["key"], e["size"]) for e in spec["observation"]["layout"]] == list(layout)
     units = {e["key"]: e["unit"] for e in spec["observation"]["layout"]}
-    assert units["eef_pos"] == "m" and "x, y, z, w" in units["eef_quat"] and "[0, 1]" in units["gripper"]
+    assert units["eef_pos"] == "m" and "rot6d" in units["eef_rot6d"] and "[0, 1]" in units["gripper"]
+    assert "rot6d" in units["cube_rot6d"] and spec["observation"]["layout_version"] == LAYOUT_VERSION
     assert spec["observation"]["n_obs_steps"] == pcfg.n_obs_steps
     assert spec["observation"]["robot_base_position_world"] == pytest.approx([-0.56, 0.0, 0.912])
     assert spec["action"]["low"] == [-1.0] * 7 and spec["action"]["high"] == [1.0] * 7
@@ -75,12 +77,13 @@ def test_both_formats_match_pytorch_on_new_observations(smoke_bundle, backend):
                                                        (True, 0, 1.5)])
 def test_sampling_graph_is_the_policys_sampler(embedding, domain, guidance):
     torch.manual_seed(0)
-    cfg = PolicyConfig(obs_dim=18, action_dim=7, width=32, depth=2, z_dim=8, encoder_hidden=32,
+    dim = sum(n for _, n in obs_layout("lift"))
+    cfg = PolicyConfig(obs_dim=dim, action_dim=7, width=32, depth=2, z_dim=8, encoder_hidden=32,
                        domain_embedding=embedding)
     policy = DiffusionPolicy(cfg).eval()
     rng = np.random.default_rng(0)
-    policy.fit_normalizer(rng.normal(size=(50, 2, 18)), rng.normal(size=(50, 16, 7)))
-    obs, noise = torch.randn(4, 2, 18), torch.randn(4, 16, 7)
+    policy.fit_normalizer(rng.normal(size=(50, 2, dim)), rng.normal(size=(50, 16, 7)))
+    obs, noise = torch.randn(4, 2, dim), torch.randn(4, 16, 7)
     graph = SamplingGraph(policy, domain, guidance or 0.0)
     with torch.inference_mode():
         expected = policy.sample(obs, domain, guidance, noise=noise)
@@ -146,4 +149,8 @@ def test_export_refuses_to_overwrite_and_bundles_are_checked(smoke_bundle, tmp_p
         load_bundle(tmp_path)
     with pytest.raises(ValueError, match="backend"):
         load_bundle(smoke_bundle["bundle"], "tensorrt")
+    older = {**read_spec(smoke_bundle["bundle"]), "bundle_version": BUNDLE_VERSION - 1}  # e.g. a quaternion layout
+    (tmp_path / "policy.json").write_text(json.dumps(older))
+    with pytest.raises(BundleError, match=f"expected .* version {BUNDLE_VERSION}"):
+        load_bundle(tmp_path)
     assert issubclass(ExportError, RuntimeError)

@@ -1,7 +1,7 @@
 """The fast backend against robosuite: same seed and actions, same observations and success.
 
 Tolerance: every observation of a full-horizon episode within OBS_TOL of the robosuite
-backend's (metres for positions, unit-quaternion components for orientations). The two paths
+backend's (metres for positions, rotation-matrix entries for orientations). The two paths
 compute the same formulas in a different order, so they agree to floating-point rounding, which
 contact amplifies: 0 on most episodes, at most 2e-6 with scripted actions, and 1.3e-4 over the
 square expert's 144-step insertion, where the nut slides along the peg (1 mm is the tolerance).

@@ -70,12 +70,19 @@ TWIST = 9.0
 """κ: swirl angle per unit radius (rad)."""
 PHASE = math.pi / 2
 """Largest phase between the source and target maps (rad)."""
+PATCH = (-1.0, 1.0)
+"""The state patch along u and v: every family's source support is PATCH × PATCH."""
+PATCH_SIDE = PATCH[1] - PATCH[0]
+"""The patch's side length: toy policies scale every input axis by 2 / PATCH_SIDE (benchmark/toy.py)."""
 DZ_MIN, DZ_MAX = 0.01, 50.0
 SHIFT_MAX = 2.5
 SUPPORT_SHIFT_MAX = 1.5
 SUCCESS_THRESHOLD = 0.2
 N_TARGET, N_SOURCE = 30, 1000
 """Default demo counts of every toy pair (N target samples, M source samples)."""
+PAIR_VERSION = 2
+"""Version of every toy pair. 2: toy policies scale their inputs by the patch side, not by the
+training inputs' largest range (benchmark/toy.py, `fit_toy_normalizer`), so no run of version 1 is reused."""
 
 
 def spiral(states: np.ndarray, phase: float | np.ndarray = 0.0) -> np.ndarray:
@@ -111,7 +118,7 @@ class ToyFamily:
 
     def bounds(self, domain: str, m: float) -> tuple[tuple[float, float], tuple[float, float]]:
         """((u_lo, u_hi), (v_lo, v_hi)) of the domain's state support."""
-        return (-1.0, 1.0), (-1.0, 1.0)
+        return PATCH, PATCH
 
     def observe(self, domain: str, m: float, s: np.ndarray) -> np.ndarray:
         return np.concatenate([s, np.zeros((len(s), 1))], axis=1).astype(np.float32)
@@ -196,7 +203,7 @@ class SupportToy(ToyFamily):
 
     def bounds(self, domain, m):
         d = SUPPORT_SHIFT_MAX * m if domain == "target" else 0.0
-        return (-1.0 + d, 1.0 + d), (-1.0, 1.0)
+        return (PATCH[0] + d, PATCH[1] + d), PATCH
 
 
 TOY_FAMILIES: Registry[ToyFamily] = Registry("toy family")
@@ -342,7 +349,7 @@ def action_error(pair, magnitude: float, obs: np.ndarray, actions: np.ndarray, d
 
 def toy_pairs() -> list[TaskPair]:
     """`toy/<family>` for every toy family, in registry order (tasks.pairs registers them)."""
-    return [TaskPair(f"toy/{name}", BASE_TASK, target=Domain("target"), version=1,
+    return [TaskPair(f"toy/{name}", BASE_TASK, target=Domain("target"), version=PAIR_VERSION,
                      description=f"{fam.description} Magnitude: {fam.unit}. "
                                  f"Success: action error < {SUCCESS_THRESHOLD}.",
                      n_target=N_TARGET, n_source=N_SOURCE, obs="lowdim", tags=("toy", name))

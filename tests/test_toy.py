@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.metrics import nn_retrieval, representation_metrics, wasserstein_distance
-from benchmark.toy import ToyRun, evaluate_toy, sample_batched, train_toy, two_way_anova
+from baselines import DiffusionPolicy
+from benchmark.metrics import nn_retrieval, representation_metrics, wasserstein_distance, within_domain_spread
+from benchmark.toy import (STUDY_DZ, ToyRun, evaluate_toy, fit_toy_normalizer, inside_minus_outside, loso_choice,
+                           mean_ci, sample_batched, sign_verdict, toy_policy_config, train_toy, two_way_anova)
 from tasks import PAIRS, get_pair, obs_layout
 from tasks.seeds import STREAMS, episode_seeds
 from tasks.toy import (SUCCESS_THRESHOLD, TOY_FAMILIES, TOY_LAYOUT, domain_action, dz_of, map_position,
@@ -101,8 +103,9 @@ def test_metrics_read_the_known_geometry():
     All metrics through a fixed random encoder; the distances also on the raw inputs, where they are exact.
     """
     same_raw, apart_raw = _paired_raw("toy/action_map", 1.0), _paired_raw("toy/study", 1.0)
-    assert wasserstein_distance(*same_raw) == pytest.approx(0.0, abs=1e-9) and nn_retrieval(*same_raw) == 1.0
-    assert wasserstein_distance(*apart_raw) == pytest.approx(50.0, rel=1e-5)  # exactly the height gap
+    assert wasserstein_distance(*same_raw) == pytest.approx(0.0, abs=1e-6) and nn_retrieval(*same_raw) == 1.0
+    # exactly the height gap, in units of the patch's within-domain spread (W is scale-free)
+    assert wasserstein_distance(*apart_raw) == pytest.approx(dz_of(1.0) / within_domain_spread(*apart_raw), rel=1e-5)
     same = representation_metrics(*(_fixed_encoder(x) for x in same_raw), seed=0)
     apart = representation_metrics(*(_fixed_encoder(x) for x in apart_raw), seed=0)
     assert same["align_wasserstein"] == pytest.approx(0.0, abs=1e-6) and same["align_nn"] == 1.0
@@ -125,6 +128,32 @@ def test_evaluation_is_exact():
     bad = evaluate_toy(Off(), "toy/rotation", 0.7, "source", 64, seed=0)
     assert bad["action_error"] == pytest.approx(2 * SUCCESS_THRESHOLD, rel=1e-5) and bad["successes"] == 0
     assert [e["seed"] for e in ok["episodes"]] == episode_seeds("test", 0, 64)
+
+
+def _normalized_study_inputs(dz: float, n: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The toy policy's normalized source and target inputs (n, 3) on the same patch points, fitted on
+    toy/study's training inputs at height gap dz as a co-training run fits them."""
+    mag = study_magnitude(dz)
+    train = [toy_dataset("toy/study", d, mag, n, seed=0) for d in ("source", "target")]
+    policy = DiffusionPolicy(toy_policy_config(16, 1, 4))
+    fit_toy_normalizer(policy, np.stack([o for x in train for o in x.obs]),
+                       np.stack([a for x in train for a in x.actions]))
+    src, tgt = _paired_raw("toy/study", mag, n)
+    with torch.no_grad():
+        return tuple(policy.obs_normalizer(torch.as_tensor(x, dtype=torch.float32)).numpy() for x in (src, tgt))
+
+
+def test_the_normalizer_keeps_the_patch_and_the_height_gap_whatever_dz():
+    """A patch point reaches the network at the same place for every Δz; only the height gap grows, with Δz."""
+    dzs = STUDY_DZ
+    normalized = [_normalized_study_inputs(dz) for dz in dzs]
+    first_src = normalized[0][0]
+    for src, tgt in normalized:
+        np.testing.assert_allclose(src[:, :2], first_src[:, :2], atol=1e-6)  # the patch's resolution
+        np.testing.assert_allclose(tgt[:, :2], first_src[:, :2], atol=1e-6)
+    gaps = np.array([(tgt[:, 2] - src[:, 2]).mean() for src, tgt in normalized])
+    assert np.all(np.diff(gaps) > 0), gaps
+    np.testing.assert_allclose(gaps / np.array(dzs), gaps[0] / dzs[0], rtol=1e-4)  # in proportion to Δz
 
 
 SMALL = dict(steps=400, width=64, depth=2, z_dim=16, n_source=300, n_test=128)
@@ -180,6 +209,44 @@ def test_two_way_anova_by_hand():
     assert res["p"]["AB"] > 0.001
     inter = y + 0.5 * (np.arange(a)[:, None, None] * np.arange(b)[None, :, None])
     assert two_way_anova(inter)["share"]["AB"] > 0.05
+
+
+def test_best_of_several_is_chosen_on_the_other_seeds():
+    """With no effect, the in-sample best of several settings beats a single rival on average; the setting
+    chosen on the other seeds (`loso_choice`) does not."""
+    rng = np.random.default_rng(0)
+    sims, k, seeds = 4000, 5, 3
+    ys, rival = rng.standard_normal((sims, k, seeds)), rng.standard_normal((sims, seeds))  # nothing differs
+    cols = np.arange(seeds)
+    loso = np.array([y[loso_choice(y), cols] for y in ys]).mean(axis=1) - rival.mean(axis=1)
+    in_sample = ys[np.arange(sims), ys.mean(axis=2).argmin(axis=1)].mean(axis=1) - rival.mean(axis=1)
+    assert abs(loso.mean()) < 4 * loso.std() / math.sqrt(sims)
+    assert in_sample.mean() < -4 * in_sample.std() / math.sqrt(sims)
+    # by hand: seed 0's own column favours row 0, the other seeds row 1; seeds 1 and 2 see a three-way tie
+    scores = np.array([[1.0, 9.0, 9.0], [9.0, 1.0, 1.0], [5.0, 5.0, 5.0]])
+    assert loso_choice(scores).tolist() == [1, 0, 0]
+
+
+def test_window_contrast_is_unbiased_and_finds_a_planted_effect():
+    """Inside-minus-outside, paired within each seed: with no effect, resolved about 5% of the time whatever
+    the sets' sizes; with a planted effect of twice the critical t, resolved in most sweeps."""
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    sims, k, seeds = 2000, 5, 3
+    inside = np.arange(k) < 2  # two grid ratios inside the window, three outside
+    null = rng.standard_normal((sims, k, seeds))
+    verdicts = [sign_verdict(mean_ci(inside_minus_outside(y, inside))) for y in null]
+    level = 0.05
+    se = math.sqrt(level * (1 - level) / sims)
+    assert abs(1 - verdicts.count("not resolved") / sims - level) < 4 * se
+    assert abs(verdicts.count("reproduces") - verdicts.count("opposite")) < 4 * math.sqrt(sims * level)
+    effect = 2 * stats.t.ppf(1 - level / 2, seeds - 1) * math.sqrt(
+        (1 / inside.sum() + 1 / (~inside).sum()) / seeds)
+    planted = null - effect * inside[None, :, None]
+    found = [sign_verdict(mean_ci(inside_minus_outside(y, inside))) for y in planted]
+    assert found.count("reproduces") / sims > 0.8
+    assert np.isnan(inside_minus_outside(null[0], np.ones(k, bool))).all()  # nothing outside: not testable
 
 
 def test_a_toy_run_through_the_harness(tmp_path):

@@ -9,9 +9,12 @@ RUNS_DIR`) and writes, into ``--out`` (``results/study`` by convention):
    over w in {0.016, 0.1, 0.3}, *unbalanced* = mean over w in {0.005, 0.5, 0.8}, per method and
    pair, with two-level bootstrap intervals (:func:`cell_bootstrap`);
 3. ``success_vs_w.md`` and ``success_vs_w_<gap>.png``: success against w per gap kind and
-   method with the ratio window (w_n, w_q) drawn, and where the measured best w falls;
+   method with the ratio window (w_n, w_q) drawn, where the measured best w falls, and the
+   window claim's paired test (:func:`paired_window_test`) with its design power
+   (:func:`window_power`);
 4. ``representation.md/.csv``, ``representation_scatter.png``: the representation measures of
-   every run and their Pearson/Spearman correlations with success per gap kind;
+   every run and their Pearson/Spearman correlations with success per gap kind, along each
+   method's ratio sweep and pooled over methods (:func:`sweep_correlations`);
 5. ``regimes.md/.csv``, ``regimes.png``: the regimes experiment (:func:`classify_regime`);
 6. ``guidance.md/.csv``, ``guidance.png``: the guidance-scale sweep, evaluated on the finished
    runs' checkpoints (cached per run in ``<run>/guidance.json``, resumable);
@@ -30,9 +33,14 @@ same resampled start states are used for every run of one seed (all runs of a se
 test start states, DECISIONS.md "Paired comparisons"), so contrasts between cells are paired.
 With one seed the interval covers episode noise only, not seed-to-seed variation. Pooled success
 with a Wilson interval (:func:`benchmark.stats.wilson_interval`) is shown per point in tables and
-figures. Correlations carry Fisher-z intervals (Pearson; Spearman with the Fieller et al. 1957
-variance 1.06 / (n − 3)); representation contrasts a percentile bootstrap over matched
-(pair, w, seed) units.
+figures. Correlations are taken along each method's ratio sweep (as the study does) and pooled
+over methods on Fisher's z with weights n − 3 (:func:`fisher_pool`), never over the runs of all
+methods at once; they carry Fisher-z intervals (Pearson; Spearman with the Fieller et al. 1957
+variance 1.06 / (n − 3)). Representation contrasts: a percentile bootstrap over matched
+(pair, w, seed) units. The window claim compares mean success inside and outside the window,
+never the best of unequal sets of points (see :func:`paired_window_test`). Alignment is the
+records' scale-free Wasserstein distance (schema 2: divided per run by the within-domain RMS
+spread of ``z``), then min–max normalized across the runs of a pair.
 """
 from __future__ import annotations
 
@@ -52,7 +60,8 @@ from tasks.pairs import GAP_KIND_OF_FAMILY, STAND_INS
 
 __all__ = [
     "GAP_KINDS", "BALANCED", "UNBALANCED", "gap_kind", "ratio_window", "window_position", "classify_regime",
-    "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "alignment_by_kind", "load_study",
+    "cell_bootstrap", "balanced_aggregation", "verdict", "combine_verdicts", "alignment_by_kind", "fisher_pool",
+    "sweep_correlations", "paired_window_test", "window_sweeps", "window_power", "window_verdict", "load_study",
     "analyze_study", "study",
 ]
 
@@ -77,6 +86,14 @@ STUDY_WEIGHTS = (0.0, 0.05, 0.5)  # the regimes experiment's discriminator weigh
 DISCERN_MARGIN = 0.05
 
 REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED = "reproduced", "not reproduced", "not resolved at this budget"
+POOLED = "pooled (Fisher z)"  # the method column of a correlation pooled over methods' sweeps
+
+# The window claim's power check. The study gives no size for "the best ratio lies in the window"; its one
+# sim-and-sim success margin is CFG-ADDA's ≈0.55 against 0.52–0.53 for the others (PAPER.md): that margin
+# at that base rate is the effect a budget must detect with probability POWER to test the claim.
+STUDY_BASE = (0.52 + 0.53) / 2
+STUDY_EFFECT = 0.55 - STUDY_BASE
+POWER = 0.8
 
 
 # --- pure pieces ---------------------------------------------------------------------------------
@@ -215,6 +232,119 @@ def correlation_row(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
     return c
 
 
+def fisher_pool(rs: Sequence[float], ns: Sequence[int], spearman: bool = False,
+                confidence: float = CONFIDENCE) -> tuple[float, float, float, float]:
+    """Inverse-variance pool of independent correlations on Fisher's z: weights n − 3 (Spearman's
+    variance 1.06 / (n − 3), Fieller et al. 1957); coefficients with n <= 3 or NaN are left out.
+    Returns (r, lo, hi, two-sided p), NaN when none is left."""
+    from scipy import stats as sps
+
+    keep = [(min(max(r, -0.999999), 0.999999), n - 3) for r, n in zip(rs, ns) if n > 3 and not math.isnan(r)]
+    if not keep:
+        return (math.nan,) * 4
+    weight = sum(k for _, k in keep)
+    z = sum(k * math.atanh(r) for r, k in keep) / weight
+    se = math.sqrt((1.06 if spearman else 1.0) / weight)
+    q = sps.norm.ppf(0.5 + confidence / 2)
+    return (math.tanh(z), math.tanh(z - q * se), math.tanh(z + q * se), float(2 * sps.norm.sf(abs(z) / se)))
+
+
+def sweep_correlations(runs: pd.DataFrame, measure: str, pooled: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """Correlation of ``measure`` with success along each method's ratio sweep (its mixing runs),
+    one row per method, then the :data:`POOLED` row: the Fisher-z pool of the methods ``pooled``
+    keeps (``methods`` counts those contributing, ``n`` their runs). The study correlates along a
+    ratio sweep; pooling the runs of all methods instead would let between-method differences
+    (OT's collapsed points: W ≈ 0, success ≈ 0) set the sign."""
+    rows = []
+    mixing = runs[runs["mix_w"].notna()] if not runs.empty else runs
+    for method, g in (mixing.groupby("method") if not mixing.empty else []):
+        rows.append(dict(method=method, **correlation_row(g[measure].to_numpy(float), g["success"].to_numpy(float))))
+    kept = [r for r in rows if pooled(r["method"]) and r["n"] > 3]
+    pr = fisher_pool([r["pearson_r"] for r in kept], [r["n"] for r in kept])
+    ps = fisher_pool([r["spearman_rho"] for r in kept], [r["n"] for r in kept], spearman=True)
+    used = [r for r in kept if not math.isnan(r["pearson_r"])]
+    rows.append(dict(method=POOLED, pearson_r=pr[0], pearson_lo=pr[1], pearson_hi=pr[2], pearson_p=pr[3],
+                     spearman_rho=ps[0], spearman_lo=ps[1], spearman_hi=ps[2], spearman_p=ps[3],
+                     n=sum(r["n"] for r in used), methods=len(used)))
+    return rows
+
+
+def _study_method(label: str) -> bool:
+    """A study method's own label, not a regime variant such as ``adda[adversarial_weight=0.5]``."""
+    return "[" not in label
+
+
+def paired_window_test(rates: np.ndarray, inside: np.ndarray,
+                       confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The window claim's statistic: per sweep, mean success at its ratios inside the window minus
+    mean success at those outside (paired within the sweep), then the mean over sweeps with a
+    Student-t interval over sweeps.
+
+    ``rates``: (..., S, K) success of S sweeps at K ratios (NaN where a sweep has no run);
+    ``inside``: (S, K) whether each ratio lies in the sweep's window. A sweep without a point on
+    both sides is left out; fewer than 2 usable sweeps, or identical differences in all of them,
+    give a NaN interval. Under no effect each sweep's difference has mean 0 whatever the numbers
+    of points inside and outside, unlike the best inside against the best outside (the maximum of
+    more points is larger under pure noise). Returns (mean, lo, hi) of shape ``rates.shape[:-2]``.
+    """
+    from scipy import stats as sps
+
+    rates = np.asarray(rates, dtype=np.float64)
+    inside = np.broadcast_to(np.asarray(inside, dtype=bool), rates.shape)
+    d = _masked_mean(rates, inside, axis=-1) - _masked_mean(rates, ~inside, axis=-1)
+    usable = np.isfinite(d)
+    n = usable.sum(axis=-1)
+    mean = _masked_mean(d, usable, axis=-1)
+    dev = np.where(usable, d - mean[..., None], 0.0)
+    sd = np.sqrt((dev ** 2).sum(axis=-1) / np.maximum(n - 1, 1))
+    half = sps.t.ppf(0.5 + confidence / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(np.maximum(n, 1))
+    half = np.where((n >= 2) & (sd > 0), half, np.nan)  # no spread between sweeps: no interval
+    return mean, mean - half, mean + half
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray, axis: int) -> np.ndarray:
+    """Mean of the finite ``values`` where ``mask`` along ``axis``; NaN where there are none."""
+    keep = mask & np.isfinite(values)
+    count = keep.sum(axis=axis)
+    total = np.where(keep, values, 0.0).sum(axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def window_power(inside: np.ndarray, present: np.ndarray, episodes: int, effect: float = STUDY_EFFECT,
+                 base: float = STUDY_BASE, confidence: float = CONFIDENCE) -> float:
+    """Design power of :func:`paired_window_test`: the chance that its interval lies wholly above
+    0 when success is ``base`` outside the window and ``base + effect`` inside, with binomial
+    episode noise only (``episodes`` per run; training noise would lower it further).
+
+    ``inside``, ``present``: (S, K) masks of the sweeps' ratios (in the window; gridded). Each
+    sweep's difference has variance p_in q_in / (E k_in) + p_out q_out / (E k_out) for its k_in and
+    k_out points; the t statistic over S usable sweeps is then noncentral t with S − 1 degrees of
+    freedom and noncentrality effect / sqrt(mean variance / S). 0 below 2 usable sweeps.
+    """
+    from scipy import stats as sps
+
+    inside, present = np.asarray(inside, dtype=bool), np.asarray(present, dtype=bool)
+    k_in, k_out = (inside & present).sum(axis=1), (~inside & present).sum(axis=1)
+    usable = (k_in > 0) & (k_out > 0)
+    s = int(usable.sum())
+    if s < 2 or episodes < 1:
+        return 0.0
+    p_in = min(max(base + effect, 0.0), 1.0)
+    var = p_in * (1 - p_in) / (episodes * k_in[usable]) + base * (1 - base) / (episodes * k_out[usable])
+    ncp = effect / math.sqrt(float(var.mean()) / s)
+    return float(sps.nct.sf(sps.t.ppf(0.5 + confidence / 2, s - 1), s - 1, ncp))
+
+
+def window_verdict(lo: float, hi: float, power: float) -> tuple[str, str]:
+    """The window claim's verdict from its interval, and why: a budget whose design power for the
+    study's effect is below :data:`POWER` cannot test the claim, so its verdict is not resolved
+    whatever the interval (an underpowered test that happens to exclude 0 overstates the effect)."""
+    if power < POWER:
+        return NOT_RESOLVED, (f"the budget cannot test it: power {power:.2f} < {POWER:.2f} to detect "
+                              f"+{STUDY_EFFECT:.3f} (the study's margin) at this budget's episodes and sweeps")
+    return verdict(lo, hi), f"power {power:.2f} to detect +{STUDY_EFFECT:.3f} (the study's margin)"
+
+
 # --- two-level bootstrap over cells --------------------------------------------------------------
 
 Cells = dict  # key -> {run seed: {episode seed: success (0/1)}}
@@ -294,10 +424,6 @@ def _mean_cols(cols: Iterable[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(cols), axis=0) if cols else np.array([math.nan])
 
 
-def _max_cols(cols: Iterable[np.ndarray]) -> np.ndarray:
-    return np.max(np.stack(list(cols)), axis=0)
-
-
 def unit_bootstrap(values: Sequence[float], reps: int = REPS, seed: int = 0) -> tuple[float, float, float]:
     """Mean of matched-unit differences with a percentile bootstrap over units (NaN interval for < 2)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
@@ -368,9 +494,9 @@ def runs_table(records: list[dict], vary: dict | None = None, run_dirs: dict[str
                    gw=m.get("align_gw_shallow", m.get("align_gw")),
                    gw_kind="align_gw_shallow" if "align_gw_shallow" in m else "align_gw",
                    regime=classify_regime(m), run_dir=str((run_dirs or {}).get(rec.get("run_id"), "")))
-        for k in ("align_wasserstein", "align_nn", "align_cka", "discern_mlp", "discern_linear", "discern_mlp_cond",
-                  "discern_linear_cond", "structured_alignment", "replay_pairs", "raw_discern_linear",
-                  "raw_discern_mlp", "raw_discern_obs_action_linear", "raw_discern_obs_action_mlp"):
+        for k in ("z_spread", "align_wasserstein", "align_nn", "align_cka", "discern_mlp", "discern_linear",
+                  "discern_mlp_cond", "discern_linear_cond", "structured_alignment", "replay_pairs",
+                  "raw_discern_linear", "raw_discern_mlp", "raw_discern_obs_action_linear", "raw_discern_obs_action_mlp"):
             row[k] = m.get(k, math.nan)
         rows.append(row)
     df = pd.DataFrame(rows)
@@ -380,7 +506,8 @@ def runs_table(records: list[dict], vary: dict | None = None, run_dirs: dict[str
         df[col] = pd.to_numeric(df[col], errors="coerce")
     from .metrics import normalize_across_runs
 
-    # normalized across the runs compared: the runs of one pair (same observations, same replay states)
+    # normalized across the runs compared, the runs of one pair (same observations, same replay states), after
+    # the per-run scale-free division the record's align_wasserstein already carries (schema 2)
     df["w_norm"] = np.nan
     df["gw_norm"] = np.nan
     for _, idx in df.groupby("pair").groups.items():
@@ -578,23 +705,30 @@ def _ci(point: float, lo: float, hi: float, signed: bool = False, digits: int = 
 
 def alignment_by_kind(corr: pd.DataFrame) -> tuple[list[str], list[str]]:
     """Verdict and text per gap kind of "alignment correlates with success for visual gaps and the
-    relation reverses for physics-only gaps", from the alignment rows of the correlation table; an
-    image kind without runs is measured on its low-dimensional stand-in, and says so."""
+    relation reverses for physics-only gaps", from the alignment rows of the correlation table: the
+    verdict on the :data:`POOLED` row (per-method sweeps pooled by Fisher z), the text with each
+    pooled method's own r and n; an image kind without runs is measured on its low-dimensional
+    stand-in, and says so."""
     parts, texts = [], []
+    rows = corr[corr.measure == "alignment"] if not corr.empty else corr
     for gap, direction in (("visual only", 1), ("visual + physics", 1), ("physics only", -1)):
         label = gap
-        row = corr[(corr.gap == gap) & (corr.measure == "alignment")] if not corr.empty else corr
-        if row.empty and gap in STAND_INS and not corr.empty:
+        g = rows[rows.gap == gap] if not rows.empty else rows
+        if g.empty and gap in STAND_INS and not rows.empty:
             label = f"{gap} (no image runs; stand-in {STAND_INS[gap]})"
-            row = corr[(corr.gap == STAND_INS[gap]) & (corr.measure == "alignment")]
-        if row.empty:
+            g = rows[rows.gap == STAND_INS[gap]]
+        pooled = g[g.method == POOLED] if not g.empty else g
+        if pooled.empty:
             parts.append(NOT_RESOLVED)
             texts.append(f"{gap}: no runs")
             continue
-        r = row.iloc[0]
+        r = pooled.iloc[0]
+        each = ", ".join(f"{m.method} {_num(m.pearson_r, signed=True)} (n = {m.n})"
+                         for m in g[(g.method != POOLED) & g.method.map(_study_method)].itertuples())
         parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
-        texts.append(f"{label}: r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
-                     f"ρ = {_num(r.spearman_rho, signed=True)}, n = {r.n}")
+        texts.append(f"{label}: pooled r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
+                     f"ρ = {_num(r.spearman_rho, signed=True)} over {int(r.methods)} methods, n = {r.n}"
+                     + (f" ({each})" if each else ""))
     return parts, texts
 
 
@@ -640,7 +774,6 @@ def _slug(text: str) -> str:
 def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], out: Path) -> dict[str, Any]:
     """Success vs w per gap kind and method, the window, and where the best w falls."""
     files: list[str] = []
-    claim_parts: list[dict] = []
     table_rows = []
     point_rows = []
     if runs.empty:
@@ -684,10 +817,11 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
                 pt = {k: boot.col(k)[0] for k in keys}
                 best = max(pt.values()) if pt else math.nan
                 best_ws = sorted(k[2] for k, v in pt.items() if v == best)
-                inside = [k for k in keys if in_window(k[2], win, "w_q")]
-                outside = [k for k in keys if not in_window(k[2], win, "w_q")]
-                contrast = (boot.stat(lambda col: _max_cols(col(k) for k in inside)
-                                      - _max_cols(col(k) for k in outside))
+                mixing = [k for k in keys if k[1] == method]
+                inside = [k for k in mixing if in_window(k[2], win, "w_q")]
+                outside = [k for k in mixing if not in_window(k[2], win, "w_q")]
+                contrast = (boot.stat(lambda col: _mean_cols(col(k) for k in inside)
+                                      - _mean_cols(col(k) for k in outside))
                             if inside and outside else (math.nan,) * 3)
                 reps = boot.matrix[1:, [boot._index[k] for k in keys]] if keys else np.empty((0, 0))
                 ok = np.all(np.isfinite(reps), axis=1) if keys else np.array([], bool)
@@ -712,6 +846,7 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
                     gap=gap, pair=pair, method=method, N=n, M=m, w_n=win["w_n"], w_odds=win["w_odds"], w_q=win["w_q"],
                     sweep=",".join(f"{k[2]:g}" for k in keys), best_w=",".join(f"{w:g}" for w in best_ws),
                     best_success=best, position=position, nearer=nearer, p_best_inside=p_in,
+                    chance_inside=float(np.mean([in_window(k[2], win, "w_q") for k in keys])) if keys else math.nan,
                     inside_minus_outside=contrast[0], lo=contrast[1], hi=contrast[2],
                     claim=("[" not in method)))
             for meth, gg in singles.items():
@@ -737,25 +872,7 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
         files.append("success_vs_w.png")
     tab = pd.DataFrame(table_rows)
     pts = pd.DataFrame(point_rows)
-    # the claim: pooled over (pair, method) of the study's methods: best w inside − best outside
-    claim_keys = [(r["pair"], r["method"]) for r in table_rows
-                  if r["claim"] and not math.isnan(r["inside_minus_outside"])]
-    if claim_keys:
-        def pooled(col):
-            parts = []
-            for pair, method in claim_keys:
-                n, m = next((r["N"], r["M"]) for r in table_rows if r["pair"] == pair and r["method"] == method)
-                win = ratio_window(n, m)
-                keys = [k for k in boot.keys if k[0] == pair and boot.has(k)
-                        and (k[1] in (method, "target_only") or (k[1] == "source_only" and include_source))]
-                ins = [k for k in keys if in_window(k[2], win)]
-                outs = [k for k in keys if not in_window(k[2], win)]
-                parts.append(_max_cols(col(k) for k in ins) - _max_cols(col(k) for k in outs))
-            return _mean_cols(parts)
-        pooled_stat = boot.stat(pooled)
-    else:
-        pooled_stat = (math.nan,) * 3
-    claim_parts.append(dict(stat=pooled_stat, cells=len(claim_keys)))
+    claim = _window_claim(runs, data.episodes)
     # markdown
     lines = ["# Success against the mixing ratio w", "",
              "Per gap kind, pair and method: target success against w (pooled episodes, 95% Wilson interval), "
@@ -773,29 +890,75 @@ def _window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], o
               + (" and `source_only` at w = 0" if include_source else "") + ". *best w*: highest mean success "
               "(ties listed); *position*: relative to the window; *nearer*: which upper-bound form the best w is "
               "nearer to on a log scale; *P(best inside)*: share of bootstrap replicates whose best w lies in "
-              "[w_n, w_q]; *inside − outside*: best success inside [w_n, w_q] minus best outside, two-level "
-              "bootstrap 95% interval.", "",
+              "[w_n, w_q], beside its *chance* value under no effect (the share of the sweep's points inside: the "
+              "best of more points outside lands outside more often under pure noise, so neither column tests the "
+              "claim); *inside − outside*: mean success at the method's mixing ratios inside [w_n, w_q] minus the "
+              "mean at those outside, paired two-level bootstrap 95% interval.", "",
               _md(["gap", "pair", "method", "N", "M", "w_n", "w = √N/(√N+√M)", "w_q = √(N/M)", "sweep", "best w",
-                   "best success", "position", "nearer", "P(best inside)", "inside − outside [95% CI]"],
+                   "best success", "position", "nearer", "P(best inside)", "chance", "inside − outside [95% CI]"],
                   [[r.gap, r.pair, r.method, str(r.N), str(r.M), _num(r.w_n, 3), _num(r.w_odds, 3), _num(r.w_q, 3),
                     r.sweep, r.best_w, _num(r.best_success), r.position, r.nearer, _num(r.p_best_inside),
-                    _ci(r.inside_minus_outside, r.lo, r.hi, signed=True)] for r in tab.itertuples()]
-                  if not tab.empty else []), "",
-              "Pooled over the study's methods and pairs (best inside − best outside): "
-              + _ci(*pooled_stat, signed=True) + f" over {len(claim_keys)} (pair, method) sweeps.", "",
+                    _num(r.chance_inside), _ci(r.inside_minus_outside, r.lo, r.hi, signed=True)]
+                   for r in tab.itertuples()] if not tab.empty else []), "",
+              "## The window claim", "", _window_text(claim), "",
               _missing_text(data, lambda c: dict(c.hparams).get("w") is not None
                             or c.method in ("target_only", "source_only")), ""]
     (out / "success_vs_w.md").write_text("\n".join(lines), encoding="utf-8")
     nearer = tab[tab["claim"]]["nearer"].value_counts().to_dict() if not tab.empty else {}
     positions = tab[tab["claim"]]["position"].value_counts().to_dict() if not tab.empty else {}
-    return {"table": tab, "pooled": pooled_stat, "cells": len(claim_keys), "files": files + ["success_vs_w.md"],
-            "nearer": nearer, "positions": positions}
+    return {"table": tab, "claim": claim, "files": files + ["success_vs_w.md"], "nearer": nearer,
+            "positions": positions}
+
+
+def window_sweeps(runs: pd.DataFrame, form: str = "w_q") -> tuple[np.ndarray, np.ndarray]:
+    """The window claim's sweeps, one per (pair, method, seed) of the study's mixing methods, as
+    (rates, inside): success at each mixing ratio present in any sweep (S, K; NaN where the sweep
+    has no run) and whether the ratio lies in [w_n, window[form]] for the sweep's N and M.
+
+    Regime variants (``adda[...]``) are left out, as in the other claims, and so are the
+    single-domain runs: ``target_only`` at w = 1 is one run shared by every method's sweep of a
+    (pair, seed), so counting it in each would make the sweeps dependent (the t interval over
+    sweeps takes them as independent), and it is no co-training method's ratio.
+    """
+    claim = runs[runs["mix_w"].notna() & runs["method"].map(_study_method)] if not runs.empty else runs
+    if claim.empty:
+        return np.empty((0, 0)), np.empty((0, 0), dtype=bool)
+    ws = sorted(claim["mix_w"].unique())
+    groups = [g for _, g in claim.groupby(["pair", "method", "seed"])]
+    rates, inside = np.full((len(groups), len(ws)), np.nan), np.zeros((len(groups), len(ws)), dtype=bool)
+    for i, g in enumerate(groups):
+        win = ratio_window(int(g["n_target"].iloc[0]), int(g["n_source"].iloc[0]))
+        inside[i] = [in_window(w, win, form) for w in ws]
+        for w, success in zip(g["mix_w"], g["success"]):
+            rates[i, ws.index(w)] = success
+    return rates, inside
+
+
+def _window_claim(runs: pd.DataFrame, episodes: int) -> dict[str, Any]:
+    """The window claim on the runs: the paired test in both window forms, its design power and verdict."""
+    rates, inside = window_sweeps(runs)
+    odds_rates, odds_inside = window_sweeps(runs, "w_odds")
+    stat = tuple(float(x) for x in paired_window_test(rates, inside))
+    odds = tuple(float(x) for x in paired_window_test(odds_rates, odds_inside))
+    present = np.isfinite(rates)
+    sweeps = int(((inside & present).any(axis=1) & (~inside & present).any(axis=1)).sum())
+    power = window_power(inside, present, episodes)
+    verdict_, why = window_verdict(stat[1], stat[2], power)
+    return dict(stat=stat, odds=odds, sweeps=sweeps, power=power, verdict=verdict_, why=why)
+
+
+def _window_text(claim: dict[str, Any]) -> str:
+    """The window claim in a sentence, for success_vs_w.md."""
+    return (f"Mean success inside [w_n, w_q] − mean outside, paired within each (pair, method, seed) sweep of the "
+            f"study's methods' mixing ratios: {_ci(*claim['stat'], signed=True)} over {claim['sweeps']} sweeps "
+            f"(t interval over sweeps); with the odds form [w_n, √N/(√N+√M)]: {_ci(*claim['odds'], signed=True)}. "
+            f"Verdict: {claim['verdict']} ({claim['why']}).")
 
 
 # --- 4. representation measures ------------------------------------------------------------------
 
 MEASURES = [
-    ("alignment", "alignment of z: 1 − Wasserstein (normalized within pair)"),
+    ("alignment", "alignment of z: 1 − scale-free Wasserstein (normalized within pair)"),
     ("local_alignment", "local alignment: 1 − GW on shallow features (normalized within pair)"),
     ("discern_mlp", "domain probe on z, MLP"),
     ("discern_linear", "domain probe on z, linear"),
@@ -807,11 +970,10 @@ MEASURES = [
 def _representation(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str, Any]:
     corr_rows = []
     gaps = sorted(runs["gap"].unique()) if not runs.empty else []
-    for gap in gaps + (["all"] if len(gaps) > 1 else []):
-        g = runs if gap == "all" else runs[runs["gap"] == gap]
+    for gap in gaps:
         for key, desc in MEASURES:
-            c = correlation_row(g[key].to_numpy(float), g["success"].to_numpy(float))
-            corr_rows.append(dict(gap=gap, measure=key, description=desc, **c))
+            corr_rows += [dict(gap=gap, measure=key, description=desc, **c)
+                          for c in sweep_correlations(runs[runs["gap"] == gap], key, _study_method)]
     corr = pd.DataFrame(corr_rows)
     # scatter
     shown = MEASURES[:4]
@@ -822,8 +984,8 @@ def _representation(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str,
             ax = axes[i][j]
             for method, gm in g.groupby("method"):
                 ax.scatter(gm[key], gm["success"], label=method, s=22, edgecolors="k", linewidths=0.4)
-            c = corr[(corr.gap == gap) & (corr.measure == key)].iloc[0]
-            ax.set(title=f"{gap}: r={_num(c.pearson_r)}, ρ={_num(c.spearman_rho)}, n={c.n}", xlabel=desc,
+            c = corr[(corr.gap == gap) & (corr.measure == key) & (corr.method == POOLED)].iloc[0]
+            ax.set(title=f"{gap}: pooled r={_num(c.pearson_r)}, ρ={_num(c.spearman_rho)}, n={c.n}", xlabel=desc,
                    ylabel="target success", ylim=(-0.05, 1.05))
             ax.title.set_fontsize("small")
             ax.xaxis.label.set_fontsize("x-small")
@@ -832,35 +994,40 @@ def _representation(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str,
     if not gaps:
         _no_data(axes[0][0], "no runs yet")
     _save(fig, out / "representation_scatter.png")
-    cols = ["run_id", "pair", "gap", "method", "w", "seed", "success", "align_wasserstein", "w_norm", "gw_kind", "gw",
-            "gw_norm", "discern_mlp", "discern_linear", "discern_mlp_cond", "discern_linear_cond", "align_nn",
-            "structured_alignment", "regime"]
+    cols = ["run_id", "pair", "gap", "method", "w", "seed", "success", "z_spread", "align_wasserstein", "w_norm",
+            "gw_kind", "gw", "gw_norm", "discern_mlp", "discern_linear", "discern_mlp_cond", "discern_linear_cond",
+            "align_nn", "structured_alignment", "regime"]
     per_run = runs[cols] if not runs.empty else pd.DataFrame(columns=cols)
     per_run.to_csv(out / "representation.csv", index=False)
     corr.to_csv(out / "representation_correlations.csv", index=False)
     gw_kinds = sorted(runs["gw_kind"].unique()) if not runs.empty else []
     lines = ["# Representation measures and success", "",
-             "Every run: Wasserstein distance between the domains' `z` on paired replay states (raw, and min–max "
-             "normalized across the runs of the same pair, the runs compared), Gromov–Wasserstein on shallow "
+             "Every run: Wasserstein distance between the domains' `z` on paired replay states, scale-free (the "
+             "record's `align_wasserstein`: divided by the run's within-domain RMS spread of `z`, `z_spread`), and "
+             "min–max normalized across the runs of the same pair (the runs compared), Gromov–Wasserstein on shallow "
              f"features (`{'`, `'.join(gw_kinds) or 'align_gw'}`: `align_gw_shallow` where the record has it, else "
              "`align_gw` on `z`), held-out accuracy of MLP and linear domain probes on `z` and `z_cond`, "
              "chance-corrected retrieval, the structured-alignment score and the regime (regimes.md).", "",
              "## Correlation with success per gap kind", "",
              "Alignment is reported as 1 − normalized distance, so a positive coefficient means *more aligned, "
-             "more success*. Pearson r and Spearman ρ with 95% Fisher-z intervals, two-sided p-values and the "
-             "number of runs n (NaN below 3 runs or for a constant input).", "",
-             _md(["gap", "measure", "Pearson r [95% CI]", "p", "Spearman ρ [95% CI]", "p", "n"],
-                 [[r.gap, r.description, _ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True),
+             "more success*. The study correlates along a ratio sweep: each method's coefficient is over its own "
+             "mixing runs of the gap kind (all its ratios, pairs and seeds), and the *" + POOLED + "* row pools the "
+             "study's methods (regime variants `[...]` shown, not pooled) on Fisher's z with weights n − 3. "
+             "Pearson r and Spearman ρ with 95% Fisher-z intervals, two-sided p-values and the number of runs n "
+             "(NaN below 3 runs or for a constant input; no interval below 4).", "",
+             _md(["gap", "measure", "method", "Pearson r [95% CI]", "p", "Spearman ρ [95% CI]", "p", "n"],
+                 [[r.gap, r.description, r.method, _ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True),
                    _num(r.pearson_p, 3), _ci(r.spearman_rho, r.spearman_lo, r.spearman_hi, signed=True),
                    _num(r.spearman_p, 3), str(r.n)]
                   for r in corr.itertuples()] if not corr.empty else []), "",
              "Scatter plots: [representation_scatter.png](representation_scatter.png).", "",
              "## Every run", "",
-             _md(["pair", "method", "w", "seed", "success", "W(z)", "W norm.", "GW", "MLP z", "linear z", "MLP z_cond",
-                  "NN retrieval", "structured", "regime"],
-                 [[r.pair, r.method, _num(r.w, 3), str(r.seed), _num(r.success), _num(r.align_wasserstein, 3),
-                   _num(r.w_norm), _num(r.gw, 3), _num(r.discern_mlp), _num(r.discern_linear), _num(r.discern_mlp_cond),
-                   _num(r.align_nn), _num(r.structured_alignment), r.regime]
+             _md(["pair", "method", "w", "seed", "success", "z spread", "W(z)", "W norm.", "GW", "MLP z", "linear z",
+                  "MLP z_cond", "NN retrieval", "structured", "regime"],
+                 [[r.pair, r.method, _num(r.w, 3), str(r.seed), _num(r.success), _num(r.z_spread, 3),
+                   _num(r.align_wasserstein, 3), _num(r.w_norm), _num(r.gw, 3), _num(r.discern_mlp),
+                   _num(r.discern_linear), _num(r.discern_mlp_cond), _num(r.align_nn), _num(r.structured_alignment),
+                   r.regime]
                   for r in runs.sort_values(["pair", "method", "w", "seed"]).itertuples()]
                  if not runs.empty else []), "",
              _missing_text(data), ""]
@@ -902,12 +1069,11 @@ def _regimes(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str, Any]:
             raw_w = reg.loc[idx, "align_wasserstein"].to_numpy(float)
             reg.loc[idx, "alignment_regimes"] = 1 - normalize_across_runs(raw_w)
     rows = []
-    for regime in REGIMES:
+    for regime in REGIMES:  # along each weight's ratio sweep within the regime, pooled over weights
         g = reg[reg["regime"] == regime] if not reg.empty else reg
-        c = correlation_row(g["alignment_regimes"].to_numpy(float), g["success"].to_numpy(float)) if not g.empty else \
-            correlation_row([], [])
-        sign = "n/a" if math.isnan(c["pearson_r"]) else ("+" if c["pearson_r"] > 0 else "−")
-        rows.append(dict(regime=regime, runs=len(g), sign=sign, **c))
+        for c in sweep_correlations(g, "alignment_regimes", lambda label: True):
+            sign = "n/a" if math.isnan(c["pearson_r"]) else ("+" if c["pearson_r"] > 0 else "−")
+            rows.append(dict(regime=regime, runs=len(g) if c["method"] == POOLED else c["n"], sign=sign, **c))
     corr = pd.DataFrame(rows)
     present = sorted(reg["adversarial_weight"].dropna().unique()) if not reg.empty else []
     absent = [w for w in grid_weights if not any(abs(w - p) < 1e-12 for p in present)]
@@ -948,10 +1114,12 @@ def _regimes(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str, Any]:
                                                      for i, r in zip(counts.index, counts.to_numpy())])
              if not counts.empty else "_(no runs)_", "",
              "## Sign of the alignment–success relation per regime", "",
-             "Alignment = 1 − Wasserstein distance of z normalized within pair over these runs. The study: more "
-             "alignment helps when disjoint (+), hurts when overlapping (−).", "",
-             _md(["regime", "runs", "sign", "Pearson r [95% CI]", "p", "Spearman ρ", "p", "n"],
-                 [[r.regime, str(r.runs), r.sign, _ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True),
+             "Alignment = 1 − scale-free Wasserstein distance of z normalized within pair over these runs. The study "
+             "correlates along a ratio sweep: per regime, each weight's (method's) coefficient over its runs in that "
+             "regime, and the *" + POOLED + "* row pooling them with weights n − 3 (a weight with 3 runs or fewer "
+             "adds nothing). The study: more alignment helps when disjoint (+), hurts when overlapping (−).", "",
+             _md(["regime", "method", "runs", "sign", "Pearson r [95% CI]", "p", "Spearman ρ", "p", "n"],
+                 [[r.regime, r.method, str(r.runs), r.sign, _ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True),
                    _num(r.pearson_p, 3), _num(r.spearman_rho, signed=True), _num(r.spearman_p, 3), str(r.n)]
                   for r in corr.itertuples()]), "",
              "## Runs", "",
@@ -1247,7 +1415,8 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
         "discernibility (probe on z_cond not below cotrain's)",
         "OT and ADDA emphasize alignment, CFG preserves discernibility",
         "; ".join(texts), combine_verdicts(parts),
-        "Matched (pair, w, seed) units, Wasserstein normalized within pair; percentile bootstrap over units. "
+        "Matched (pair, w, seed) units, scale-free Wasserstein (divided per run by z's within-domain spread) "
+        "normalized within pair; percentile bootstrap over units. "
         f"'Keeps' = non-inferior with a margin of {DISCERN_MARGIN} probe accuracy.")
 
     # 3. balanced beats unbalanced (pooled over pairs and the study's methods)
@@ -1271,14 +1440,17 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
                                                                " No sweep has both balanced and unbalanced ratios."))
 
     # 4. best ratio inside (w_n, w_q)
-    st = window["pooled"]
+    wc = window["claim"]
     pos = ", ".join(f"{k}: {v}" for k, v in sorted(window["positions"].items())) or "n/a"
     near = ", ".join(f"{k}: {v}" for k, v in sorted(window["nearer"].items())) or "n/a"
     add("window", "The best ratio lies inside the window (w_n, w_q)",
         "search w between w_n = N/(N+M) and w_q = √(N/M)",
-        f"best success inside [w_n, w_q] − best outside: {_ci(*st, signed=True)} over {window['cells']} sweeps",
-        verdict(st[1], st[2]),
-        f"Where the best w falls: {pos}. Nearer upper-bound form: {near}. See success_vs_w.md.")
+        f"mean success inside [w_n, w_q] − mean outside, paired per sweep: {_ci(*wc['stat'], signed=True)} over "
+        f"{wc['sweeps']} sweeps (odds form [w_n, √N/(√N+√M)]: {_ci(*wc['odds'], signed=True)}); {wc['why']}",
+        wc["verdict"],
+        "Sweeps: (pair, method, seed) of the study's methods over their mixing ratios; t interval over sweeps. "
+        f"Where the best w falls (descriptive; under no effect it falls outside more often, as more points lie "
+        f"there): {pos}. Nearer upper-bound form: {near}. See success_vs_w.md.")
 
     # 5. alignment correlates with success for visual gaps, reversed for physics-only gaps
     parts, texts = alignment_by_kind(rep["corr"])
@@ -1286,16 +1458,18 @@ def _claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.Da
         "relation reverses for physics-only gaps",
         "|ρ| ≈ 0.6–0.85 for visual and visual + physics; reversed for physics only",
         "; ".join(texts), combine_verdicts(parts),
-        "Alignment = 1 − Wasserstein of z normalized within pair; Pearson r with a Fisher-z 95% interval across "
-        "all runs of the gap kind (representation.md).")
+        "Alignment = 1 − scale-free Wasserstein of z (divided per run by z's within-domain spread), normalized "
+        "within pair. Pearson r along each method's ratio sweep (its mixing runs in the gap kind), pooled over the "
+        "study's methods by Fisher z (weights n − 3) with a 95% interval; each method's r in representation.md.")
 
     # 6. regimes: the sign flips (+ when disjoint, − when overlapping)
     rc = regimes["corr"]
     parts, texts = [], []
     for regime, direction in (("disjoint", 1), ("overlapping", -1)):
-        r = rc[rc.regime == regime].iloc[0]
+        r = rc[(rc.regime == regime) & (rc.method == POOLED)].iloc[0]
         parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
-        texts.append(f"{regime}: r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, n = {r.n}")
+        texts.append(f"{regime}: pooled r = {_ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)} over "
+                     f"{int(r.methods)} weights' sweeps, n = {r.n} of {r.runs} runs")
     add("regimes", "The alignment–success relation flips sign between regimes (more alignment helps when disjoint, "
         "hurts when overlapping)", "adversarial weights {0, 0.05, 0.5} place runs in all three regimes; the sign flips",
         "; ".join(texts), combine_verdicts(parts),
@@ -1357,8 +1531,12 @@ def _write_comparison(data: StudyData, claims: list[dict], out: Path, command: s
               "the null or the data it needs is missing. A claim of several parts is reproduced only when every part "
               "is, and not reproduced when any part is not. Success intervals: two-level bootstrap (run seeds, then "
               "shared start states; with one seed they cover episode noise only). Representation contrasts: "
-              "bootstrap over matched (pair, w, seed) units. Correlations: Fisher-z intervals. A claim that does not "
-              "reproduce is reported as such; the suite is never tuned toward the study.", "",
+              "bootstrap over matched (pair, w, seed) units. Correlations: along each method's ratio sweep, pooled "
+              "over methods by Fisher z (weights n − 3) with a Fisher-z interval. The window: mean success inside "
+              "minus mean outside, paired within each (pair, method, seed) sweep, t interval over sweeps; a budget "
+              f"whose power to detect the study's margin (+{STUDY_EFFECT:.3f}) is below {POWER:.0%} cannot test it "
+              "and says so. A claim that does not reproduce is reported as such; the suite is never tuned toward "
+              "the study.", "",
               "## Files", "", "- " + "\n- ".join(f"[{p}]({p})" for p in paths), ""]
     path = out / "COMPARISON.md"
     path.write_text("\n".join(lines), encoding="utf-8")

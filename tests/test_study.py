@@ -164,11 +164,13 @@ def test_partial_sweep_and_cli(smoke, tmp_path):
 # --- pure pieces ------------------------------------------------------------------------------------
 
 def _rec(pair: str, method: str, w: float | None, seed: int, k: int, n: int = 10, hparams: dict | None = None,
-         metrics: dict | None = None) -> dict:
-    """A schema-1 record whose first k of n test episodes succeed (episode seeds shared per run seed)."""
+         metrics: dict | None = None, n_target: int = 20, n_source: int = 200) -> dict:
+    """A record of the current schema whose first k of n test episodes succeed (episode seeds shared per run seed)."""
+    from benchmark.run import RECORD_SCHEMA
+
     episodes = [{"seed": 1000 * seed + i, "success": i < k, "length": 10} for i in range(n)]
-    return {"schema": 1, "run_id": f"{pair}-{method}-{w}-{seed}-{sorted((hparams or {}).items())}",
-            "config": {"pair": pair, "magnitude": 1.0, "method": method, "n_target": 20, "n_source": 200,
+    return {"schema": RECORD_SCHEMA, "run_id": f"{pair}-{method}-{w}-{seed}-{sorted((hparams or {}).items())}",
+            "config": {"pair": pair, "magnitude": 1.0, "method": method, "n_target": n_target, "n_source": n_source,
                        "seed": seed, "w": w, "hparams": {**(hparams or {}), "w": w}, "profile": "quick"},
             "eval": {"target": {"n": n, "successes": k, "success_rate": k / n, "episodes": episodes}},
             "metrics": metrics or {}}
@@ -274,25 +276,155 @@ def test_verdicts_need_the_interval():
 def test_alignment_claim_uses_image_runs_else_their_stand_ins():
     import pandas as pd
 
-    def row(gap, r, lo, hi):
-        return dict(gap=gap, measure="alignment", pearson_r=r, pearson_lo=lo, pearson_hi=hi, spearman_rho=r, n=30)
+    def rows(gap, r, lo, hi):
+        own = dict(gap=gap, measure="alignment", method="cotrain", pearson_r=r, pearson_lo=lo, pearson_hi=hi,
+                   spearman_rho=r, n=30)
+        return [own, {**own, "method": S.POOLED, "methods": 1}]
 
-    stand_ins = pd.DataFrame([row("observation only", 0.5, 0.2, 0.7), row("observation + physics", 0.4, 0.1, 0.6),
-                              row("physics only", -0.4, -0.6, -0.1)])
+    stand_ins = pd.DataFrame(rows("observation only", 0.5, 0.2, 0.7) + rows("observation + physics", 0.4, 0.1, 0.6)
+                             + rows("physics only", -0.4, -0.6, -0.1))
     parts, texts = S.alignment_by_kind(stand_ins)
     assert parts == [S.REPRODUCED] * 3
-    assert texts[0].startswith("visual only (no image runs; stand-in observation only): r = +0.50")
-    images = pd.concat([stand_ins, pd.DataFrame([row("visual only", -0.5, -0.7, -0.2)])])
+    assert texts[0].startswith("visual only (no image runs; stand-in observation only): pooled r = +0.50")
+    assert "cotrain +0.50 (n = 30)" in texts[0]  # each method's own value is shown
+    images = pd.concat([stand_ins, pd.DataFrame(rows("visual only", -0.5, -0.7, -0.2))])
     parts, texts = S.alignment_by_kind(images)  # image runs, where present, are the measurement
-    assert parts[0] == S.NOT_REPRODUCED and texts[0].startswith("visual only: r = -0.50")
+    assert parts[0] == S.NOT_REPRODUCED and texts[0].startswith("visual only: pooled r = -0.50")
     parts, texts = S.alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
     assert parts[:2] == [S.NOT_RESOLVED] * 2 and texts[:2] == ["visual only: no runs", "visual + physics: no runs"]
 
 
+def _sweep_runs(offsets: dict[str, float], slope: float, ws: list[float], seed: int = 0):
+    """Runs of one pair where each method's success rises with its alignment along its w sweep
+    (``slope``) around its own level (``offsets``), alignment and level being opposed across methods."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for method, offset in offsets.items():
+        for w in ws:
+            a = rng.random()
+            k = int(round(40 * np.clip(0.5 + offset + slope * (a - 0.5), 0, 1)))
+            metrics = {"align_wasserstein": 1 - a + 2 * offset}
+            records.append(_rec("lift/sensing", method, w, 0, k, n=40, metrics=metrics))
+    return S.runs_table(records)
+
+
+def test_alignment_correlation_is_taken_along_each_methods_sweep():
+    from benchmark.metrics import correlation
+
+    ws = [0.005, 0.016, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8]
+    runs = _sweep_runs({"cotrain": 0.3, "cfg": 0.0, "ot": -0.3}, slope=0.4, ws=ws)
+    # across methods, higher alignment goes with lower success: the runs pooled give the wrong sign
+    assert correlation(runs["alignment"], runs["success"])["pearson_r"] < 0
+    rows = S.sweep_correlations(runs, "alignment", S._study_method)
+    own, pooled = rows[:-1], rows[-1]
+    assert {r["method"] for r in own} == {"cotrain", "cfg", "ot"} and pooled["method"] == S.POOLED
+    assert all(r["pearson_r"] > 0 and r["n"] == len(ws) for r in own)
+    assert pooled["methods"] == len(own) and pooled["n"] == len(runs)
+    assert S.verdict(pooled["pearson_lo"], pooled["pearson_hi"]) == S.REPRODUCED
+    # a regime variant is shown but not pooled
+    variant = S.sweep_correlations(runs.replace({"method": {"ot": "adda[adversarial_weight=0.5]"}}), "alignment",
+                                   S._study_method)
+    assert variant[-1]["methods"] == len(own) - 1
+
+
+def test_fisher_pool():
+    r, n = 0.6, 12
+    lo, hi = S.fisher_interval(r, n)
+    assert S.fisher_pool([r], [n])[:3] == pytest.approx((r, lo, hi))  # one coefficient: its own interval
+    pr, plo, phi, p = S.fisher_pool([r] * 4, [n] * 4)
+    assert pr == pytest.approx(r) and lo < plo < r < phi < hi and p < S.fisher_pool([r], [n])[3]
+    # weights n − 3: a coefficient of 3 runs adds nothing, a larger sweep pulls harder
+    assert S.fisher_pool([r, -0.9], [n, 3])[0] == pytest.approx(r)
+    assert S.fisher_pool([0.2, 0.8], [50, 6])[0] < S.fisher_pool([0.2, 0.8], [6, 50])[0]
+    assert all(math.isnan(x) for x in S.fisher_pool([math.nan, 0.5], [10, 3]))
+
+
+# --- the window claim's test: null and power by simulation ------------------------------------------
+
+REPS = 2000
+
+
+def _budget_layout(budget: str) -> tuple[np.ndarray, np.ndarray, int, dict]:
+    """The window claim's sweeps at a study-track budget (from benchmark/tracks/study.yaml): which ratios
+    each sweep has (present), which lie in its window (inside), and the budget's episodes per run."""
+    from benchmark.sweep import load_grid, load_spec
+
+    spec, _ = load_spec(track="study", budget=budget)
+    grid = load_grid(track="study", budget=budget)
+    records = []
+    for cfg in grid.runs():
+        res, hp = cfg.resolved(), dict(cfg.hparams)
+        records.append(_rec(cfg.pair, cfg.method, hp.get("w"), cfg.seed, 0, n=res.episodes, hparams=hp,
+                            n_target=res.n_target, n_source=res.n_source))
+    rates, inside = S.window_sweeps(S.runs_table(records, spec.get("vary")))
+    return inside, np.isfinite(rates), int(spec["episodes"]), spec
+
+
+def _simulate(inside: np.ndarray, present: np.ndarray, episodes: int, p: np.ndarray, seed: int) -> np.ndarray:
+    """REPS simulated studies: binomial success of every run at its probability p (S, K or REPS, S, K)."""
+    rng = np.random.default_rng(seed)
+    p = np.broadcast_to(p, (REPS,) + inside.shape)
+    return np.where(present, rng.binomial(episodes, p) / episodes, np.nan)
+
+
+def _verdict_rates(lo: np.ndarray, hi: np.ndarray) -> dict[str, float]:
+    verdicts = [S.verdict(a, b) for a, b in zip(lo, hi)]
+    return {v: verdicts.count(v) / len(verdicts) for v in VERDICTS}
+
+
+def _mc_tolerance(p: float) -> float:
+    """Four Monte Carlo standard errors of a rate p over REPS simulated studies."""
+    return 4 * math.sqrt(max(p * (1 - p), 1 / REPS) / REPS)
+
+
+@pytest.mark.parametrize("budget", ["quick", "full"])
+def test_window_test_is_not_resolved_under_no_effect(budget):
+    inside, present, episodes, spec = _budget_layout(budget)
+    methods = [m for m in spec["methods"] if m not in ("target_only", "source_only")]
+    assert inside.shape[0] == len(spec["pairs"]) * len(methods) * len(spec["seeds"])  # one sweep per method, pair, seed
+    assert (inside & present).any() and (~inside & present).any(axis=1).all()
+    # no effect: every ratio of a sweep has the sweep's own success rate, which varies between sweeps
+    base = np.random.default_rng(1).uniform(0.1, 0.9, size=(REPS, inside.shape[0], 1))
+    _, lo, hi = S.paired_window_test(_simulate(inside, present, episodes, base, seed=2), inside)
+    rates = _verdict_rates(lo, hi)
+    assert abs(rates[S.NOT_RESOLVED] - S.CONFIDENCE) < _mc_tolerance(S.CONFIDENCE)
+    tail = (1 - S.CONFIDENCE) / 2  # and no side is favoured (the best of 4 outside against 2 inside would be)
+    assert abs(rates[S.REPRODUCED] - tail) < _mc_tolerance(tail)
+    assert abs(rates[S.NOT_REPRODUCED] - tail) < _mc_tolerance(tail)
+
+
+@pytest.mark.parametrize("budget", ["smoke", "quick", "full"])
+def test_window_power_check_at_the_study_budgets(budget):
+    """The study's margin planted inside the window at the budget's episodes, seeds and sweeps: the
+    share of simulated studies whose interval reproduces it matches the design power, and a budget
+    below the required power has its verdict say that it cannot test the claim."""
+    inside, present, episodes, _ = _budget_layout(budget)
+    power = S.window_power(inside, present, episodes)
+    p = np.where(inside, S.STUDY_BASE + S.STUDY_EFFECT, S.STUDY_BASE)
+    mean, lo, hi = S.paired_window_test(_simulate(inside, present, episodes, p, seed=3), inside)
+    reproduced = _verdict_rates(lo, hi)[S.REPRODUCED]
+    assert abs(reproduced - power) < _mc_tolerance(power)
+    verdicts = {S.window_verdict(a, b, power) for a, b in zip(lo, hi)}
+    if power >= S.POWER:
+        assert reproduced >= S.POWER - _mc_tolerance(S.POWER)
+        assert abs(np.nanmean(mean) - S.STUDY_EFFECT) < 4 * np.nanstd(mean) / math.sqrt(REPS)  # unbiased
+    else:
+        assert {v for v, _ in verdicts} == {S.NOT_RESOLVED} and all("cannot test" in why for _, why in verdicts)
+
+
+def test_window_verdict():
+    assert S.window_verdict(0.01, 0.05, S.POWER)[0] == S.REPRODUCED
+    verdict_, why = S.window_verdict(0.01, 0.05, S.POWER / 2)
+    assert verdict_ == S.NOT_RESOLVED and "cannot test" in why
+    assert S.window_verdict(-0.05, -0.01, 1.0)[0] == S.NOT_REPRODUCED
+    assert S.window_power(np.ones((5, 3), bool), np.ones((5, 3), bool), 50) == 0.0  # nothing outside the window
+
+
 def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
-    """A constructed sweep whose effects are known: balanced ratios and the window clearly win,
-    CFG-ADDA clearly loses to the others (a claim that does not reproduce is reported as such), OT and
-    ADDA align z, and no guidance sweep exists (not resolved)."""
+    """A constructed sweep whose effects are known: balanced ratios and the window clearly win (with
+    enough episodes for the window test's power check), CFG-ADDA clearly loses to the others (a claim
+    that does not reproduce is reported as such), OT and ADDA align z, and no guidance sweep exists
+    (not resolved)."""
     from benchmark import leaderboard
     from benchmark.sweep import load_spec
 
@@ -301,30 +433,32 @@ def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
 
     spec, _ = load_spec(track="study", budget="quick")
     spec.update(pairs=["square/dynamics", "lift/visual"], methods=["target_only", "cotrain", "ot", "adda", "cfg",
-                                                                   "cfg_adda"], seeds=[0, 1, 2], episodes=40)
+                                                                   "cfg_adda"], seeds=[0, 1, 2], episodes=100)
+    n = spec["episodes"]
     base = {0.005: 0.2, 0.016: 0.5, 0.1: 0.7, 0.3: 0.6, 0.5: 0.3, 0.8: 0.2}
     rng = np.random.default_rng(0)
     records = []
     for pair in spec["pairs"]:
         for seed in spec["seeds"]:
-            records.append(_rec(pair, "target_only", None, seed, 10, n=40))
+            records.append(_rec(pair, "target_only", None, seed, n // 4, n=n))
             for method in spec["methods"][1:]:
                 for w, p in base.items():
                     mean = p - (0.3 if method == "cfg_adda" else 0.0)
-                    k = int(np.clip(round(mean * 40) + rng.integers(-2, 3), 0, 40))
+                    k = int(np.clip(round(mean * n) + rng.integers(-2, 3), 0, n))
                     metrics = {"align_wasserstein": (0.5 if method in ("ot", "adda", "cfg_adda") else 1.0)
-                               + 0.05 * rng.random(), "align_gw": rng.random(), "align_nn": 0.3,
+                               + 0.05 * rng.random(), "z_spread": 1.0, "align_gw": rng.random(), "align_nn": 0.3,
                                "discern_mlp": 0.9, "discern_linear": 0.8, "replay_pairs": 100,
                                "discern_mlp_cond": (1.0 if method.startswith("cfg") else 0.95) - 0.01 * rng.random(),
                                "structured_alignment": 0.4, "raw_discern_mlp": 0.7, "raw_discern_linear": 0.6,
                                "raw_discern_obs_action_mlp": 0.8, "raw_discern_obs_action_linear": 0.7}
                     hp = {"adversarial_weight": 0.05} if "adda" in method else {}
-                    records.append(_rec(pair, method, w, seed, k, n=40, hparams=hp, metrics=metrics))
+                    records.append(_rec(pair, method, w, seed, k, n=n, hparams=hp, metrics=metrics))
     data = S.StudyData(tmp_path / "runs", "study", "quick", spec, records, {}, {})
     summary = S.analyze_study(data, tmp_path / "out", guidance=False, command="constructed", log=_quiet)
     verdicts = {c["id"]: c["verdict"] for c in summary["claims"]}
     assert verdicts["balanced"] == S.REPRODUCED
     assert verdicts["window"] == S.REPRODUCED
+    assert "power" in next(c["measured"] for c in summary["claims"] if c["id"] == "window")
     assert verdicts["cfg_adda_best"] == S.NOT_REPRODUCED
     assert verdicts["align_discern"] == S.REPRODUCED
     assert verdicts["guidance"] == S.NOT_RESOLVED

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 SUITE_VERSION = "0.2.0"
+EVAL_SPLITS = ("test", "validation")  # `tasks.seeds` streams a run may be evaluated on
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything that determines a run's numbers (hashed), plus how to execute it (not hashed)."""
+    """Everything that determines a run's numbers (hashed), plus how many evaluation workers (not hashed)."""
 
     pair: str
     """Registered pair name, e.g. `lift/dynamics`."""
@@ -73,16 +74,23 @@ class RunConfig:
     """`last`, or `best_val` (best target validation loss, named as such in the record)."""
     episodes: int | None = None
     """Evaluation episodes (default: the profile's)."""
-    device: str = field(default="cpu", compare=False)
-    """Torch device (not hashed)."""
+    eval_split: str = "test"
+    """Start states of the evaluation: `test` (what every reported number uses) or `validation` (for
+    choosing hyperparameters and recipes, never for reporting: `tasks.seeds`' validation stream, whose
+    first states also start the validation demos, which only ever give a loss, never a gradient; the
+    target domain only)."""
+    device: str = "cpu"
+    """Torch device (hashed: another device sums in another order, so its numbers differ)."""
     workers: int = field(default=1, compare=False)
-    """Evaluation worker processes (not hashed)."""
-    threads: int = field(default=1, compare=False)
-    """Torch CPU threads for training (not hashed; 1 keeps results bitwise equal across executors,
-    whose workers run one thread each; more is faster on an idle many-core machine)."""
+    """Evaluation worker processes (not hashed: each episode depends only on its own seed)."""
+    threads: int = 1
+    """Torch CPU threads for training (hashed: the thread count changes the order of floating-point
+    sums, so runs differ in the last bits, which adversarial training can amplify into a different
+    success; a run is bitwise reproducible at the same thread count and device)."""
 
     def __post_init__(self) -> None:
         from tasks import get_pair
+        from tasks.toy import is_toy
         from baselines import METHODS
 
         get_pair(self.pair)
@@ -101,6 +109,11 @@ class RunConfig:
             raise ValueError(f"backend must be 'fast' or 'robosuite', got {self.backend!r}")
         if get_pair(self.pair).obs == "image":  # the fast backend does not render
             object.__setattr__(self, "backend", "robosuite")
+        if self.eval_split not in EVAL_SPLITS:
+            raise ValueError(f"eval_split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}")
+        if self.eval_split != "test" and is_toy(self.pair):
+            raise ValueError(f"toy pairs are evaluated on their own test inputs only, "
+                             f"got eval_split={self.eval_split!r}")
         if self.checkpoint_rule not in ("last", "best_val"):
             raise ValueError(f"checkpoint_rule must be 'last' or 'best_val', got {self.checkpoint_rule!r}")
         if self.workers < 1 or self.threads < 1:

@@ -47,7 +47,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Sequence
 
@@ -654,9 +655,15 @@ def load_study(runs_dir: str | Path, track: str = "study", budget: str | None = 
         budget = _infer_budget(records, budgets)
     spec, _ = load_spec(track=track, budget=budget)
     grid = load_grid(track=track, budget=budget)
-    expected = {cfg.run_id(): cfg for cfg in grid.runs()}
+    # device and threads are part of a run's identity: expect the grid at the records' own (most common) setting
+    settings = Counter((r["config"].get("device", "cpu"), r["config"].get("threads", 1)) for r in records)
+    device, threads = settings.most_common(1)[0][0] if settings else ("cpu", 1)
+    expected = {cfg.run_id(): cfg for cfg in (replace(c, device=device, threads=threads) for c in grid.runs())}
     mine = [r for r in records if r.get("run_id") in expected]
     data = StudyData(root, track, budget, spec, mine, run_dirs, expected, ignored=len(records) - len(mine))
+    if len(settings) > 1:
+        data.notes.append(f"records of several devices / thread counts {sorted(settings)}: read those of "
+                          f"device {device!r} with {threads} thread(s)")
     mags = sorted({float(r["config"]["magnitude"]) for r in mine})
     if len(mags) > 1:
         data.notes.append(f"several gap magnitudes {mags}: the analyses use the runs at magnitude {mags[-1]:g}")

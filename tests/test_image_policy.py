@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_sampler, make_windows,
-                       save_checkpoint
+from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_sampler,
+                       make_windows, save_checkpoint)
 from tasks import make_env
 from tasks.dataset import Dataset, load_dataset, write_dataset
 

@@ -423,6 +423,17 @@ def sign_verdict(ci: tuple[float, float, float], expect_negative: bool = True) -
     return "not resolved"
 
 
+def _mixed_share_verdict(share: tuple[float, float, float]) -> str:
+    """A mixed output: *reproduces* when the share's interval lies inside (0.1, 0.9), *does not* when it lies
+    wholly below 0.1 or above 0.9, else *not resolved*."""
+    _, lo, hi = share
+    if math.isnan(lo):
+        return "not resolved"
+    if 0.1 < lo and hi < 0.9:
+        return "reproduces"
+    return "does not" if hi <= 0.1 or lo >= 0.9 else "not resolved"
+
+
 def two_way_anova(y: np.ndarray) -> dict[str, Any]:
     """Two-way ANOVA with replication on y (a, b, r): factor A (axis 0), B (axis 1), r replicates.
 
@@ -898,8 +909,8 @@ def _regimes(res: dict, f5: dict, size: ToySize) -> tuple[str, list[tuple[str, s
         verdicts.append((f"disjoint (Δz = {far:g}): no transfer",
                          f"co-training at the w chosen on the other seeds ({', '.join(f'{w:g}' for w in at[far][0])}) "
                          f"− target_only = {fmt_ci(d)}",
-                         "reproduces" if d[1] > 0 or (not math.isnan(d[1]) and d[1] <= 0 <= d[2]) else
-                         "does not"))
+                         "reproduces" if d[1] > 0 else "does not" if d[2] < 0 else
+                         "not resolved (consistent with no transfer)"))
     near = size.dz[0]
     tm = mean_ci(at[near][2])
     verdicts.append((f"overlapping (Δz = {near:g}): bimodal output (the two domains' actions mix)",
@@ -907,7 +918,7 @@ def _regimes(res: dict, f5: dict, size: ToySize) -> tuple[str, list[tuple[str, s
                      f"seeds ({', '.join(f'{w:g}' for w in at[near][0])}): {fmt_ci(tm, 2)} (per seed "
                      f"{', '.join(f'{v:.2f}' for v in at[near][2])}; one sample per input, so a mixed population, "
                      f"not bimodality per input, is what is measured)",
-                     "reproduces" if 0.1 < tm[0] < 0.9 else "does not"))
+                     _mixed_share_verdict(tm)))
     mid = [dz for dz in size.dz if MODERATE_DZ[0] <= dz <= MODERATE_DZ[1]]
     if mid:
         shares = [float(at[dz][2].mean()) for dz in mid]

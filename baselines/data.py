@@ -138,7 +138,7 @@ class MixedSampler:
 
     def _batch(self, domain: int) -> dict[str, torch.Tensor] | None:
         count = self.counts[domain]
-        if count == 0 and not self.align_size:
+        if count == 0:
             return None
         batch = {**self._rows(domain, count), "domain": torch.full((count,), domain, dtype=torch.long)}
         if self.align_size:
@@ -146,8 +146,7 @@ class MixedSampler:
         return batch
 
     def next(self) -> tuple[dict[str, torch.Tensor] | None, dict[str, torch.Tensor] | None]:
-        """(source_batch, target_batch); a domain with no rows in the batch gives None (unless the sampler
-        draws alignment samples: then the batch has 0 rows and its "align" entry)."""
+        """(source_batch, target_batch); a domain with no rows in the batch gives None."""
         return self._batch(SOURCE), self._batch(TARGET)
 
 

@@ -66,7 +66,7 @@ def test_observation_layout_mismatch_raises(lift_datasets):
 @pytest.mark.parametrize("network", ["mlp", "unet"])
 def test_loss_and_sample_shapes(network, lift_datasets):
     source, _ = lift_datasets
-    policy = tiny(network, domain_embedding=True)
+    policy = tiny(network, obs_dim=source.obs_dim, domain_embedding=True)
     w = make_windows(source, 2, 8)
     batch = {"obs": torch.from_numpy(w.obs[:5]), "action": torch.from_numpy(w.action[:5]),
              "domain": torch.zeros(5, dtype=torch.long)}

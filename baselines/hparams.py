@@ -87,6 +87,16 @@ _BASE: Spec = {
     "batch_size": (256, Choice((64, 128, 256, 512), limits=(2, 65536))),
     # None: the policy config's ema_decay
     "ema_decay": (None, Uniform(0.99, 0.999, limits=(0.0, 0.9999))),
+    # The shared training recipe (the same for every method; results/recipe/ holds the search that set it):
+    # steps of linear learning-rate warm-up from lr / lr_warmup to lr; 0: none
+    "lr_warmup": (0, loguniform(50, 1000, limits=(0, 10**8), integer=True)),
+    # EMA warm-up ramp: 0 is (1 + n) / (10 + n), p > 0 is 1 - (1 + n)^-p (baselines.policy.EMA)
+    "ema_power": (0.0, Uniform(0.5, 0.9, limits=(0.0, 1.0))),
+    # std of Gaussian noise on the normalized low-dimensional observations, training only
+    "obs_noise": (0.0, Choice((0.0, 0.01, 0.03, 0.1), limits=(0.0, 10.0))),
+    # noise-network width and residual blocks; None: the profile's
+    "width": (None, Choice((256, 512, 1024), limits=(16, 8192))),
+    "depth": (None, Choice((2, 3, 4, 6), limits=(1, 64))),
 }
 # The target fraction of each batch. None: baselines.data.default_ratio(N, M), resolved by the caller.
 _MIX: Spec = {"w": (None, loguniform(0.005, 0.8, limits=(1e-6, 1 - 1e-6)))}

@@ -70,9 +70,12 @@ class Method:
                              f"got {policy.config.domain_embedding}")
         self.device = torch.device(device)
         self.policy = policy.to(self.device)
+        if self.hparams["obs_noise"] != policy.config.obs_noise:
+            raise ValueError(f"hyperparameter obs_noise={self.hparams['obs_noise']} differs from the policy's "
+                             f"obs_noise={policy.config.obs_noise} (build the policy with it)")
         self.extra = nn.ModuleDict(self.build_extra()).to(self.device)
         decay = self.hparams["ema_decay"]
-        self.ema = EMA(self.policy, policy.config.ema_decay if decay is None else decay)
+        self.ema = EMA(self.policy, policy.config.ema_decay if decay is None else decay, self.hparams["ema_power"])
         self.optimizer = torch.optim.AdamW([*self.policy.parameters(), *self.extra.parameters()],
                                            lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
         self.step = 0
@@ -127,6 +130,9 @@ class Method:
         loss, terms = self.objective(merged)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        warmup = self.hparams["lr_warmup"]  # linear warm-up of the learning rate over the first lr_warmup steps
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.hparams["lr"] * (min(1.0, (self.step + 1) / warmup) if warmup else 1.0)
         self.optimizer.step()
         self.ema.update(self.policy)
         self.step += 1

@@ -55,6 +55,7 @@ class PolicyConfig:
     domain_embedding: bool = False  # condition the noise network on a learned domain embedding
     domain_dim: int = 16  # size of the domain embedding
     ema_decay: float = 0.995  # EMA decay of the evaluation weights, unless a method's hparams set one
+    obs_noise: float = 0.0  # training only: std of Gaussian noise added to the normalized low-dim observations
     image_keys: tuple[str, ...] = ()  # camera keys of an image policy (e.g. ("agentview",)); () = low-dim only
     image_backbone: str = "conv"  # ImageEncoder backbone: "conv" (small, CPU-sized) or "resnet18" (GroupNorm)
     image_feat_dim: int = 64  # image features per frame and camera (z gains T_o * this per camera)
@@ -81,6 +82,9 @@ class PolicyConfig:
                              f"(group norm of 8 groups), got horizon {self.horizon}, width {self.width}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"PolicyConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if isinstance(self.obs_noise, bool) or not isinstance(self.obs_noise, (int, float)) or not (
+                0.0 <= self.obs_noise < math.inf):
+            raise ValueError(f"PolicyConfig.obs_noise must be a finite number >= 0, got {self.obs_noise!r}")
         if self.image_keys:
             from .vision import BACKBONES
 
@@ -108,9 +112,12 @@ class PolicyConfig:
 
     def to_dict(self) -> dict:
         """The fields as JSON values; a low-dimensional policy's dict omits the image fields (their
-        defaults), so its checkpoints read exactly as they did before image policies existed."""
+        defaults), and a policy without observation noise omits `obs_noise`, so its checkpoints read
+        exactly as they did before those fields existed."""
         out = asdict(self)
         out["image_keys"] = list(self.image_keys)
+        if not self.obs_noise:
+            del out["obs_noise"]
         if not self.image_keys:
             for name in ("image_keys", "image_backbone", "image_feat_dim", "crop"):
                 del out[name]
@@ -356,7 +363,10 @@ class DiffusionPolicy(nn.Module):
         self._check("observations", tuple(obs.shape[1:]), (self.config.n_obs_steps, self.config.obs_dim))
         if not torch.compiler.is_compiling() and not self.obs_normalizer.fitted:  # reads data: not traceable
             raise RuntimeError("the policy's normalizer is not fitted: call fit_normalizer first")
-        return self.obs_normalizer(obs).flatten(1)
+        x = self.obs_normalizer(obs).flatten(1)
+        if self.training and self.config.obs_noise:  # augmentation: training mode only (the EMA copy is in eval)
+            x = x + self.config.obs_noise * torch.randn_like(x)
+        return x
 
     def image_features(self, obs: Any) -> torch.Tensor:
         """Image features (B, image_dim) of an image policy's observation dict: the image encoders' outputs,
@@ -493,18 +503,29 @@ class DiffusionPolicy(nn.Module):
 class EMA:
     """Exponential moving average of a module's weights, in a frozen copy (`model`) used for evaluation.
 
-    decay at update n: min(decay, (1 + n) / (10 + n)) (the usual warm-up, so short runs are not
-    dominated by the initial weights). Buffers (normalizer statistics) are copied as they are.
+    decay at update n: min(decay, ramp(n)), a warm-up so that short runs are not dominated by the
+    initial weights: ramp(n) = (1 + n) / (10 + n) when power is 0, else 1 - (1 + n)^-power
+    (diffusion_policy's EMAModel with inv_gamma 1; power 3/4 reaches 0.999 after 10k updates).
+    Buffers (normalizer statistics) are copied as they are.
     """
 
-    def __init__(self, model: nn.Module, decay: float):
+    def __init__(self, model: nn.Module, decay: float, power: float = 0.0):
+        if not 0.0 <= decay < 1.0 or not 0.0 <= power <= 1.0:
+            raise ValueError(f"EMA needs decay in [0, 1) and power in [0, 1], got {decay} and {power}")
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay = decay
+        self.power = power
         self.num_updates = 0
+
+    def current_decay(self) -> float:
+        """The decay the next `update` applies."""
+        n = self.num_updates
+        ramp = (1 + n) / (10 + n) if self.power == 0 else 1.0 - (1.0 + n) ** -self.power
+        return min(self.decay, ramp)
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        decay = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
+        decay = self.current_decay()
         torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - decay)
         for mine, theirs in zip(self.model.buffers(), model.buffers()):
             mine.copy_(theirs)

@@ -141,10 +141,12 @@ def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
     from .evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
 
     seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
+    # validation start states choose recipes and hyperparameters by target success: no source rollouts
+    domains = ("target", "source") if cfg.eval_split == "test" else ("target",)
     t0 = time.time()
     out: dict[str, Any] = {}
     with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:
-        for domain in ("target", "source"):
+        for domain in domains:
             spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
                             device=cfg.device)
             out[domain] = summarize(evaluate(spec, seeds, progress=progress, pool=pool))

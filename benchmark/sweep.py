@@ -16,7 +16,8 @@ from .config import RunConfig
 
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
 GRID_KEYS = {"pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w", "profile", "episodes",
-             "set", "vary", "network", "hparam_trials", "nogap_control", "budgets", "description", "guidance"}
+             "set", "vary", "network", "hparam_trials", "nogap_control", "budgets", "description", "guidance",
+             "eval_split"}
 
 
 class GridError(ValueError):
@@ -30,7 +31,8 @@ class Grid:
     `set` fixes hyperparameters for every method that has them; `vary` crosses one method's
     hyperparameters over lists (e.g. `{adda: {adversarial_weight: [0.05, 0.5]}}`);
     `hparam_trials` adds that many random-search draws per method (each hyperparameter from its
-    own seeded stream, `baselines.hparams.random_hparams`).
+    own seeded stream, `baselines.hparams.random_hparams`). `eval_split` names the start states the
+    runs are evaluated on (`validation` to choose hyperparameters, `test` to report).
     """
 
     pairs: tuple[str, ...]
@@ -47,6 +49,7 @@ class Grid:
     vary: dict[str, dict[str, list]] = field(default_factory=dict)
     hparam_trials: int = 0
     nogap_control: bool = False
+    eval_split: str = "test"
 
     def runs(self) -> list[RunConfig]:
         """Every run of the grid, deduplicated, in a stable order."""
@@ -69,7 +72,7 @@ class Grid:
                     hp["w"] = w
                 cfg = RunConfig(pair=pair, method=name, magnitude=mag, n_target=n, n_source=m, seed=seed,
                                 profile=self.profile, episodes=self.episodes, network=self.network,
-                                hparams=tuple(hp.items()))
+                                hparams=tuple(hp.items()), eval_split=self.eval_split)
                 out.setdefault(cfg.run_id(), cfg)
         return list(out.values())
 
@@ -100,7 +103,7 @@ def grid_from_dict(spec: dict[str, Any], source: str = "grid") -> Grid:
     for key in ("pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w"):
         if key in spec:
             kwargs[key] = _as_tuple(spec[key])
-    for key in ("profile", "episodes", "network", "hparam_trials", "nogap_control"):
+    for key in ("profile", "episodes", "network", "hparam_trials", "nogap_control", "eval_split"):
         if key in spec:
             kwargs[key] = spec[key]
     kwargs["set"] = dict(spec.get("set") or {})

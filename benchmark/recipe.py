@@ -1,4 +1,4 @@
-"""The search that chose the shared training recipe (issue 14, item 6), on validation start states only.
+"""The search that chooses the shared training recipe, on validation start states only.
 
 A point is a set of recipe hyperparameters (`baselines.hparams`' shared ones: lr, lr_warmup,
 weight_decay, ema_decay, ema_power, obs_noise, width, depth), applied alike to `target_only` and

@@ -1,6 +1,6 @@
 """Training windows cut from demonstrations, the mixed source/target batch sampler, and mixing-ratio rules.
 
-w is the TARGET fraction of each batch (PAPER.md "Mixing ratio"): w = 0 is source-only, w = 1 target-only.
+w is the TARGET fraction of each batch (docs/PROTOCOL.md "Mixing ratio"): w = 0 is source-only, w = 1 target-only.
 """
 from __future__ import annotations
 

@@ -2,8 +2,7 @@
 
 A method gets a source and a target minibatch in `update()` (see `baselines.data.MixedSampler`), takes
 one optimization step on the policy's diffusion loss plus its own terms, and returns every term as a
-float. It samples with its EMA weights and its own sampling rule. Checkpoints are a plain state dict
-(`torch.save` of tensors and numbers, loaded with `weights_only=True`) plus a JSON file.
+float. It samples with its EMA weights and its own sampling rule. Checkpoints: `baselines.checkpoints`.
 
 Alignment terms (OT, ADDA, CFG-ADDA) compare their own equal-size source and target samples (each
 batch's "align" rows, `make_sampler`), never the diffusion batch's w-dependent split, and see z divided
@@ -12,9 +11,7 @@ inflating z.
 """
 from __future__ import annotations
 
-import json
 import math
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,7 +24,8 @@ from tasks.registry import Registry
 
 from .data import SOURCE, TARGET, MixedSampler, Windows
 from .hparams import resolve_hparams
-from .policy import EMA, LOWDIM, NULL_DOMAIN, DiffusionPolicy, PolicyConfig, cat_obs, map_obs
+from .ema import EMA
+from .policy import LOWDIM, NULL_DOMAIN, DiffusionPolicy, cat_obs, map_obs
 
 Batch = dict[str, torch.Tensor]
 DOMAINS = {"source": SOURCE, "target": TARGET}
@@ -241,7 +239,7 @@ class SourceOnly(Method):
 
 @_register
 class Cotrain(Method):
-    """Naive co-training: one policy on batches with a target fraction w (PAPER.md "Mixing ratio";
+    """Naive co-training: one policy on batches with a target fraction w (docs/PROTOCOL.md "Mixing ratio";
     Maddukuri et al. 2025, arXiv 2503.24361)."""
 
     name, description = "cotrain", "one policy on batches mixed at target fraction w"
@@ -250,7 +248,7 @@ class Cotrain(Method):
 @_register
 class DomainCond(Method):
     """Co-training with a learned domain embedding always given to the noise network (explicit
-    discernibility; PAPER.md "Standard forms: domain conditioning")."""
+    discernibility; docs/PROTOCOL.md "Standard forms: domain conditioning")."""
 
     name, description = "domain_cond", "co-training, domain embedding always given to the denoiser"
     uses_domain_embedding = True
@@ -260,7 +258,7 @@ class DomainCond(Method):
 class OT(Method):
     """Co-training plus an entropic optimal-transport loss between the source and target z.
 
-    Standard form (PAPER.md "OT"): Sinkhorn (Cuturi 2013) with uniform marginals; ot_unbalanced > 0
+    Standard form (docs/PROTOCOL.md "OT"): Sinkhorn (Cuturi 2013) with uniform marginals; ot_unbalanced > 0
     relaxes the marginals by a KL penalty of that weight (Chizat et al. 2018; Cheng et al., NeurIPS
     2025), so unmatched states may stay unmatched. It transports the equal-size alignment samples of the
     two domains (not the diffusion batch's w-dependent split). Cost: ||z_s - z_t||^2 on z divided by its
@@ -357,7 +355,7 @@ class _Adversarial(Method):
 
 @_register
 class ADDA(_Adversarial):
-    """Co-training plus adversarial alignment of scale-free z (PAPER.md "ADDA / DANN"): a discriminator predicts
+    """Co-training plus adversarial alignment of scale-free z (docs/PROTOCOL.md "ADDA / DANN"): a discriminator predicts
     the domain from z, the encoder learns to fool it through a gradient-reversal layer with Ganin et
     al.'s ramp (Ganin et al., JMLR 2016; in the study's terms, ADDA after Tzeng et al. 2017)."""
 
@@ -367,7 +365,7 @@ class ADDA(_Adversarial):
 
 @_register
 class CFG(Method):
-    """Domain-conditioned co-training with classifier-free guidance (Ho & Salimans 2022; PAPER.md).
+    """Domain-conditioned co-training with classifier-free guidance (Ho & Salimans 2022; docs/PROTOCOL.md).
 
     Training: the domain embedding is replaced by the learned null token with probability p_uncond.
     Sampling: eps = eps(x, o, null) + (1 + lambda) * (eps(x, o, domain) - eps(x, o, null)) with
@@ -385,74 +383,9 @@ class CFG(Method):
 
 @_register
 class CfgAdda(CFG, _Adversarial):
-    """The study's proposal (PAPER.md "CFG-ADDA"): `adda`'s adversarial alignment of z plus `cfg`'s
+    """The study's proposal (docs/PROTOCOL.md "CFG-ADDA"): `adda`'s adversarial alignment of z plus `cfg`'s
     domain conditioning with null-token dropout and guidance, so the shared representation is
     aligned while the domain stays available to the denoiser."""
 
     name, description = "cfg_adda", "adversarial alignment of z + domain conditioning with guidance (the study's)"
     aligns = True
-
-
-# -- checkpoints
-STATE_FILE, META_FILE = "state.pt", "checkpoint.json"
-
-
-def save_checkpoint(path_dir: str | Path, method: Method) -> Path:
-    """Write `state.pt` (the method's state dict) and `checkpoint.json` (method, policy config, hparams, step)."""
-    path = Path(path_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    torch.save(method.state_dict(), path / STATE_FILE)
-    meta = {"format": 1, "method": method.name, "policy": method.policy.config.to_dict(),
-            "hparams": method.hparams, "step": method.step}
-    (path / META_FILE).write_text(json.dumps(meta, indent=2))
-    return path
-
-
-def read_checkpoint_meta(path_dir: str | Path) -> dict[str, Any]:
-    path = Path(path_dir) / META_FILE
-    if not path.is_file():
-        raise ValueError(f"not a checkpoint: {path} is missing")
-    return json.loads(path.read_text())
-
-
-def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
-    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
-
-
-def restore_checkpoint(path_dir: str | Path, method: Method) -> dict[str, Any]:
-    """Load a checkpoint into `method` (exact resume); ValueError, `method` untouched, where the
-    checkpoint's method, policy config or hparams differ from `method`'s. Returns the JSON metadata."""
-    meta = read_checkpoint_meta(path_dir)
-    if meta["method"] != method.name:
-        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method.name!r}")
-    diff = _differences(meta["policy"], method.policy.config.to_dict())
-    if diff:
-        raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): {diff}")
-    diff = _differences(meta["hparams"], method.hparams)
-    if diff:
-        raise ValueError(f"{path_dir}: checkpoint hparams differ (checkpoint vs expected): {diff}")
-    state = torch.load(Path(path_dir) / STATE_FILE, map_location=method.device, weights_only=True)
-    try:
-        method.load_state_dict(state)
-    except (RuntimeError, KeyError) as err:
-        raise ValueError(f"{path_dir}: the saved weights do not fit the architecture: {err}") from None
-    return meta
-
-
-def load_checkpoint(path_dir: str | Path, expected: PolicyConfig | None = None, method: str | None = None,
-                    device: str = "cpu") -> Method:
-    """The method saved in `path_dir`, with its weights, EMA, optimizer state and step.
-
-    expected / method: the policy config and method name the caller expects; a mismatch raises a
-    ValueError naming the differing fields.
-    """
-    meta = read_checkpoint_meta(path_dir)
-    if method is not None and meta["method"] != method:
-        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method!r}")
-    config = PolicyConfig.from_dict(meta["policy"])
-    if expected is not None and expected != config:
-        raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): "
-                         f"{_differences(config.to_dict(), expected.to_dict())}")
-    loaded = METHODS[meta["method"]](DiffusionPolicy(config), meta["hparams"], device)
-    restore_checkpoint(path_dir, loaded)
-    return loaded

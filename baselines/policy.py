@@ -10,7 +10,7 @@ domain stays available for the action.
 Image policies (`PolicyConfig.image_keys` non-empty, e.g. ("agentview",)) also hold one
 `baselines.vision.ImageEncoder` per camera key; their observations are dicts {"lowdim": (B, T_o, D)
 float32, <camera key>: (B, T_o, H, W, 3) uint8} and z = concat(image features of every camera in
-`image_keys` order, low-dimensional encoder output) (DECISIONS.md, "Image policies"). Low-dimensional
+`image_keys` order, low-dimensional encoder output) (docs/PROTOCOL.md, "Image policies"). Low-dimensional
 policies take plain (B, T_o, D) arrays (a dict is accepted too: its "lowdim" entry is used).
 
 Diffusion: DDPM training by epsilon prediction with the squared-cosine beta schedule (Nichol &
@@ -20,7 +20,6 @@ clipped to [-1, 1] (diffusion_policy's DDIM settings).
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -30,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .networks import ResidualMLP, TemporalUNet
 
 NULL_DOMAIN = 2  # the learned "no domain" token of classifier-free guidance
 LOWDIM = "lowdim"  # the low-dimensional entry of an image policy's observation dict
@@ -184,116 +185,6 @@ def _squared_cosine_alphas_cumprod(steps: int) -> np.ndarray:
     return np.cumprod(1.0 - betas)
 
 
-class _NoiseNet(nn.Module):
-    """Shared conditioning of the noise networks: c = [MLP(sinusoidal(t)), z_cond]; every FiLM layer's
-    (1 + scale, shift) comes from one linear map of mish(c), so a sampler can compute all of them for
-    all its steps at once (`condition`) and run only `denoise` in its loop."""
-
-    def __init__(self, width: int, cond_dim: int, film_channels: list[int]):
-        super().__init__()
-        self.film_channels = film_channels
-        time_dim = width // 4  # sinusoidal embedding size; the time MLP's hidden layer is `width`
-        half = time_dim // 2
-        self.register_buffer("freqs", torch.exp(-math.log(10000.0) * torch.arange(half) / (half - 1)),
-                             persistent=False)
-        self.time_mlp = nn.Sequential(nn.Linear(time_dim, width), nn.Mish(), nn.Linear(width, time_dim))
-        self.film = nn.Linear(time_dim + cond_dim, 2 * sum(film_channels))
-
-    def condition(self, t: torch.Tensor, z_cond: torch.Tensor) -> list[torch.Tensor]:
-        """FiLM parameters for timesteps t (N,) and conditioning z_cond (N, C): [1 + scale, shift] per layer."""
-        angles = t.float()[:, None] * self.freqs
-        c = torch.cat([self.time_mlp(torch.cat([angles.sin(), angles.cos()], -1)), z_cond], -1)
-        out = []
-        for part in self.film(F.mish(c)).split([2 * n for n in self.film_channels], -1):
-            scale, shift = part.chunk(2, -1)
-            out += [scale + 1.0, shift]
-        return out
-
-    def denoise(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor, z_cond: torch.Tensor) -> torch.Tensor:
-        """Predicted noise for noisy chunks x (B, H, A) at timesteps t (B,)."""
-        return self.denoise(x, self.condition(t, z_cond))
-
-
-class ResidualMLP(_NoiseNet):
-    """Residual MLP on the flattened chunk: `depth` blocks h += W2 mish(FiLM(LayerNorm(W1 h)))."""
-
-    def __init__(self, config: PolicyConfig, cond_dim: int):
-        super().__init__(config.width, cond_dim, [config.width] * config.depth)
-        size, width = config.horizon * config.action_dim, config.width
-        self.inp = nn.Linear(size, width)
-        self.fc1 = nn.ModuleList(nn.Linear(width, width) for _ in range(config.depth))
-        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(config.depth))
-        self.fc2 = nn.ModuleList(nn.Linear(width, width) for _ in range(config.depth))
-        self.out_norm = nn.LayerNorm(width)
-        self.out = nn.Linear(width, size)
-
-    def denoise(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
-        h = self.inp(x.flatten(1))
-        for i, (fc1, norm, fc2) in enumerate(zip(self.fc1, self.norms, self.fc2)):
-            h = h + fc2(F.mish(torch.addcmul(films[2 * i + 1], norm(fc1(h)), films[2 * i])))
-        return self.out(F.mish(self.out_norm(h))).view_as(x)
-
-
-class _ConvBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, kernel: int = 5):
-        super().__init__(nn.Conv1d(cin, cout, kernel, padding=kernel // 2), nn.GroupNorm(8, cout), nn.Mish())
-
-
-class _ResBlock(nn.Module):
-    """diffusion_policy's ConditionalResidualBlock1D: conv block, FiLM, conv block, residual."""
-
-    def __init__(self, cin: int, cout: int):
-        super().__init__()
-        self.block1, self.block2 = _ConvBlock(cin, cout), _ConvBlock(cout, cout)
-        self.residual = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
-
-    def forward(self, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-        out = torch.addcmul(shift[..., None], self.block1(x), scale[..., None])
-        return self.block2(out) + self.residual(x)
-
-
-class TemporalUNet(_NoiseNet):
-    """1D temporal U-Net over the chunk (diffusion_policy's ConditionalUnet1D, channels width/4, width/2,
-    width; two FiLM residual blocks per level, kernel 5, group norm)."""
-
-    def __init__(self, config: PolicyConfig, cond_dim: int):
-        chans = [config.width // 4, config.width // 2, config.width]
-        pairs = list(zip([config.action_dim] + chans[:-1], chans))
-        down = [(_ResBlock(cin, cout), _ResBlock(cout, cout)) for cin, cout in pairs]
-        mid = [_ResBlock(chans[-1], chans[-1]) for _ in range(2)]
-        up = [(_ResBlock(2 * cout, cin), _ResBlock(cin, cin)) for cin, cout in reversed(pairs[1:])]
-        blocks = [b for pair in down for b in pair] + mid + [b for pair in up for b in pair]
-        super().__init__(config.width, cond_dim, [b.block1[0].out_channels for b in blocks])
-        self.blocks = nn.ModuleList(blocks)
-        self.n_down, self.n_up = len(down), len(up)
-        self.downsample = nn.ModuleList(nn.Conv1d(c, c, 3, 2, 1) for c in chans[:-1])
-        self.upsample = nn.ModuleList(nn.ConvTranspose1d(cin, cin, 4, 2, 1) for cin, _ in reversed(pairs[1:]))
-        self.final = nn.Sequential(_ConvBlock(chans[0], chans[0]), nn.Conv1d(chans[0], config.action_dim, 1))
-
-    def denoise(self, x: torch.Tensor, films: list[torch.Tensor]) -> torch.Tensor:
-        h, skips, k = x.transpose(1, 2), [], 0
-
-        def res(h: torch.Tensor) -> torch.Tensor:
-            nonlocal k
-            out = self.blocks[k](h, films[2 * k], films[2 * k + 1])
-            k += 1
-            return out
-
-        for level in range(self.n_down):
-            h = res(res(h))
-            skips.append(h)
-            if level < self.n_down - 1:
-                h = self.downsample[level](h)
-        h = res(res(h))
-        for level in range(self.n_up):
-            h = res(res(torch.cat([h, skips.pop()], 1)))
-            h = self.upsample[level](h)
-        return self.final(h).transpose(1, 2)
-
-
 class DiffusionPolicy(nn.Module):
     """Encoder -> z (-> z_cond with the domain embedding) -> noise network over the action chunk.
 
@@ -392,7 +283,7 @@ class DiffusionPolicy(nn.Module):
 
     def shallow_features(self, obs: Any) -> torch.Tensor:
         """The "shallow features" Gromov-Wasserstein compares: the image encoders' output for an image policy
-        (DECISIONS.md), the low-dimensional encoder's first layer activations (after LayerNorm and Mish)
+        (docs/PROTOCOL.md), the low-dimensional encoder's first layer activations (after LayerNorm and Mish)
         for a low-dimensional one."""
         if self.config.image_keys:
             return self.image_features(obs)
@@ -444,7 +335,7 @@ class DiffusionPolicy(nn.Module):
         """Action chunks (B, H, A), un-normalized, by DDIM (eta = 0) from initial noise (B, H, A).
 
         Deterministic given `noise` (else drawn from `generator`). Classifier-free guidance with scale
-        lambda = `guidance` (PAPER.md "Guidance", Ho & Salimans 2022):
+        lambda = `guidance` (docs/PROTOCOL.md "Guidance", Ho & Salimans 2022):
             eps = eps(x, o, null) + (1 + lambda) * (eps(x, o, domain) - eps(x, o, null)),
         both passes fused into one batched call. lambda = 0 is plain conditional sampling exactly (the
         null pass is skipped); lambda None, no `domain`, or a policy without domain embedding: plain
@@ -498,42 +389,3 @@ class DiffusionPolicy(nn.Module):
             x0 = torch.sub(x, eps, alpha=s).mul_(inv_a).clamp_(-1.0, 1.0)
             x = torch.add(x0.mul_(a_prev), eps, alpha=s_prev)
         return self.action_normalizer.unnormalize(x)
-
-
-class EMA:
-    """Exponential moving average of a module's weights, in a frozen copy (`model`) used for evaluation.
-
-    decay at update n: min(decay, ramp(n)), a warm-up so that short runs are not dominated by the
-    initial weights: ramp(n) = (1 + n) / (10 + n) when power is 0, else 1 - (1 + n)^-power
-    (diffusion_policy's EMAModel with inv_gamma 1; power 3/4 reaches 0.999 after 10k updates).
-    Buffers (normalizer statistics) are copied as they are.
-    """
-
-    def __init__(self, model: nn.Module, decay: float, power: float = 0.0):
-        if not 0.0 <= decay < 1.0 or not 0.0 <= power <= 1.0:
-            raise ValueError(f"EMA needs decay in [0, 1) and power in [0, 1], got {decay} and {power}")
-        self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.power = power
-        self.num_updates = 0
-
-    def current_decay(self) -> float:
-        """The decay the next `update` applies."""
-        n = self.num_updates
-        ramp = (1 + n) / (10 + n) if self.power == 0 else 1.0 - (1.0 + n) ** -self.power
-        return min(self.decay, ramp)
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        decay = self.current_decay()
-        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - decay)
-        for mine, theirs in zip(self.model.buffers(), model.buffers()):
-            mine.copy_(theirs)
-        self.num_updates += 1
-
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "num_updates": self.num_updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.num_updates = int(state["num_updates"])

@@ -106,10 +106,7 @@ def test_alignment_terms_compare_equal_size_samples_at_small_w(name, lift_datase
     assert len(source["align"]["obs"]) == len(target["align"]["obs"]) == BATCH // 2
     with torch.no_grad():
         z_src, z_tgt = (method.policy.encode(b["align"]["obs"]) for b in (source, target))
-        coeff = 1.0 if name == "ot" else 0.0
-        expected = (method.transport_loss(*scale_free(z_src, z_tgt), source["align"]["action"],
-                                          target["align"]["action"]) if name == "ot"
-                    else method.adversarial_loss(*scale_free(z_src, z_tgt), coeff)[0])
+        expected = _alignment_loss(method, z_src, z_tgt, source["align"]["action"], target["align"]["action"])
     terms = method.update(source, target)
     assert terms["ot" if name == "ot" else "adv"] == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="make_sampler"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from baselines import METHODS, DiffusionPolicy, PolicyConfig, make_sampler, make_windows, validate_hparams
-from baselines.policy import EMA
+from baselines.ema import EMA
 from benchmark import recipe
 from benchmark.config import RunConfig
 from benchmark.run import execute_run

@@ -1,0 +1,75 @@
+"""Method checkpoints: a plain state dict (`torch.save` of tensors and numbers, read with
+`weights_only=True`) plus a JSON file naming the method, policy config, hyperparameters and step."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .methods import METHODS, Method
+from .policy import DiffusionPolicy, PolicyConfig
+
+STATE_FILE, META_FILE = "state.pt", "checkpoint.json"
+
+
+def save_checkpoint(path_dir: str | Path, method: Method) -> Path:
+    """Write `state.pt` (the method's state dict) and `checkpoint.json` (method, policy config, hparams, step)."""
+    path = Path(path_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.save(method.state_dict(), path / STATE_FILE)
+    meta = {"format": 1, "method": method.name, "policy": method.policy.config.to_dict(),
+            "hparams": method.hparams, "step": method.step}
+    (path / META_FILE).write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def read_checkpoint_meta(path_dir: str | Path) -> dict[str, Any]:
+    path = Path(path_dir) / META_FILE
+    if not path.is_file():
+        raise ValueError(f"not a checkpoint: {path} is missing")
+    return json.loads(path.read_text())
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
+    return ", ".join(f"{k}: {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
+def restore_checkpoint(path_dir: str | Path, method: Method) -> dict[str, Any]:
+    """Load a checkpoint into `method` (exact resume); ValueError, `method` untouched, where the
+    checkpoint's method, policy config or hparams differ from `method`'s. Returns the JSON metadata."""
+    meta = read_checkpoint_meta(path_dir)
+    if meta["method"] != method.name:
+        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method.name!r}")
+    diff = _differences(meta["policy"], method.policy.config.to_dict())
+    if diff:
+        raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): {diff}")
+    diff = _differences(meta["hparams"], method.hparams)
+    if diff:
+        raise ValueError(f"{path_dir}: checkpoint hparams differ (checkpoint vs expected): {diff}")
+    state = torch.load(Path(path_dir) / STATE_FILE, map_location=method.device, weights_only=True)
+    try:
+        method.load_state_dict(state)
+    except (RuntimeError, KeyError) as err:
+        raise ValueError(f"{path_dir}: the saved weights do not fit the architecture: {err}") from None
+    return meta
+
+
+def load_checkpoint(path_dir: str | Path, expected: PolicyConfig | None = None, method: str | None = None,
+                    device: str = "cpu") -> Method:
+    """The method saved in `path_dir`, with its weights, EMA, optimizer state and step.
+
+    expected / method: the policy config and method name the caller expects; a mismatch raises a
+    ValueError naming the differing fields.
+    """
+    meta = read_checkpoint_meta(path_dir)
+    if method is not None and meta["method"] != method:
+        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method!r}")
+    config = PolicyConfig.from_dict(meta["policy"])
+    if expected is not None and expected != config:
+        raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): "
+                         f"{_differences(config.to_dict(), expected.to_dict())}")
+    loaded = METHODS[meta["method"]](DiffusionPolicy(config), meta["hparams"], device)
+    restore_checkpoint(path_dir, loaded)
+    return loaded

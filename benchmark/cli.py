@@ -331,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="seeds of findings 1-4 (default 3)")
     p.add_argument("--grid-seeds", type=int, help="seeds of the Δz × w grid and the pair checks (default 2)")
     p.add_argument("--steps", type=int, help="training steps per run (default 1000)")
-    p.add_argument("--full", action="store_true", help="PAPER.md's whole grid, 5 seeds, 2000 steps (about an hour)")
+    p.add_argument("--full", action="store_true", help="docs/PROTOCOL.md's whole grid, 5 seeds, 2000 steps (about an hour)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_toy)
 

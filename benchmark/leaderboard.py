@@ -4,7 +4,7 @@ Only records of the current schema (``benchmark.run.RECORD_SCHEMA``) are read; a
 refused with the reason its measures are not today's. A partial sweep gives a partial, honest table. Success is
 reported as mean ± standard error over seeds with the seed count, each method's difference
 from ``cotrain`` with a paired bootstrap interval, and across pairs the IQM with a stratified
-bootstrap interval (DESIGN.md "Results", DECISIONS.md "Evaluation and statistics").
+bootstrap interval (docs/PROTOCOL.md, "Evaluation and statistics" and "Results").
 """
 
 from __future__ import annotations

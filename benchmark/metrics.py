@@ -2,8 +2,8 @@
 
 Pure functions on numpy arrays. ``z_src`` and ``z_tgt`` are ``(n, d)`` clouds of the
 representation ``z`` in the source and target domain; for the *paired* metrics row ``i`` of
-both comes from the same task state (the paired replay set, DECISIONS.md). Definitions follow
-PAPER.md, "How it measures the representation" and "Metrics to expose" (Lei et al., *A
+both comes from the same task state (the paired replay set, docs/PROTOCOL.md). Definitions follow
+docs/PROTOCOL.md, "How it measures the representation" and "Metrics to expose" (Lei et al., *A
 Mechanistic Analysis of Sim-and-Real Co-Training in Generative Robot Policies*, 2026).
 Every alignment metric is scale-free per run: multiplying ``z`` by a constant changes none of them
 (the Wasserstein distance is divided by ``z``'s within-domain spread, :func:`within_domain_spread`,
@@ -266,7 +266,7 @@ def _probe_fold(a: np.ndarray, b: np.ndarray, train: np.ndarray, test: np.ndarra
 def structured_alignment(alignment_score: float, discernibility: float) -> float:
     """Structured-alignment score: high only when the domains are both aligned and discernible.
 
-    PAPER.md, "structured representation alignment": representations of the same task state
+    docs/PROTOCOL.md, "structured representation alignment": representations of the same task state
     should be close across domains, yet not collapsed, so the domain stays readable. With
     ``a = alignment_score`` in [0, 1] (1 = aligned) and ``d = clip(2·acc − 1, 0, 1)`` the
     discernibility rescaled from a domain probe's held-out accuracy ``acc = discernibility``
@@ -274,7 +274,7 @@ def structured_alignment(alignment_score: float, discernibility: float) -> float
     either is 0). :func:`representation_metrics` uses ``a`` = chance-corrected nearest-neighbour
     retrieval on ``z``, ``clip((r − 1/n) / (1 − 1/n), 0, 1)``, which is scale-free and defined
     per run (the Wasserstein distance needs cross-run normalization), and ``acc`` = the MLP
-    probe on ``z_cond`` (DECISIONS.md). This combination is this suite's choice; the study
+    probe on ``z_cond`` (docs/PROTOCOL.md). This combination is this suite's choice; the study
     defines the regimes, not a score. NaN in, NaN out.
     """
     if math.isnan(alignment_score) or math.isnan(discernibility):

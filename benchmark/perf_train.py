@@ -2,7 +2,7 @@
 
     python -m benchmark.perf_train [--threads 2] [--steps 30] [--repeats 200]
 
-Shapes as in DESIGN.md's measurements: 32-dim observations, 2-step history, chunk 16 x 7, batch 256.
+Shapes as in docs/PROTOCOL.md, "Performance shapes": 32-dim observations, 2-step history, chunk 16 x 7, batch 256.
 Last line: the per-sample cost of an image policy (84x84 agent view, `conv` encoder) against a low-dimensional one.
 Timings move +-20% between runs on shared machines: compare rows of one run, as ratios.
 """

@@ -30,7 +30,7 @@ Statistics. Success intervals come from a two-level bootstrap (run seeds as the 
 evaluation start states as the inner level), the scheme of
 :func:`benchmark.stats.paired_bootstrap_diff` generalized to any function of many cells: the
 same resampled start states are used for every run of one seed (all runs of a seed share their
-test start states, DECISIONS.md "Paired comparisons"), so contrasts between cells are paired.
+test start states, docs/PROTOCOL.md "Paired comparisons"), so contrasts between cells are paired.
 With one seed the interval covers episode noise only, not seed-to-seed variation. Pooled success
 with a Wilson interval (:func:`benchmark.stats.wilson_interval`) is shown per point in tables and
 figures. Correlations are taken along each method's ratio sweep (as the study does) and pooled
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 GAP_KINDS = GAP_KIND_OF_FAMILY
-"""Pair family -> the study's gap kind (PAPER.md): `*/dynamics` physics only, `*/visual` visual only,
+"""Pair family -> the study's gap kind (docs/PROTOCOL.md): `*/dynamics` physics only, `*/visual` visual only,
 `*/visual_dynamics` visual + physics; `*/sensing` and `*/sensing_dynamics` are their low-dimensional
 stand-ins (STAND_INS: image kind -> stand-in, used by a claim when a budget has no image runs).
 Other families are reported as `other (<family>)`."""
@@ -90,7 +90,7 @@ REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED = "reproduced", "not reproduced", "not 
 POOLED = "pooled (Fisher z)"  # the method column of a correlation pooled over methods' sweeps
 
 # The window claim's power check. The study gives no size for "the best ratio lies in the window"; its one
-# sim-and-sim success margin is CFG-ADDA's ≈0.55 against 0.52–0.53 for the others (PAPER.md): that margin
+# sim-and-sim success margin is CFG-ADDA's ≈0.55 against 0.52–0.53 for the others (docs/PROTOCOL.md): that margin
 # at that base rate is the effect a budget must detect with probability POWER to test the claim.
 STUDY_BASE = (0.52 + 0.53) / 2
 STUDY_EFFECT = 0.55 - STUDY_BASE
@@ -106,7 +106,7 @@ def gap_kind(pair: str) -> str:
 
 
 def ratio_window(n: int, m: int) -> dict[str, float]:
-    """The study's ratio window for N target and M source demos (PAPER.md, DECISIONS.md).
+    """The study's ratio window for N target and M source demos (docs/PROTOCOL.md, "Mixing ratio").
 
     ``w_n`` = N / (N + M) (lower bound, uniform sampling), ``w_q`` = sqrt(N / M) (the upper bound as
     the study writes it) and ``w_odds`` = sqrt(N) / (sqrt(N) + sqrt(M)) (where its figure puts it:
@@ -144,7 +144,7 @@ def nearer_bound(w: float, window: dict[str, float]) -> str:
 
 
 def classify_regime(metrics: dict[str, Any]) -> str:
-    """The representation regime of one run from its raw metrics (PAPER.md, "three regimes").
+    """The representation regime of one run from its raw metrics (docs/PROTOCOL.md, "three regimes").
 
     Rules (this suite's, documented here; the study names the regimes but gives no thresholds):
 

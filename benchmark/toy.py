@@ -54,8 +54,8 @@ from .config import SUITE_VERSION, content_hash
 GUIDANCE_GRID = (-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 MIXING_METHODS = ("cotrain", "ot", "adda", "domain_cond", "cfg", "cfg_adda")
 ALL_METHODS = ("target_only", "source_only") + MIXING_METHODS
-STUDY_DZ = (0.01, 0.1, 0.5, 1.0, 3.0, 5.0, 10.0, 20.0, 50.0)  # PAPER.md's Δz grid
-STUDY_W = (0.0, 0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)  # PAPER.md's toy w grid
+STUDY_DZ = (0.01, 0.1, 0.5, 1.0, 3.0, 5.0, 10.0, 20.0, 50.0)  # docs/PROTOCOL.md's Δz grid
+STUDY_W = (0.0, 0.001, 0.01, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 0.99, 1.0)  # docs/PROTOCOL.md's toy w grid
 MODERATE_DZ = (0.5, 5.0)
 """Δz range of the study's structured regime ("moderate Δz", about 1-3)."""
 SMALL_W = (0.05, 0.1)
@@ -496,9 +496,9 @@ class ToySize:
     steps: int = 1000
     """Training steps per run."""
     dz: tuple[float, ...] = (0.01, 0.1, 1.0, 3.0, 10.0, 50.0)
-    """Δz values of the grid (a subset of PAPER.md's; `--full` uses all nine)."""
+    """Δz values of the grid (a subset of docs/PROTOCOL.md's; `--full` uses all nine)."""
     w: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.3, 0.7, 1.0)
-    """w values of the grid (w = 0 is source_only, 1 target_only; a subset of PAPER.md's)."""
+    """w values of the grid (w = 0 is source_only, 1 target_only; a subset of docs/PROTOCOL.md's)."""
     ratio_w: tuple[float, ...] = (0.01, 0.05, 0.1, 0.3, 0.7)
     """w values of the ratio sweep (finding 2)."""
     n_sources: tuple[int, ...] = (300, 1000, 3000)
@@ -506,12 +506,12 @@ class ToySize:
     reweight_w: tuple[float, ...] = (0.0, 0.05, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0)
     """w values of the reweighting sweep (finding 3)."""
     structured_dz: float = 1.0
-    """Δz of findings 1, 2 and 4 (PAPER.md: Δz ≈ 1-3 is the structured regime)."""
+    """Δz of findings 1, 2 and 4 (docs/PROTOCOL.md: Δz ≈ 1-3 is the structured regime)."""
 
 
 FULL = ToySize(seeds=5, grid_seeds=3, steps=2000, dz=STUDY_DZ, w=STUDY_W,
                ratio_w=(0.003, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7), n_sources=(100, 300, 1000, 3000))
-"""`cotrain toy --full`: PAPER.md's whole Δz × w grid, more seeds and steps (about an hour on 2 cores)."""
+"""`cotrain toy --full`: docs/PROTOCOL.md's whole Δz × w grid, more seeds and steps (about an hour on 2 cores)."""
 
 
 def _method_for(w: float, default: str = "cotrain") -> tuple[str, float | None]:
@@ -709,7 +709,7 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
     add("Position of the sampled action between the source map (0) and the target map (1) at the same input "
         "(projection on the segment between them), and the share of samples nearer the target map. Where the "
         "inputs coincide, the denoiser's optimum is the mixture of both domains' actions weighted w : 1 − w "
-        "(PAPER.md, \"importance reweighting\"), so both should follow w.\n")
+        "(docs/PROTOCOL.md, \"importance reweighting\"), so both should follow w.\n")
     add("| w | mean position | share nearer target map | target error |")
     add("|---|---|---|---|")
     rew = {}
@@ -816,7 +816,7 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
 
     # ---- informativeness
     add("## Is each toy pair informative? (`target_only` on its N samples against the best co-trained policy)\n")
-    add("DECISIONS.md: a toy pair shows transfer only where `target_only` is clearly worse than the best "
+    add("docs/PROTOCOL.md (\"The toy model\"): a toy pair shows transfer only where `target_only` is clearly worse than the best "
         "co-trained policy. \"Clearly\": the paired difference over seeds (target_only − best) has a 95% interval "
         "above 0. The best is chosen among the co-trained runs listed, for each seed on the other seeds "
         "(`loso_choice`), so the selection does not favour co-training.\n")
@@ -838,7 +838,7 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
     add("")
     add(f"This call's wall time: {time.time() - t_start:.0f} s.")
     table = ["## The study's claims, measured here\n",
-             "Each claim of PAPER.md's toy and method findings, the number it rests on here (95% intervals over "
+             "Each claim of docs/PROTOCOL.md's toy and method findings, the number it rests on here (95% intervals over "
              "seeds), and a verdict: *reproduces*, *opposite* (resolved, the other way), *does not*, or *not "
              "resolved* (the interval covers no difference). The toy was not tuned toward any of them.\n",
              "| claim (the study's) | measured here | verdict |", "|---|---|---|"]
@@ -883,7 +883,7 @@ def _claims_methods(rows: dict, res: dict, f1: dict, best_mix: str) -> str:
 
 
 def _regimes(res: dict, f5: dict, size: ToySize) -> tuple[str, list[tuple[str, str, str]]]:
-    """The regime claims of PAPER.md's toy, stated with numbers from the grid, and their verdicts.
+    """The regime claims of docs/PROTOCOL.md's toy, stated with numbers from the grid, and their verdicts.
 
     Each claim is measured, per Δz and seed, at the co-training ratio with the lowest mean error on the
     other seeds (`loso_choice`), never at the in-sample best ratio (which favours co-training).

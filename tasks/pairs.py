@@ -17,7 +17,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "sensing_dynamics": ("obs_bias", "obs_noise", "obs_latency", "object_friction", "object_mass", "joint_damping"),
 }
 
-# The study's gap kinds (PAPER.md) by family. The image pairs (tasks/visual.py) are the visual kinds
+# The study's gap kinds (docs/PROTOCOL.md) by family. The image pairs (tasks/visual.py) are the visual kinds
 # themselves; the sensing families are their low-dimensional stand-ins where rendering is too slow
 # for a budget: a sensing gap changes what the policy observes, not the physics.
 GAP_KIND_OF_FAMILY = {"dynamics": "physics only", "visual": "visual only", "visual_dynamics": "visual + physics",

@@ -7,7 +7,7 @@ observation, one action), so a policy sees `n_obs_steps = 1` and predicts `horiz
 target observation is known in closed form (`target_action`), so a learned policy's error is
 exact, not estimated by rollouts.
 
-The action maps are *swirls*, the spiral-shaped maps of PAPER.md's toy: `spiral(s, φ) =
+The action maps are *swirls*, the spiral-shaped maps of docs/PROTOCOL.md's toy: `spiral(s, φ) =
 R(κ·|s| + φ)·s`, the patch coordinates rotated by an angle growing with the radius (κ =
 `TWIST` = 9 rad per unit radius: the patch's corners turn by about two full turns, so the
 images of the patch's grid lines are spirals). The source map is `spiral(s, 0)`. Where a pair
@@ -15,8 +15,8 @@ changes the action map, the target map is the same spiral turned by a phase (`sp
 at the largest gap): a *different* map of the same coordinates that shares the source's
 structure, so source data can teach the swirl and a few target samples the domain's
 difference. These choices (phase-shifted swirls, the patch [-1, 1]^2, κ) are this suite's;
-the study (Lei et al. 2026, PAPER.md "The toy model") gives the geometry, not the maps. κ was
-set once, for informativeness only (DECISIONS.md: `target_only` on the N = 30 target samples
+the study (Lei et al. 2026, docs/PROTOCOL.md "The toy model") gives the geometry, not the maps. κ was
+set once, for informativeness only (docs/PROTOCOL.md: `target_only` on the N = 30 target samples
 must be clearly worse than co-training, or no ratio can show transfer): measured on
 `toy/study` at Δz = 1, one seed, 1000 steps, `target_only` reached a mean error of 0.12 at
 κ = 3 (as good as co-training), 0.22 at κ = 6 (co-training 0.15) and 0.53 at κ = 9
@@ -27,7 +27,7 @@ Families (`toy/<family>`), magnitude m in [0, 1] (the target's; the source is m 
   parallel patches separated in height; the target action map is `spiral(s, π/2)` at every
   m (the correct action depends on the domain). m maps log-uniformly onto Δz:
   `Δz(m) = DZ_MIN·((1 + DZ_MAX/DZ_MIN)^m − 1)` with DZ_MIN = 0.01, DZ_MAX = 50, so
-  m = 0 is Δz = 0 (overlapping) and m = 1 is Δz = 50 (disjoint); PAPER.md's grid
+  m = 0 is Δz = 0 (overlapping) and m = 1 is Δz = 50 (disjoint); docs/PROTOCOL.md's grid
   {0.01, ..., 50} is `study_magnitude(dz)` (≈ 0.081 for 0.01, 0.53 for 1, 0.66 for 3). Note:
   unlike the other families, m = 0 here still differs in the action map (the study's
   overlapping regime), so its "no-gap control" is not the source domain.
@@ -37,7 +37,7 @@ Families (`toy/<family>`), magnitude m in [0, 1] (the target's; the source is m 
   θ = m·90°: `(u, v·cos θ, v·sin θ)`, the same action map of the state.
 - `action_map`: a changed action map on identical inputs: target action `spiral(s, m·π/2)`.
   The overlapping case: no representation of the input can separate the domains, so only a
-  domain label or the mixing ratio w decides which map the policy outputs (DECISIONS.md,
+  domain label or the mixing ratio w decides which map the policy outputs (docs/PROTOCOL.md,
   the reweighting test). At m = 1 it equals `toy/study` at Δz = 0.
 - `support`: a change of support. Target states on `[-1 + 1.5·m, 1 + 1.5·m] × [-1, 1]`,
   the same observation and action map (at m = 1 the supports overlap on a quarter).

@@ -365,7 +365,7 @@ class DiffusionPolicy(nn.Module):
 
     def ddim(self, obs: Any, domain: torch.Tensor | int | None, lam: float, noise: torch.Tensor) -> torch.Tensor:
         """Action chunks (B, H, A), raw units, by one batched DDIM pass from noise (B, H, A): the sampler
-        `sample` runs and `benchmark.export` traces (no Python-side reads of data or of B, so B stays
+        `sample` runs and `benchmark.deploy.export` traces (no Python-side reads of data or of B, so B stays
         symbolic under torch.export).
 
         domain: (B,) ids, or one id for every row (None: the null token); lam: the guidance scale

@@ -64,7 +64,7 @@ def _methods(args: argparse.Namespace) -> None:
 
 
 def _run_config(args: argparse.Namespace):
-    from .config import RunConfig, parse_set
+    from benchmark.harness.config import RunConfig, parse_set
 
     return RunConfig(pair=args.pair, method=args.method, magnitude=args.magnitude, n_target=args.n_target,
                      n_source=args.n_source, seed=args.seed, profile=args.profile,
@@ -73,7 +73,7 @@ def _run_config(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> None:
-    from .run import execute_run
+    from benchmark.harness.run import execute_run
 
     cfg = _run_config(args)
     record = execute_run(cfg, args.runs_dir, progress=not args.quiet)
@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from .sweep import load_grid, run_sweep
+    from benchmark.harness.sweep import load_grid, run_sweep
 
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
@@ -97,8 +97,8 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
-    from .leaderboard import aggregate, load_records, write_leaderboard
-    from .plots import write_plots
+    from benchmark.analysis.leaderboard import aggregate, load_records, write_leaderboard
+    from benchmark.analysis.plots import write_plots
 
     runs_dir = Path(args.runs_dir)
     if not runs_dir.is_dir():
@@ -117,7 +117,7 @@ def _leaderboard(args: argparse.Namespace) -> None:
 
 
 def _analyze(args: argparse.Namespace) -> None:
-    from .analyze import analyze
+    from benchmark.analysis.analyze import analyze
 
     paths = analyze(args.runs_dir, args.out or args.runs_dir, metric=args.metric)
     print(Path(paths["md"]).read_text())
@@ -125,14 +125,14 @@ def _analyze(args: argparse.Namespace) -> None:
 
 
 def _submit(args: argparse.Namespace) -> None:
-    from .submit import submit
+    from benchmark.analysis.submit import submit
 
     paths = submit(args.records, args.leaderboard)
     print(f"accepted {len(args.records)} record source(s); leaderboard: " + ", ".join(str(p) for p in paths.values()))
 
 
 def _study(args: argparse.Namespace) -> None:
-    from .study import study
+    from benchmark.study import study
 
     runs_dir = Path(args.runs_dir)
     if not runs_dir.is_dir():
@@ -149,7 +149,7 @@ def _study(args: argparse.Namespace) -> None:
 
 
 def _quickstart(args: argparse.Namespace) -> None:
-    from .quickstart import quickstart
+    from benchmark.harness.quickstart import quickstart
 
     quickstart(args.pair, args.runs_dir, args.seed, device=args.device, workers=args.workers,
                threads=args.threads, profile=args.profile)
@@ -158,7 +158,7 @@ def _quickstart(args: argparse.Namespace) -> None:
 def _toy(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
-    from .toy import FULL, ToySize, toy_study
+    from benchmark.toy import FULL, ToySize, toy_study
 
     size = FULL if args.full else ToySize()
     for name in ("seeds", "grid_seeds", "steps"):
@@ -172,7 +172,7 @@ def _toy(args: argparse.Namespace) -> None:
 
 
 def _export(args: argparse.Namespace) -> None:
-    from .export import export_bundle
+    from benchmark.deploy.export import export_bundle
 
     out = export_bundle(args.run_dir, args.out, tolerance=args.tolerance, domain=args.domain,
                         guidance=args.guidance, opset=args.opset, overwrite=args.overwrite)
@@ -186,9 +186,9 @@ def _arm_eval(args: argparse.Namespace) -> None:
     import logging
     import time
 
-    from .arm import SafetyLimits, log_to_stderr
-    from .arm_eval import arm_eval
-    from .bundle import read_spec
+    from benchmark.deploy.arm import SafetyLimits, log_to_stderr
+    from benchmark.deploy.arm_eval import arm_eval
+    from benchmark.deploy.bundle import read_spec
 
     log_to_stderr(logging.WARNING if args.quiet else logging.INFO)
     limits = SafetyLimits.from_bundle(read_spec(args.bundle), workspace_low=args.workspace_low,
@@ -207,8 +207,8 @@ def _arm_server(args: argparse.Namespace) -> None:
     import importlib
     import logging
 
-    from .arm import SimRobot, log_to_stderr
-    from .arm_net import ArmServer
+    from benchmark.deploy.arm import SimRobot, log_to_stderr
+    from benchmark.deploy.arm_net import ArmServer
 
     log_to_stderr(logging.INFO)
     if bool(args.sim) == bool(args.robot):
@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, runs=False)
     p.set_defaults(func=_study)
 
-    # `cotrain perf ...` is dispatched to benchmark.perf before parsing (it has its own options).
+    # `cotrain perf ...` is dispatched to benchmark.perf.rollout before parsing (it has its own options).
     sub.add_parser("perf", help="performance benchmark: env stepping, evaluation, DDIM inference (see --help)")
 
     p = sub.add_parser("analyze", help="correlate representation metrics with success across a sweep")
@@ -378,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["perf"]:
-        from .perf import main as perf_main
+        from benchmark.perf.rollout import main as perf_main
 
         perf_main(argv[1:])
         return 0

@@ -58,7 +58,7 @@ def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
 
     Units and frames: positions in metres in the robot-base-aligned world frame; orientations
     (`eef_rot6d`, `<obj>_rot6d`) as the first two columns of the rotation matrix, (r00, r10, r20,
-    r01, r11, r21): continuous, unlike a quaternion (`benchmark.arm.rot6d`); `gripper` the
+    r01, r11, r21): continuous, unlike a quaternion (`benchmark.deploy.arm.rot6d`); `gripper` the
     opening in [0, 1] (0 closed, 1 fully open); `<obj>_rel_pos` = object position minus
     end-effector position.
     """

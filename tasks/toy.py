@@ -73,7 +73,7 @@ PHASE = math.pi / 2
 PATCH = (-1.0, 1.0)
 """The state patch along u and v: every family's source support is PATCH × PATCH."""
 PATCH_SIDE = PATCH[1] - PATCH[0]
-"""The patch's side length: toy policies scale every input axis by 2 / PATCH_SIDE (benchmark/toy.py)."""
+"""The patch's side length: toy policies scale every input axis by 2 / PATCH_SIDE (benchmark/toy/)."""
 DZ_MIN, DZ_MAX = 0.01, 50.0
 SHIFT_MAX = 2.5
 SUPPORT_SHIFT_MAX = 1.5
@@ -82,7 +82,7 @@ N_TARGET, N_SOURCE = 30, 1000
 """Default demo counts of every toy pair (N target samples, M source samples)."""
 PAIR_VERSION = 2
 """Version of every toy pair. 2: toy policies scale their inputs by the patch side, not by the
-training inputs' largest range (benchmark/toy.py, `fit_toy_normalizer`), so no run of version 1 is reused."""
+training inputs' largest range (benchmark/toy/, `fit_toy_normalizer`), so no run of version 1 is reused."""
 
 
 def spiral(states: np.ndarray, phase: float | np.ndarray = 0.0) -> np.ndarray:

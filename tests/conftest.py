@@ -61,15 +61,15 @@ SMOKE_BUNDLE_METHOD = "cfg_adda"  # guided and domain-conditioned: the export's 
 @pytest.fixture(scope="session")
 def smoke_bundle(lift_datasets, tmp_path_factory) -> dict:
     """A tiny `cfg_adda` policy trained for 40 steps on `lift_datasets` in a run directory laid out as
-    `benchmark.run` lays one out (config.json, checkpoint/, the target set as the run's replay demos in
+    `benchmark.harness.run` lays one out (config.json, checkpoint/, the target set as the run's replay demos in
     `_demos`), and its exported bundle. Keys: runs_dir, run_dir, bundle, method, target (Dataset)."""
     import torch
 
     from baselines import METHODS, DiffusionPolicy, PolicyConfig, make_sampler, make_windows
-    from benchmark.config import RunConfig
-    from benchmark.export import export_bundle
-    from benchmark.run import write_json
-    from benchmark.train import TrainConfig, train
+    from benchmark.harness.config import RunConfig
+    from benchmark.deploy.export import export_bundle
+    from benchmark.harness.run import write_json
+    from benchmark.harness.train import TrainConfig, train
     from tasks.seeds import episode_seeds
 
     source, target = lift_datasets

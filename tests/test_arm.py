@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.arm import (PolicyRunner, Robot, SafetyLimits, SimRobot, make_robot, rot6d,
+from benchmark.deploy.arm import (PolicyRunner, Robot, SafetyLimits, SimRobot, make_robot, rot6d,
                            to_policy_frame)
-from benchmark.arm_eval import arm_eval
-from benchmark.arm_net import ArmServer, pack, unpack
-from benchmark.bundle import BundlePolicy, load_bundle
+from benchmark.deploy.arm_eval import arm_eval
+from benchmark.deploy.arm_net import ArmServer, pack, unpack
+from benchmark.deploy.bundle import BundlePolicy, load_bundle
 from tasks import obs_layout
 from tasks.dataset import load_dataset
 
@@ -136,7 +136,7 @@ def test_out_of_limit_action_is_refused_and_the_arm_held(case, caplog):
     policy = StubPolicy(lambda k: _chunks(0.01 if k == 0 else bad_step))
     limits = SafetyLimits.from_bundle(policy.spec, **extra)
     arm = FakeArm()
-    with caplog.at_level(logging.WARNING, logger="benchmark.arm"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.deploy.arm"):
         ep = PolicyRunner(policy, arm, limits).run_episode(seed=1, max_steps=10)
     kind = {"nan": "nan_action"}.get(case, case)
     assert ep.stop_reason == "safety" and ep.success is False and ep.held
@@ -188,7 +188,7 @@ def test_temporal_ensembling_averages_every_chunk_covering_a_step(decay):
 
 def test_runner_warns_when_inference_misses_the_control_period(caplog):
     policy = StubPolicy(lambda k: _chunks(0.0), delay_s=0.06)  # 60 ms > 50 ms at 20 Hz
-    with caplog.at_level(logging.WARNING, logger="benchmark.arm"):
+    with caplog.at_level(logging.WARNING, logger="benchmark.deploy.arm"):
         ep = PolicyRunner(policy, FakeArm()).run_episode(0, 4)
     assert ep.late_inferences == 2 and "control period" in caplog.text
 

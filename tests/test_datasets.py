@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from benchmark.cli import main
-from benchmark.config import RunConfig
-from benchmark.run import ensure_demos
+from benchmark.harness.config import RunConfig
+from benchmark.harness.run import ensure_demos
 from tasks import GAP_FACTORS, GapFactor, custom_pair, get_pair, obs_layout
 from tasks.dataset import Dataset, DatasetError, load_dataset, write_dataset
 from tasks.demos import generate_demos

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from baselines import DiffusionPolicy, PolicyConfig, load_checkpoint, make_windows
-from benchmark.bundle import BUNDLE_VERSION, BundleError, load_bundle, read_spec
+from benchmark.deploy.bundle import BUNDLE_VERSION, BundleError, load_bundle, read_spec
 from benchmark.cli import main as cli_main
-from benchmark.export import ExportError, SamplingGraph, export_bundle
+from benchmark.deploy.export import ExportError, SamplingGraph, export_bundle
 from tasks import obs_layout
 from tasks.base_tasks import LAYOUT_VERSION
 
@@ -91,8 +91,8 @@ def test_sampling_graph_is_the_policys_sampler(embedding, domain, guidance):
     assert torch.allclose(got, expected, atol=TOLERANCE, rtol=0)  # batched vs row by row: rounding only
 
 
-_BLOCKED = ("robosuite", "mujoco", "tasks", "baselines", "gymnasium", "h5py", "benchmark.export",
-            "benchmark.train", "benchmark.run", "benchmark.evaluate", "benchmark.arm_eval")
+_BLOCKED = ("robosuite", "mujoco", "tasks", "baselines", "gymnasium", "h5py", "benchmark.deploy.export",
+            "benchmark.harness.train", "benchmark.harness.run", "benchmark.harness.evaluate", "benchmark.deploy.arm_eval")
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
@@ -109,13 +109,13 @@ def test_bundle_loads_without_simulation_or_training_code(smoke_bundle, backend,
         for name in {blocked!r}:
             sys.modules[name] = None  # any import of these raises ImportError
         import numpy as np
-        from benchmark.bundle import load_bundle
+        from benchmark.deploy.bundle import load_bundle
         policy = load_bundle({str(smoke_bundle["bundle"])!r}, {backend!r}, num_threads=1)
         out = policy.act_chunk(np.load({str(tmp_path / "obs.npy")!r}), np.load({str(tmp_path / "noise.npy")!r}))
         diff = float(np.abs(out - np.load({str(tmp_path / "expected.npy")!r})).max())
         assert diff <= 1e-6, diff
         if {backend!r} == "onnx":  # the robot side of the adapter needs no torch either
-            import benchmark.arm, benchmark.arm_net
+            import benchmark.deploy.arm, benchmark.deploy.arm_net
         leaked = [m for m in {blocked!r} if sys.modules.get(m) is not None]
         assert not leaked, leaked
         print("ok", out.shape)
@@ -128,7 +128,7 @@ def test_bundle_loads_without_simulation_or_training_code(smoke_bundle, backend,
 def test_export_above_tolerance_fails_and_leaves_nothing(smoke_bundle, capsys, monkeypatch):
     import shutil
 
-    import benchmark.export as export
+    import benchmark.deploy.export as export
 
     # the graphs are the fixture's (exporting them again would only cost time); the check runs for real
     monkeypatch.setattr(export, "_export_files", lambda graph, example, out, opset: [

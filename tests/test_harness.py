@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.config import RunConfig
-from benchmark.evaluate import EvalPool, EvalSpec, evaluate
-from benchmark.leaderboard import aggregate, load_records
-from benchmark.run import RECORD_SCHEMA, execute_run
-from benchmark.sweep import load_grid, run_sweep
+from benchmark.harness.config import RunConfig
+from benchmark.harness.evaluate import EvalPool, EvalSpec, evaluate
+from benchmark.analysis.leaderboard import aggregate, load_records
+from benchmark.harness.run import RECORD_SCHEMA, execute_run
+from benchmark.harness.sweep import load_grid, run_sweep
 from tasks.seeds import episode_seeds
 
 PAIR = "lift/dynamics"

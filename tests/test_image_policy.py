@@ -146,8 +146,8 @@ def test_lowdim_shallow_features_are_the_first_layer(image_datasets):
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> tuple:
     """(runs_dir, record) of a smoke `cfg_adda` run on PAIR (guided and domain-conditioned: the fullest graph)."""
-    from benchmark.config import RunConfig
-    from benchmark.run import execute_run
+    from benchmark.harness.config import RunConfig
+    from benchmark.harness.run import execute_run
 
     cfg = RunConfig(pair=PAIR, method="cfg_adda", profile="smoke", episodes=2, n_target=1, n_source=2,
                     hparams=(("batch_size", 16),))
@@ -167,8 +167,8 @@ def test_smoke_run_on_a_visual_pair(smoke_run):
 
 
 def test_image_policy_exports_to_a_bundle(smoke_run):
-    from benchmark.bundle import load_bundle
-    from benchmark.export import export_bundle
+    from benchmark.deploy.bundle import load_bundle
+    from benchmark.deploy.export import export_bundle
 
     runs_dir, record = smoke_run
     bundle = export_bundle(runs_dir / record["run_id"], runs_dir / "bundle")  # checks both formats against PyTorch

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import leaderboard as L
-from benchmark import plots as P
-from benchmark import stats as S
+from benchmark.analysis import leaderboard as L
+from benchmark.analysis import plots as P
+from benchmark.analysis import stats as S
 from benchmark.cli import main
 
 DATA = Path(__file__).parent / "data"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import metrics as M
+from benchmark.analysis import metrics as M
 
 
 def _cloud(n: int = 300, d: int = 16, seed: int = 0) -> np.ndarray:

@@ -1,5 +1,5 @@
 """The shared training recipe's knobs (warm-up, EMA ramp, observation noise, width and depth), validation
-start states for choosing it, and the search that chose it (benchmark/recipe.py)."""
+start states for choosing it, and the search that chose it (benchmark/harness/recipe.py)."""
 from __future__ import annotations
 
 import json
@@ -11,10 +11,10 @@ import torch
 
 from baselines import METHODS, DiffusionPolicy, PolicyConfig, make_sampler, make_windows, validate_hparams
 from baselines.ema import EMA
-from benchmark import recipe
-from benchmark.config import RunConfig
-from benchmark.run import execute_run
-from benchmark.train import TrainConfig, train
+from benchmark.harness import recipe
+from benchmark.harness.config import RunConfig
+from benchmark.harness.run import execute_run
+from benchmark.harness.train import TrainConfig, train
 from tasks.seeds import episode_seeds
 
 BATCH = 32

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.config import RunConfig
-from benchmark.run import execute_run
+from benchmark.harness.config import RunConfig
+from benchmark.harness.run import execute_run
 
 
 @pytest.mark.slow

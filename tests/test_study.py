@@ -28,7 +28,7 @@ def smoke(tmp_path_factory) -> dict:
     """The track's smoke grid run for real, then every analysis of `cotrain study` on it."""
     import torch
 
-    from benchmark.sweep import load_grid, run_sweep
+    from benchmark.harness.sweep import load_grid, run_sweep
 
     root = tmp_path_factory.mktemp("study")
     runs, out = root / "runs", root / "out"
@@ -76,8 +76,8 @@ def test_every_analysis_writes_its_table_and_figure(smoke):
 
 
 def test_guidance_sweep_evaluates_real_checkpoints_and_resumes(smoke):
-    from benchmark.evaluate import EvalSpec, evaluate
-    from benchmark.leaderboard import read_record
+    from benchmark.harness.evaluate import EvalSpec, evaluate
+    from benchmark.analysis.leaderboard import read_record
 
     gspec = {"pair": "lift/dynamics", "methods": ["cfg_adda"], "w": 0.1, "scales": [-0.5, 0, 0.5]}
     runs = [p.parent for p in smoke["runs"].glob("*/record.json")]
@@ -166,7 +166,7 @@ def test_partial_sweep_and_cli(smoke, tmp_path):
 def _rec(pair: str, method: str, w: float | None, seed: int, k: int, n: int = 10, hparams: dict | None = None,
          metrics: dict | None = None, n_target: int = 20, n_source: int = 200) -> dict:
     """A record of the current schema whose first k of n test episodes succeed (episode seeds shared per run seed)."""
-    from benchmark.run import RECORD_SCHEMA
+    from benchmark.harness.run import RECORD_SCHEMA
 
     episodes = [{"seed": 1000 * seed + i, "success": i < k, "length": 10} for i in range(n)]
     return {"schema": RECORD_SCHEMA, "run_id": f"{pair}-{method}-{w}-{seed}-{sorted((hparams or {}).items())}",
@@ -309,7 +309,7 @@ def _sweep_runs(offsets: dict[str, float], slope: float, ws: list[float], seed: 
 
 
 def test_alignment_correlation_is_taken_along_each_methods_sweep():
-    from benchmark.metrics import correlation
+    from benchmark.analysis.metrics import correlation
 
     ws = [0.005, 0.016, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8]
     runs = _sweep_runs({"cotrain": 0.3, "cfg": 0.0, "ot": -0.3}, slope=0.4, ws=ws)
@@ -345,9 +345,9 @@ REPS = 2000
 
 
 def _budget_layout(budget: str) -> tuple[np.ndarray, np.ndarray, int, dict]:
-    """The window claim's sweeps at a study-track budget (from benchmark/tracks/study.yaml): which ratios
+    """The window claim's sweeps at a study-track budget (from benchmark/harness/tracks/study.yaml): which ratios
     each sweep has (present), which lie in its window (inside), and the budget's episodes per run."""
-    from benchmark.sweep import load_grid, load_spec
+    from benchmark.harness.sweep import load_grid, load_spec
 
     spec, _ = load_spec(track="study", budget=budget)
     grid = load_grid(track="study", budget=budget)
@@ -425,8 +425,8 @@ def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
     enough episodes for the window test's power check), CFG-ADDA clearly loses to the others (a claim
     that does not reproduce is reported as such), OT and ADDA align z, and no guidance sweep exists
     (not resolved)."""
-    from benchmark import leaderboard
-    from benchmark.sweep import load_spec
+    from benchmark.analysis import leaderboard
+    from benchmark.harness.sweep import load_spec
 
     # the leaderboard is tested on the real runs above; its across-pairs bootstrap is slow on 180 records
     monkeypatch.setattr(leaderboard, "write_leaderboard", lambda *a, **k: {})

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.analyze import analyze, correlations, metrics_frame
+from benchmark.analysis.analyze import analyze, correlations, metrics_frame
 from benchmark.cli import main
-from benchmark.leaderboard import load_records
-from benchmark.submit import Protocol, check_records, submit
+from benchmark.analysis.leaderboard import load_records
+from benchmark.analysis.submit import Protocol, check_records, submit
 
 MINI = Path(__file__).parent / "data" / "mini_sweep"
 LENIENT = Protocol(profile="quick", min_seeds=2, min_episodes=10, pairs=("lift/dynamics",), expert_version=1)

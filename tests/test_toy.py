@@ -1,4 +1,4 @@
-"""The toy pairs (tasks/toy.py) and their harness hooks (benchmark/toy.py): what holds by construction.
+"""The toy pairs (tasks/toy.py) and their harness hooks (benchmark/toy/): what holds by construction.
 
 The study's empirical claims are measured by `cotrain toy`, never asserted here.
 """
@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from baselines import DiffusionPolicy
-from benchmark.metrics import nn_retrieval, representation_metrics, wasserstein_distance, within_domain_spread
+from benchmark.analysis.metrics import nn_retrieval, representation_metrics, wasserstein_distance, within_domain_spread
 from benchmark.toy import (STUDY_DZ, ToyRun, evaluate_toy, fit_toy_normalizer, inside_minus_outside, loso_choice,
                            mean_ci, sample_batched, sign_verdict, toy_policy_config, train_toy, two_way_anova)
 from tasks import PAIRS, get_pair, obs_layout
@@ -250,8 +250,8 @@ def test_window_contrast_is_unbiased_and_finds_a_planted_effect():
 
 
 def test_a_toy_run_through_the_harness(tmp_path):
-    from benchmark.config import RunConfig
-    from benchmark.run import execute_run
+    from benchmark.harness.config import RunConfig
+    from benchmark.harness.run import execute_run
 
     cfg = RunConfig(pair="toy/study", method="cotrain", magnitude=study_magnitude(1.0), profile="smoke", episodes=16)
     record = execute_run(cfg, tmp_path, progress=False)

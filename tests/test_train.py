@@ -10,7 +10,7 @@ import torch
 
 from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, make_sampler, default_ratio, make_windows,
                        natural_ratio, odds_rule, sqrt_rule)
-from benchmark.train import TrainConfig, train, validation_loss, validation_set
+from benchmark.harness.train import TrainConfig, train, validation_loss, validation_set
 from tasks.dataset import Dataset
 
 

@@ -1,0 +1,328 @@
+"""Collect ``record.json`` files into leaderboards with uncertainty (markdown, csv, html).
+
+Only records of the current schema (``benchmark.harness.run.RECORD_SCHEMA``) are read; an older record is
+refused with the reason its measures are not today's. A partial sweep gives a partial, honest table. Success is
+reported as mean ± standard error over seeds with the seed count, each method's difference
+from ``cotrain`` with a paired bootstrap interval, and across pairs the IQM with a stratified
+bootstrap interval (docs/PROTOCOL.md, "Evaluation and statistics" and "Results").
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from benchmark.analysis.metrics import normalize_across_runs
+from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
+from benchmark.analysis.stats import (
+    iqm,
+    mean_stderr,
+    min_detectable_difference,
+    paired_bootstrap_diff,
+    stratified_bootstrap_ci,
+)
+
+__all__ = [
+    "RecordError",
+    "load_records",
+    "read_record",
+    "runs_frame",
+    "aggregate",
+    "aggregate_across_pairs",
+    "write_leaderboard",
+]
+
+REFERENCE = "cotrain"
+CELL = ["pair", "magnitude", "n_target", "n_source"]
+GROUP = CELL + ["method", "w"]
+COLUMNS = GROUP + [
+    "seeds", "episodes", "success_mean", "success_se", "target_error_mean", "drop_vs_nogap",
+    "diff_vs_cotrain", "diff_lo", "diff_hi", "align_wasserstein", "align_wasserstein_norm",
+    "discern_mlp_cond", "structured_alignment", "rank",
+]
+ACROSS_COLUMNS = ["magnitude", "method", "w", "pairs", "runs", "iqm", "iqm_lo", "iqm_hi"]
+_REQUIRED_CONFIG = ("pair", "magnitude", "method", "n_target", "n_source", "seed")
+
+
+class RecordError(ValueError):
+    """A ``record.json`` that does not parse, is not of the current schema, or lacks a field."""
+
+
+def _check_record(rec: Any, path: Path) -> dict:
+    got = rec.get("schema") if isinstance(rec, dict) else type(rec).__name__
+    if got in SUPERSEDED_SCHEMAS:
+        raise RecordError(f"{path}: a schema-{got} record, refused: it was {SUPERSEDED_SCHEMAS[got]}")
+    if got != RECORD_SCHEMA:
+        raise RecordError(f"{path}: expected schema {RECORD_SCHEMA}, got {got!r}")
+    cfg, target = rec.get("config"), (rec.get("eval") or {}).get("target")
+    missing = [k for k in _REQUIRED_CONFIG if not isinstance(cfg, dict) or k not in cfg]
+    missing += [f"eval.target.{k}" for k in ("n", "successes") if not isinstance(target, dict) or k not in target]
+    if missing:
+        raise RecordError(f"{path}: missing {', '.join(missing)}")
+    return rec
+
+
+def load_records(runs_dir: str | Path) -> list[dict]:
+    """Parse every ``record.json`` below ``runs_dir`` (recursively, sorted by path).
+
+    Run folders without a ``record.json`` are skipped. Raises :class:`RecordError` naming the
+    file for invalid JSON, another schema than the current one, or missing config/eval fields.
+    """
+    root = Path(runs_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"runs directory not found: {root}")
+    return [read_record(path) for path in sorted(root.rglob("record.json"))]
+
+
+def read_record(path: str | Path) -> dict:
+    """Parse and validate one ``record.json`` (:class:`RecordError` naming the file if invalid)."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RecordError(f"{path}: not a readable JSON record ({e})") from e
+    return _check_record(rec, path)
+
+
+def _key(rec: dict) -> tuple:
+    c = rec["config"]
+    w = c.get("w")
+    return (c["pair"], float(c["magnitude"]), int(c["n_target"]), int(c["n_source"]), c["method"],
+            None if w is None else float(w))
+
+
+def _rate(rec: dict) -> float:
+    t = rec["eval"]["target"]
+    return t["successes"] / t["n"] if t["n"] else math.nan
+
+
+def _outcomes(rec: dict) -> dict[int, float]:
+    return {int(e["seed"]): float(bool(e["success"])) for e in rec["eval"]["target"].get("episodes") or []}
+
+
+def _control_key(rec: dict) -> str:
+    return json.dumps({k: v for k, v in rec["config"].items() if k != "magnitude"}, sort_keys=True)
+
+
+def _mean(values: Iterable[Any]) -> float:
+    v = [float(x) for x in values if x is not None]
+    return float(np.mean(v)) if v else math.nan
+
+
+def _metric(group: list[dict], name: str) -> float:
+    return _mean((r.get("metrics") or {}).get(name) for r in group)
+
+
+def _paired(group: list[dict], ref: list[dict]) -> tuple[float, float, float]:
+    """Paired bootstrap of ``group − ref`` over the seeds and episode start states both have."""
+    a, b = {}, {}
+    ref_by_seed = {r["config"]["seed"]: _outcomes(r) for r in ref}
+    for rec in group:
+        other = ref_by_seed.get(rec["config"]["seed"])
+        if other is None:
+            continue
+        mine = _outcomes(rec)
+        common = sorted(set(mine) & set(other))
+        if common:
+            a[rec["config"]["seed"]] = np.array([mine[e] for e in common])
+            b[rec["config"]["seed"]] = np.array([other[e] for e in common])
+    return paired_bootstrap_diff(a, b) if a else (math.nan, math.nan, math.nan)
+
+
+def _reference(groups: dict[tuple, list[dict]], key: tuple) -> list[dict] | None:
+    """The cotrain group compared against: same w if run, else the best mean (then smallest w)."""
+    cands = {k[5]: g for k, g in groups.items() if k[:4] == key[:4] and k[4] == REFERENCE}
+    if not cands:
+        return None
+    if key[5] in cands:
+        return cands[key[5]]
+    best = min(cands, key=lambda w: (-_mean(_rate(r) for r in cands[w]), math.inf if w is None else w))
+    return cands[best]
+
+
+def aggregate(records: list[dict]) -> pd.DataFrame:
+    """One row per (pair, magnitude, n_target, n_source, method, w); pure, deterministic.
+
+    ``drop_vs_nogap`` averages control − this success over seeds that have a no-gap control
+    (the record whose config equals this one except ``magnitude`` = 0). ``diff_*`` is the
+    paired bootstrap difference from the ``cotrain`` group of the same cell (NaN for cotrain
+    itself). ``rank`` is 1 for the best mean success in its cell; ties share the lower rank.
+    Raises ValueError when two records of one group share a seed.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for rec in records:
+        groups.setdefault(_key(rec), []).append(rec)
+    for key, g in groups.items():
+        seeds = [r["config"]["seed"] for r in g]
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"group {key} has several records for one seed: "
+                             f"{sorted(r.get('run_id', '?') for r in g)}")
+    controls = {_control_key(r): r for r in records if float(r["config"]["magnitude"]) == 0.0}
+
+    rows = []
+    for key, g in groups.items():
+        mean, se = mean_stderr([_rate(r) for r in g])
+        drops = [_rate(controls[_control_key(r)]) - _rate(r) for r in g if _control_key(r) in controls]
+        ref = _reference(groups, key)
+        diff = (math.nan,) * 3 if key[4] == REFERENCE or ref is None else _paired(g, ref)
+        rows.append(dict(
+            zip(GROUP, key),
+            seeds=len(g),
+            episodes=min(int(r["eval"]["target"]["n"]) for r in g),
+            success_mean=mean,
+            success_se=se,
+            target_error_mean=_mean(r.get("target_error") for r in g),
+            drop_vs_nogap=_mean(drops),
+            diff_vs_cotrain=diff[0], diff_lo=diff[1], diff_hi=diff[2],
+            align_wasserstein=_metric(g, "align_wasserstein"),
+            discern_mlp_cond=_metric(g, "discern_mlp_cond"),
+            structured_alignment=_metric(g, "structured_alignment"),
+        ))
+    df = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("align_wasserstein_norm", "rank")])
+    df["w"] = df["w"].astype(float)
+    df["align_wasserstein_norm"] = normalize_across_runs(df["align_wasserstein"].to_numpy(dtype=float))
+    df = df.round(4)
+    df["rank"] = df.groupby(CELL)["success_mean"].rank(method="min", ascending=False).astype("Int64")
+    sort = CELL + ["rank", "method", "w"]
+    return df[COLUMNS].sort_values(sort, na_position="last", kind="mergesort").reset_index(drop=True)
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run: the group keys, ``seed``, ``success`` (target rate) and ``run_id``."""
+    rows = [dict(zip(GROUP, _key(r)), seed=r["config"]["seed"], success=_rate(r), run_id=r.get("run_id"))
+            for r in records]
+    df = pd.DataFrame(rows, columns=GROUP + ["seed", "success", "run_id"])
+    df["w"] = df["w"].astype(float)
+    return df
+
+
+def aggregate_across_pairs(df_or_records: pd.DataFrame | list[dict]) -> pd.DataFrame:
+    """Per (magnitude, method, w): IQM of per-seed success across pairs, 95% stratified CI.
+
+    Takes records or a :func:`runs_frame`. Strata are the (pair, n_target, n_source) cells, so
+    seeds are resampled within each pair; ``pairs`` counts the distinct pairs, ``runs`` the
+    per-seed scores pooled. Magnitudes are kept apart: a no-gap control is not a gap result.
+    """
+    runs = df_or_records if isinstance(df_or_records, pd.DataFrame) else runs_frame(df_or_records)
+    missing = {"pair", "magnitude", "n_target", "n_source", "method", "w", "success"} - set(runs.columns)
+    if missing:
+        raise ValueError(f"need per-seed scores (records or runs_frame); missing columns {sorted(missing)}")
+    rows = []
+    for (mag, method, w), g in runs.groupby(["magnitude", "method", "w"], dropna=False, sort=True):
+        tasks = {f"{p}|N={n}|M={m}": s["success"].to_numpy(float)
+                 for (p, n, m), s in g.groupby(["pair", "n_target", "n_source"], sort=True)}
+        point, lo, hi = stratified_bootstrap_ci(tasks, stat=iqm)
+        rows.append(dict(magnitude=mag, method=method, w=w, pairs=g["pair"].nunique(), runs=len(g),
+                         iqm=point, iqm_lo=lo, iqm_hi=hi))
+    out = pd.DataFrame(rows, columns=ACROSS_COLUMNS).round(4)
+    out = out.sort_values(["magnitude", "iqm", "method", "w"], ascending=[True, False, True, True],
+                          na_position="last", kind="mergesort")
+    return out.reset_index(drop=True)
+
+
+def _num(x: float, signed: bool = False) -> str:
+    if x is None or pd.isna(x):
+        return "n/a"
+    s = f"{x:+.2f}" if signed else f"{x:.2f}"
+    return s.replace("-", "\u2212")
+
+
+def _interval(point: float, lo: float, hi: float) -> str:
+    if pd.isna(point):
+        return "n/a"
+    return f"{_num(point, signed=True)} [{_num(lo)}, {_num(hi)}]"
+
+
+def _w(w: float) -> str:
+    return "\u2014" if pd.isna(w) else f"{w:g}"
+
+
+def _pair_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    has_error = df["target_error_mean"].notna().any()
+    header = ["pair", "gap", "N", "M", "method", "w", "success (mean ± se)", "episodes/seed",
+              "diff vs cotrain [95% CI]", "drop vs no-gap", "rank", "Wasserstein (norm.)",
+              "discern. MLP z_cond", "structured alignment"] + (["target error"] if has_error else [])
+    rows = []
+    for r in df.itertuples(index=False):
+        seeds = f"{r.seeds} seed" + ("" if r.seeds == 1 else "s")
+        diff = "reference" if r.method == REFERENCE else _interval(r.diff_vs_cotrain, r.diff_lo, r.diff_hi)
+        rows.append([r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source), r.method, _w(r.w),
+                     f"{_num(r.success_mean)} ± {_num(r.success_se)} ({seeds})", str(r.episodes), diff,
+                     _num(r.drop_vs_nogap), str(r.rank), _num(r.align_wasserstein_norm),
+                     _num(r.discern_mlp_cond), _num(r.structured_alignment)]
+                    + ([_num(r.target_error_mean)] if has_error else []))
+    return header, rows
+
+
+def _across_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["gap", "method", "w", "pairs", "runs", "IQM success [95% CI]"]
+    rows = [[f"{r.magnitude:g}", r.method, _w(r.w), str(r.pairs), str(r.runs),
+             f"{_num(r.iqm)} [{_num(r.iqm_lo)}, {_num(r.iqm_hi)}]"] for r in df.itertuples(index=False)]
+    return header, rows
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def _markdown(header: list[str], rows: list[list[str]]) -> str:
+    return "\n".join([_md_row(header), "|" + "---|" * len(header)] + [_md_row(r) for r in rows])
+
+
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows)
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
+        "table{border-collapse:collapse;font-size:0.9em;margin-bottom:1em}"
+        "th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}"
+        "th{background:#f3f3f3}tr:nth-child(even){background:#fafafa}p{max-width:60em}")
+
+
+def write_leaderboard(records: list[dict], out_dir: str | Path,
+                      title: str = "cotrain-bench leaderboard") -> dict[str, Path]:
+    """Write ``leaderboard.md``, ``leaderboard.csv`` (per-pair table) and a self-contained
+    ``leaderboard.html`` to ``out_dir``; returns their paths keyed ``md``, ``csv``, ``html``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    df, across = aggregate(records), aggregate_across_pairs(records)
+    if df.empty:
+        summary = f"{len(records)} runs read; nothing to report."
+    else:
+        episodes, seeds = int(df["episodes"].min()), int(df["seeds"].min())
+        mdd = min_detectable_difference(episodes * seeds)
+        summary = (f"{len(records)} runs read; {episodes} evaluation episodes per seed and {seeds} "
+                   f"seed(s) per row (minimum over rows). Smallest success difference this budget "
+                   f"resolves: {mdd:.2f} (two-sided two-proportion z-test, alpha 0.05, power 0.8, "
+                   f"base rate 0.5, {episodes * seeds} episodes per arm).")
+    notes = ("Success: mean ± standard error over seeds. Diff: paired bootstrap over seeds (outer) and "
+             "shared start states (inner), against cotrain at the same w, else the best cotrain w of the "
+             "cell. Drop: no-gap control (magnitude 0) minus this success. Rank: by mean success within "
+             "pair, gap and N/M; ties share the lower rank; read it with the intervals. Wasserstein is "
+             "min-max normalized across the rows of this table.")
+    across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
+                   "interval (seeds resampled within each pair; Agarwal et al. 2021).")
+    tables = [("Per pair", _pair_table(df), notes), ("Across pairs", _across_table(across), across_note)]
+
+    md = [f"# {title}", "", summary, ""]
+    for name, (header, rows), note in tables:
+        md += [f"## {name}", "", _markdown(header, rows), "", note, ""]
+    body = "".join(f"<h2>{html.escape(name)}</h2>\n{_html_table(h, r)}\n<p>{html.escape(note)}</p>\n"
+                   for name, (h, r), note in tables)
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
+            f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(summary)}</p>\n{body}</body>\n</html>\n")
+
+    paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
+    paths["md"].write_text("\n".join(md), encoding="utf-8")
+    df.to_csv(paths["csv"], index=False)
+    paths["html"].write_text(page, encoding="utf-8")
+    return paths

@@ -1,0 +1,295 @@
+"""One run: demos -> training -> evaluation -> representation metrics -> record.json.
+
+Each stage writes its output into the run directory (named by the config hash) and is skipped
+when that output exists, so a crashed or killed run resumes where it stopped and a finished
+run (`done` marker) is never redone.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
+
+RECORD_SCHEMA = 2
+# Why each older schema's records are refused: their measures are not today's.
+SUPERSEDED_SCHEMAS = {
+    1: "measured before alignment became scale-free (W was not divided by z's spread), before probes were "
+       "split by replay episode, and before alignment terms drew equal-size samples of both domains; "
+       "re-run it with this suite version",
+}
+EXPERT_NOISE = 0.1
+REPLAY_PAIRS = 256
+METRIC_CHUNK = 64  # replay rows encoded at a time
+RAW_IMAGE_POOL = 4  # image pixels pooled 4 x 4 for the raw-history probe (84x84 -> 21x21)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (temporary file, then rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int, stream: str,
+              backend: str | None) -> Path:
+    """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`.
+
+    backend: the simulation backend that generates the demos (None: sampled without a simulator, toy pairs).
+    """
+    from tasks import get_pair
+    from tasks.experts import EXPERT_VERSION
+
+    key = {"pair": pair, "version": get_pair(pair).version, "expert_version": EXPERT_VERSION, "domain": domain,
+           "magnitude": magnitude if domain == "target" else 0.0, "n": n, "seed": seed, "stream": stream,
+           "expert_noise": EXPERT_NOISE, "backend": backend, "suite_version": SUITE_VERSION}
+    return runs_dir / "_demos" / f"{content_hash(key)}.hdf5"
+
+
+def ensure_demos(runs_dir: Path, cfg: RunConfig, domain: str, n: int, stream: str, progress: bool = True) -> Path:
+    """Generate (once) and return the cached demo file of `cfg`'s pair in `domain`."""
+    from tasks.demos import generate_demos
+    from tasks.toy import is_toy
+
+    magnitude = cfg.magnitude if domain == "target" else 0.0
+    backend = None if is_toy(cfg.pair) else cfg.backend  # the key names what makes the demos
+    path = demo_path(runs_dir, cfg.pair, domain, magnitude, n, cfg.seed, stream, backend)
+    if not path.exists():
+        if backend is None:  # toy pairs: exact samples, no simulator (tasks/toy.py, benchmark/toy/)
+            from benchmark.toy import write_toy_demos
+
+            write_toy_demos(path, cfg.pair, domain, magnitude, n, cfg.seed, stream)
+        else:
+            generate_demos(cfg.pair, domain, magnitude, n, cfg.seed, path, expert_noise=EXPERT_NOISE,
+                           progress=progress, stream=stream, backend=backend)
+    return path
+
+
+def _windows(path: Path, layout, policy_cfg):
+    from baselines.data import make_windows
+    from tasks.dataset import load_dataset
+
+    return make_windows(load_dataset(path, layout), policy_cfg.n_obs_steps, policy_cfg.horizon,
+                        image_keys=policy_cfg.image_keys)
+
+
+def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[str, Any], progress: bool) -> dict:
+    from baselines import METHODS, DiffusionPolicy, PolicyConfig
+    from baselines import make_sampler
+    from tasks import get_pair, obs_layout
+    from tasks.visual import AGENTVIEW
+    import torch
+
+    from tasks.toy import is_toy
+
+    from benchmark.toy import fit_toy_normalizer, toy_policy_config
+    from benchmark.harness.train import TrainConfig, derive_seed, train
+
+    method_cls = METHODS[cfg.method]
+    layout = obs_layout(get_pair(cfg.pair).base_task)
+    size = cfg.size
+    # the recipe's architecture hyperparameters (None: the profile's) and observation noise
+    width, depth = hp["width"] or size.width, hp["depth"] or size.depth
+    toy = is_toy(cfg.pair)
+    if toy:  # toy pairs: one 3-D observation, one 2-D action (benchmark/toy/)
+        pcfg = toy_policy_config(width, depth, size.z_dim, cfg.network, method_cls.uses_domain_embedding)
+    else:
+        # image pairs: the conv image encoder, size.z_dim features per frame (z = image features + low-dim z)
+        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=size.z_dim) if get_pair(cfg.pair).obs == "image" else {}
+        pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=width,
+                            depth=depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding,
+                            **image)
+    pcfg = replace(pcfg, obs_noise=hp["obs_noise"])
+    src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
+    tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
+    val = _windows(demos["validation"], layout, pcfg)
+    used = [x for x in (src, tgt) if x is not None]
+    torch.manual_seed(derive_seed(cfg.seed, "init"))  # initial weights: a function of the run seed alone
+    policy = DiffusionPolicy(pcfg)
+    # toy pairs: an isotropic observation scale keeps the inputs' geometry (benchmark/toy/)
+    fit = partial(fit_toy_normalizer, policy) if toy else policy.fit_normalizer
+    fit(np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]))
+    method = method_cls(policy, hp, device=cfg.device)
+    w = hp["w"] if method_cls.mixes else (1.0 if method_cls.uses_target else 0.0)
+    sampler = make_sampler(method_cls, src, tgt, hp["batch_size"], w, torch.Generator().manual_seed(cfg.seed))
+    tcfg = TrainConfig(steps=size.steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
+                       log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
+                       device=cfg.device, num_threads=cfg.threads)
+    return train(method, sampler, tcfg, run_dir, val_target=val, progress=progress)
+
+
+def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
+    from tasks.seeds import episode_seeds
+    from tasks.toy import is_toy
+
+    if is_toy(cfg.pair):  # toy pairs: exact action error on test inputs, no rollouts (benchmark/toy/)
+        from benchmark.toy import toy_eval
+
+        return toy_eval(cfg, run_dir)
+
+    from benchmark.harness.evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
+
+    seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
+    # validation start states choose recipes and hyperparameters by target success: no source rollouts
+    domains = ("target", "source") if cfg.eval_split == "test" else ("target",)
+    t0 = time.time()
+    out: dict[str, Any] = {}
+    with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:
+        for domain in domains:
+            spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
+                            device=cfg.device)
+            out[domain] = summarize(evaluate(spec, seeds, progress=progress, pool=pool))
+    out["wall_s"] = time.time() - t0
+    return out
+
+
+def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, horizon: int,
+                  image_keys: tuple[str, ...] = ()):
+    """Paired observation windows from the same initial conditions run in both domains.
+
+    Episodes are matched by episode seed and steps by time index (up to the shorter episode);
+    at most REPLAY_PAIRS pairs, evenly spaced. Returns (src_obs, tgt_obs, src_act, tgt_act, episode):
+    `episode` (n,) the replay episode of each pair (the probes' split unit); with `image_keys` the
+    observations are dicts {"lowdim": (n, T_o, D), <camera>: (n, T_o, H, W, 3) uint8}.
+    """
+    from baselines.data import make_windows
+    from baselines.policy import map_obs
+    from tasks.dataset import load_dataset
+
+    src, tgt = load_dataset(src_path, layout), load_dataset(tgt_path, layout)
+    tgt_index = {s: i for i, s in enumerate(tgt.episode_seeds)}
+    parts: list[list[np.ndarray]] = [[], [], [], [], []]
+    for i, seed in enumerate(src.episode_seeds):
+        if seed not in tgt_index:
+            continue
+        j = tgt_index[seed]
+        ws = make_windows(src.select([i]), n_obs_steps, horizon, image_keys=image_keys)
+        wt = make_windows(tgt.select([j]), n_obs_steps, horizon, image_keys=image_keys)
+        t = min(len(ws.obs), len(wt.obs))
+        keep = np.arange(t)
+        for k, arr in enumerate((ws.observations(keep), wt.observations(keep), src.actions[i][:t],
+                                 tgt.actions[j][:t], np.full(t, i))):
+            parts[k].append(arr)
+    if not parts[0]:
+        raise RuntimeError("no replay episode succeeded in both domains; the metrics need paired states")
+    arrays = [{key: np.concatenate([x[key] for x in p]) for key in p[0]} if isinstance(p[0], dict)
+              else np.concatenate(p) for p in parts]
+    n = len(arrays[2])
+    keep = np.unique(np.linspace(0, n - 1, min(REPLAY_PAIRS, n)).astype(int))
+    return tuple(map_obs(lambda x: x[keep], a) for a in arrays)
+
+
+def _raw_features(obs) -> np.ndarray:
+    """What the raw-history probe reads, flat per row: the low-dimensional history, and for image
+    observations each camera's frames average-pooled RAW_IMAGE_POOL x RAW_IMAGE_POOL, in [0, 1] (the
+    full-resolution pixels would make the MLP probe slower than the whole run)."""
+    if not isinstance(obs, dict):
+        return obs.reshape(len(obs), -1)
+    parts = [obs["lowdim"].reshape(len(obs["lowdim"]), -1)]
+    for key in sorted(k for k in obs if k != "lowdim"):
+        frames = obs[key].astype(np.float32) / 255.0
+        n, t, h, w, c = frames.shape
+        p = RAW_IMAGE_POOL
+        pooled = frames[:, :, :h - h % p, :w - w % p].reshape(n, t, h // p, p, w // p, p, c).mean((3, 5))
+        parts.append(pooled.reshape(n, -1))
+    return np.concatenate(parts, 1)
+
+
+def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dict[str, float]:
+    import torch
+
+    from baselines import load_checkpoint
+    from baselines.policy import map_obs
+    from tasks import get_pair, obs_layout
+
+    from benchmark.analysis.metrics import gromov_wasserstein, raw_discernibility, representation_metrics
+
+    method = load_checkpoint(str(run_dir / "checkpoint"), device=cfg.device)
+    pcfg = method.policy.config
+    layout = obs_layout(get_pair(cfg.pair).base_task)
+    o_src, o_tgt, a_src, a_tgt, episode = paired_replay(replay["source"], replay["target"], layout,
+                                                        pcfg.n_obs_steps, pcfg.horizon, pcfg.image_keys)
+    step = METRIC_CHUNK if pcfg.image_keys else len(a_src)  # image policies: chunks of rows bound the memory
+    chunks = [np.arange(len(a_src))[i:i + step] for i in range(0, len(a_src), step)]
+
+    def read(fn, obs, *args) -> np.ndarray:
+        return np.concatenate([np.asarray(fn(map_obs(lambda x: x[c], obs), *args)) for c in chunks])
+
+    with torch.inference_mode():
+        z = [read(method.encode, o) for o in (o_src, o_tgt)]
+        zc = [read(method.conditioning, o, d) for o, d in ((o_src, "source"), (o_tgt, "target"))]
+        shallow = [read(method.shallow_features, o) for o in (o_src, o_tgt)]
+    metrics = representation_metrics(z[0], z[1], zc[0], zc[1], seed=cfg.seed, groups=episode)
+    # Gromov-Wasserstein on the shallow features (the image encoder's output; a low-dim policy's first layer)
+    metrics["align_gw_shallow"] = gromov_wasserstein(shallow[0], shallow[1], seed=cfg.seed)
+    x_src, x_tgt = _raw_features(o_src), _raw_features(o_tgt)
+    raw = raw_discernibility(x_src, x_tgt, seed=cfg.seed, groups=episode)
+    raw_act = raw_discernibility(np.concatenate([x_src, a_src.reshape(len(a_src), -1)], 1),
+                                 np.concatenate([x_tgt, a_tgt.reshape(len(a_tgt), -1)], 1), seed=cfg.seed,
+                                 groups=episode)
+    metrics.update({f"raw_discern_{k}": v for k, v in raw.items()})
+    metrics.update({f"raw_discern_obs_action_{k}": v for k, v in raw_act.items()})
+    metrics["replay_pairs"] = int(len(a_src))
+    metrics["replay_episodes"] = int(len(np.unique(episode)))
+    return metrics
+
+
+def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = True) -> dict[str, Any]:
+    """Run (or resume, or read back) one run; returns its record."""
+    from benchmark.harness.fingerprint import fingerprint
+
+    cfg = cfg.resolved()
+    runs_dir = Path(runs_dir)
+    run_dir = runs_dir / cfg.run_id()
+    if (run_dir / "done").exists():
+        return read_json(run_dir / "record.json")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = cfg.to_json()
+    if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["run_id"] != config["run_id"]:
+        raise RuntimeError(f"{run_dir}/config.json belongs to another run")
+    hp = config["hparams"]
+    write_json(run_dir / "config.json", config)
+
+    n_val = max(1, cfg.n_target // 5)
+    n_replay = cfg.size.replay_episodes
+    demos = {
+        "source": ensure_demos(runs_dir, cfg, "source", cfg.n_source, "source_demos", progress),
+        "target": ensure_demos(runs_dir, cfg, "target", cfg.n_target, "target_demos", progress),
+        "validation": ensure_demos(runs_dir, cfg, "target", n_val, "validation", progress),
+    }
+    replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
+
+    needs_model = not ((run_dir / "eval.json").exists() and (run_dir / "metrics.json").exists())
+    if not (run_dir / "train_summary.json").exists() or (needs_model and not (run_dir / "checkpoint").exists()):
+        # (a run folder copied without its checkpoint retrains before evaluating)
+        write_json(run_dir / "train_summary.json", stage_train(cfg, run_dir, demos, hp, progress))
+    train_summary = read_json(run_dir / "train_summary.json")
+    if not (run_dir / "eval.json").exists():
+        write_json(run_dir / "eval.json", stage_eval(cfg, run_dir, progress))
+    evaluation = read_json(run_dir / "eval.json")
+    if not (run_dir / "metrics.json").exists():
+        write_json(run_dir / "metrics.json", stage_metrics(cfg, run_dir, replay))
+    metrics = read_json(run_dir / "metrics.json")
+
+    record = {
+        "schema": RECORD_SCHEMA, "run_id": config["run_id"],
+        "config": {**config, "w": hp["w"]},
+        "eval": evaluation, "metrics": metrics, "target_error": evaluation["target"].get("target_error"),
+        "train": train_summary,
+        "timing": {"train_s": train_summary["wall_time_s"], "eval_s": evaluation.get("wall_s")},
+        "fingerprint": fingerprint(cfg.device),
+    }
+    write_json(run_dir / "record.json", record)
+    (run_dir / "done").touch()
+    return record

@@ -1,0 +1,235 @@
+"""Sweeps: a grid of runs, listed, launched where not done, on local processes or Ray."""
+from __future__ import annotations
+
+import itertools
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+from tqdm import tqdm
+
+from benchmark.harness.config import RunConfig
+
+TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
+GRID_KEYS = {"pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w", "profile", "episodes",
+             "set", "vary", "network", "hparam_trials", "nogap_control", "budgets", "description", "guidance",
+             "eval_split"}
+
+
+class GridError(ValueError):
+    """A grid file or track is malformed."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A sweep: the cross product of its lists; `w` applies to the mixing methods only.
+
+    `set` fixes hyperparameters for every method that has them; `vary` crosses one method's
+    hyperparameters over lists (e.g. `{adda: {adversarial_weight: [0.05, 0.5]}}`);
+    `hparam_trials` adds that many random-search draws per method (each hyperparameter from its
+    own seeded stream, `baselines.hparams.random_hparams`). `eval_split` names the start states the
+    runs are evaluated on (`validation` to choose hyperparameters, `test` to report).
+    """
+
+    pairs: tuple[str, ...]
+    methods: tuple[str, ...]
+    seeds: tuple[int, ...] = (0,)
+    magnitudes: tuple[float, ...] = (1.0,)
+    n_target: tuple[int | None, ...] = (None,)
+    n_source: tuple[int | None, ...] = (None,)
+    w: tuple[float | None, ...] = (None,)
+    profile: str = "quick"
+    episodes: int | None = None
+    network: str = "mlp"
+    set: dict[str, Any] = field(default_factory=dict)
+    vary: dict[str, dict[str, list]] = field(default_factory=dict)
+    hparam_trials: int = 0
+    nogap_control: bool = False
+    eval_split: str = "test"
+
+    def runs(self) -> list[RunConfig]:
+        """Every run of the grid, deduplicated, in a stable order."""
+        from baselines import METHODS
+        from baselines.hparams import random_hparams
+
+        out: dict[str, RunConfig] = {}
+        mags = sorted(set(self.magnitudes) | ({0.0} if self.nogap_control else set()))
+        for pair, mag, n, m, seed, method in itertools.product(
+                self.pairs, mags, self.n_target, self.n_source, self.seeds, self.methods):
+            trials = [{}] + [random_hparams(method, t) for t in range(1, self.hparam_trials + 1)]
+            varied = self.vary.get(method, {})
+            trials += [dict(zip(varied, values)) for values in itertools.product(*varied.values())]
+            ratios = self.w if METHODS[method].mixes else (None,)
+            for w, trial in itertools.product(ratios, trials):
+                name = {0.0: "source_only", 1.0: "target_only"}.get(w, method)
+                own = trial if name == method else {}  # w = 0 or 1 runs the single-domain method
+                hp = {**{k: v for k, v in own.items() if k != "w"}, **_known(name, self.set)}
+                if name == method and w is not None:
+                    hp["w"] = w
+                cfg = RunConfig(pair=pair, method=name, magnitude=mag, n_target=n, n_source=m, seed=seed,
+                                profile=self.profile, episodes=self.episodes, network=self.network,
+                                hparams=tuple(hp.items()), eval_split=self.eval_split)
+                out.setdefault(cfg.run_id(), cfg)
+        return list(out.values())
+
+
+def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
+    """The grid-wide `set` entries this method has (a `set` may name another method's)."""
+    from baselines.hparams import default_hparams
+
+    known = default_hparams(method)
+    return {k: v for k, v in hp.items() if k in known}
+
+
+def _as_tuple(value: Any) -> tuple:
+    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
+
+
+def grid_from_dict(spec: dict[str, Any], source: str = "grid") -> Grid:
+    """Validate a grid mapping (as read from YAML) into a `Grid`."""
+    if not isinstance(spec, dict):
+        raise GridError(f"{source}: a grid is a mapping of keys to lists")
+    unknown = set(spec) - GRID_KEYS
+    if unknown:
+        raise GridError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(GRID_KEYS)}")
+    for key in ("pairs", "methods"):
+        if not spec.get(key):
+            raise GridError(f"{source}: `{key}` is required and must be non-empty")
+    kwargs: dict[str, Any] = {}
+    for key in ("pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w"):
+        if key in spec:
+            kwargs[key] = _as_tuple(spec[key])
+    for key in ("profile", "episodes", "network", "hparam_trials", "nogap_control", "eval_split"):
+        if key in spec:
+            kwargs[key] = spec[key]
+    kwargs["set"] = dict(spec.get("set") or {})
+    kwargs["vary"] = {m: {k: list(_as_tuple(v)) for k, v in hp.items()} for m, hp in (spec.get("vary") or {}).items()}
+    grid = Grid(**kwargs)
+    try:
+        grid.runs()
+    except (KeyError, ValueError, TypeError) as err:
+        raise GridError(f"{source}: {err.args[0] if err.args else err}") from None
+    return grid
+
+
+def load_spec(path: str | None = None, track: str | None = None, budget: str | None = None) -> tuple[dict, str]:
+    """A grid mapping from a YAML file, or a committed track (`benchmark/harness/tracks/<track>.yaml`)
+    with its `budget` applied; returns (mapping, where it came from)."""
+    if bool(path) == bool(track):
+        raise GridError("give a grid file or --track, not both or neither")
+    source = Path(path) if path else TRACKS_DIR / f"{track}.yaml"
+    if not source.is_file():
+        known = ", ".join(p.stem for p in TRACKS_DIR.glob("*.yaml"))
+        raise GridError(f"no grid file {source}" + (f"; known tracks: {known}" if track else ""))
+    try:
+        spec = yaml.safe_load(source.read_text())
+    except yaml.YAMLError as err:
+        raise GridError(f"{source}: not valid YAML ({err})") from None
+    if isinstance(spec, dict) and "budgets" in spec:
+        budgets = spec.pop("budgets")
+        if budget not in budgets:
+            raise GridError(f"{source}: budget {budget!r} unknown; known: {', '.join(budgets)}")
+        spec.update(budgets[budget] or {})
+    elif budget:
+        raise GridError(f"{source} defines no budgets")
+    return spec, str(source)
+
+
+def load_grid(path: str | None = None, track: str | None = None, budget: str | None = None) -> Grid:
+    """The `Grid` of a YAML file or a track at a budget."""
+    spec, source = load_spec(path, track, budget)
+    return grid_from_dict(spec, source)
+
+
+def is_done(cfg: RunConfig, runs_dir: Path) -> bool:
+    return (runs_dir / cfg.run_id() / "done").exists()
+
+
+def _execute(cfg: RunConfig, runs_dir: str) -> dict[str, Any]:
+    from benchmark.harness.run import execute_run
+
+    return execute_run(cfg, runs_dir, progress=False)
+
+
+def _run_one(cfg: RunConfig, runs_dir: str) -> tuple[str, str | None]:
+    """Execute a run; return (run_id, None) or (run_id, error text), writing error.txt on failure."""
+    try:
+        _execute(cfg, runs_dir)
+        return cfg.run_id(), None
+    except Exception as err:  # a failed run is reported in the sweep summary, never lost
+        text = "".join(traceback.format_exception(err))
+        run_dir = Path(runs_dir) / cfg.run_id()
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "error.txt").write_text(text)
+        return cfg.run_id(), f"{type(err).__name__}: {err}"
+
+
+def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
+              parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
+              progress: bool = True) -> dict[str, str | None]:
+    """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched."""
+    runs_dir = Path(runs_dir)
+    runs = [replace(cfg, device=device, workers=workers, threads=threads) for cfg in grid.runs()]
+    todo = [cfg for cfg in runs if not is_done(cfg, runs_dir)]
+    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})")
+    if dry_run:
+        for cfg in runs:
+            state = "done" if is_done(cfg, runs_dir) else "todo"
+            w = dict(cfg.hparams).get("w")
+            print(f"  {cfg.run_id()} {state:<4} {cfg.pair} m={cfg.magnitude:g} {cfg.method} w={w} seed={cfg.seed}")
+        return {}
+    results: dict[str, str | None] = {}
+    bar = tqdm(total=len(todo), desc="sweep", disable=not progress)
+    if executor == "local" and parallel <= 1:
+        for cfg in todo:
+            run_id, error = _run_one(cfg, str(runs_dir))
+            results[run_id] = error
+            bar.update(1)
+    elif executor == "local":
+        with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_run_one, cfg, str(runs_dir)) for cfg in todo]
+            for fut in as_completed(futures):
+                run_id, error = fut.result()
+                results[run_id] = error
+                bar.update(1)
+    elif executor == "ray":
+        results = _run_ray(todo, runs_dir.resolve(), address, bar)
+    else:
+        raise ValueError(f"unknown executor {executor!r}; known: local, ray")
+    bar.close()
+    failed = {k: v for k, v in results.items() if v}
+    print(f"sweep: {len(results) - len(failed)} finished, {len(failed)} failed")
+    for run_id, error in failed.items():
+        print(f"  FAILED {run_id}: {error} (see {runs_dir / run_id / 'error.txt'})")
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(results)} runs failed")
+    return results
+
+
+def _run_ray(todo: list[RunConfig], runs_dir: Path, address: str | None, bar: tqdm) -> dict[str, str | None]:
+    """Each run a Ray task; a local instance unless `address` names a cluster (runs_dir must be shared)."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(num_cpus=1)(_run_one)
+        pending = [remote.remote(cfg, str(runs_dir)) for cfg in todo]
+        results: dict[str, str | None] = {}
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            run_id, error = ray.get(done[0])
+            results[run_id] = error
+            bar.update(1)
+        return results
+    finally:
+        if started:
+            ray.shutdown()

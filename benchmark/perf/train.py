@@ -1,0 +1,121 @@
+"""Policy speed on CPU: training samples/s (per network and method) and DDIM inference ms per action chunk.
+
+    python -m benchmark.perf.train [--threads 2] [--steps 30] [--repeats 200]
+
+Shapes as in docs/PROTOCOL.md, "Performance shapes": 32-dim observations, 2-step history, chunk 16 x 7, batch 256.
+Last line: the per-sample cost of an image policy (84x84 agent view, `conv` encoder) against a low-dimensional one.
+Timings move +-20% between runs on shared machines: compare rows of one run, as ratios.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from baselines import METHODS, DiffusionPolicy, PolicyConfig, Windows, make_sampler
+from baselines.policy import LOWDIM
+
+OBS_DIM, ACTION_DIM, BATCH = 32, 7, 256
+IMAGE_BATCH = 64  # the batch image runs train at
+
+
+def _windows(n: int, seed: int) -> Windows:
+    rng = np.random.default_rng(seed)
+    return Windows(rng.normal(size=(n, 2, OBS_DIM)).astype(np.float32),
+                   rng.uniform(-1, 1, size=(n, 16, ACTION_DIM)).astype(np.float32), np.zeros(n, np.int64))
+
+
+def _policy(network: str, width: int, domain_embedding: bool = False) -> DiffusionPolicy:
+    torch.manual_seed(0)
+    policy = DiffusionPolicy(PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, network=network, width=width,
+                                          domain_embedding=domain_embedding))
+    data = _windows(512, 0)
+    policy.fit_normalizer(data.obs, data.action)
+    return policy
+
+
+def training_rate(method: str, network: str, width: int, steps: int) -> tuple[float, float]:
+    """(samples/s, million parameters) of `method`'s update at batch 256, w = 0.1."""
+    cls = METHODS[method]
+    policy = _policy(network, width, cls.uses_domain_embedding)
+    m = cls(policy, {"batch_size": BATCH, "w": 0.1} if cls.mixes else {"batch_size": BATCH})
+    sampler = make_sampler(cls, _windows(4096, 1), _windows(512, 2), BATCH, 0.1, torch.Generator().manual_seed(0))
+    for _ in range(3):
+        m.update(*sampler.next())
+    start = time.perf_counter()
+    for _ in range(steps):
+        m.update(*sampler.next())
+    return steps * BATCH / (time.perf_counter() - start), sum(p.numel() for p in policy.parameters()) / 1e6
+
+
+def ddim_ms(network: str, width: int, guidance: float | None, repeats: int) -> float:
+    """Milliseconds for one DDIM action chunk at batch 1 (guidance: one fused conditional + null pass)."""
+    policy = _policy(network, width, domain_embedding=True).eval()
+    obs = torch.from_numpy(_windows(1, 3).obs)
+    with torch.inference_mode():
+        for _ in range(max(3, repeats // 10)):
+            policy.sample(obs, 1, guidance)
+        start = time.perf_counter()
+        for _ in range(repeats):
+            policy.sample(obs, 1, guidance)
+    return (time.perf_counter() - start) / repeats * 1e3
+
+
+def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH) -> float:
+    """Samples/s of one plain denoising-loss update (forward, backward, Adam) of the default MLP policy,
+    low-dimensional or with an 84x84 agent-view camera (the `conv` image encoder), at `batch`."""
+    from tasks.visual import IMAGE_SIZE
+
+    torch.manual_seed(0)
+    config = PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, image_keys=("agentview",) if image else ())
+    policy = DiffusionPolicy(config)
+    data = _windows(batch, 0)
+    policy.fit_normalizer(data.obs, data.action)
+    obs = torch.from_numpy(data.obs)
+    if image:
+        frames = torch.randint(0, 256, (batch, config.n_obs_steps, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=torch.uint8)
+        obs = {LOWDIM: obs, "agentview": frames}
+    minibatch = {"obs": obs, "action": torch.from_numpy(data.action)}
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
+
+    def update() -> None:
+        opt.zero_grad()
+        policy.loss(minibatch)[0].mean().backward()
+        opt.step()
+
+    for _ in range(2):
+        update()
+    start = time.perf_counter()
+    for _ in range(steps):
+        update()
+    return steps * batch / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--steps", type=int, default=30, help="timed training steps (the U-Net runs a fifth)")
+    parser.add_argument("--repeats", type=int, default=200, help="timed DDIM chunks (the U-Net runs a tenth)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    steps = PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM).num_inference_steps
+    print(f"torch {torch.__version__}, {args.threads} threads, batch {BATCH}, obs {OBS_DIM}, chunk 16x{ACTION_DIM}")
+    print(f"{'network':<10}{'method':<12}{'params':>8}{'train samples/s':>17}{f'DDIM-{steps} ms':>13}"
+          f"{'guided ms':>11}")
+    for network, width, methods in (("mlp", 256, ("cotrain", "ot", "cfg_adda")), ("mlp", 512, ("cotrain",)),
+                                    ("unet", 256, ("cotrain",))):
+        slow = network == "unet"
+        n_steps, repeats = (max(1, args.steps // 5), max(1, args.repeats // 10)) if slow else (args.steps, args.repeats)
+        plain, guided = ddim_ms(network, width, None, repeats), ddim_ms(network, width, -0.5, repeats)
+        for method in methods:
+            rate, params = training_rate(method, network, width, n_steps)
+            print(f"{f'{network}-{width}':<10}{method:<12}{params:>7.2f}M{rate:>17,.0f}{plain:>13.2f}{guided:>11.2f}")
+    lowdim, image = (loss_step_rate(img, max(1, args.steps // 3)) for img in (False, True))
+    print(f"\nImage policy (mlp-256, conv encoder, one {IMAGE_BATCH}-sample loss update): {image:,.0f} samples/s "
+          f"against {lowdim:,.0f} low-dimensional, {lowdim / image:.1f}x the cost per sample")
+
+
+if __name__ == "__main__":
+    main()

@@ -15,17 +15,19 @@ STATE_FILE, META_FILE = "state.pt", "checkpoint.json"
 
 
 def save_checkpoint(path_dir: str | Path, method: Method) -> Path:
-    """Write `state.pt` (the method's state dict) and `checkpoint.json` (method, policy config, hparams, step)."""
+    """Write `state.pt` (the method's state dict) and `checkpoint.json` (method: the name that finds its class,
+    `METHODS.key`; policy config, hparams, step)."""
     path = Path(path_dir)
     path.mkdir(parents=True, exist_ok=True)
     torch.save(method.state_dict(), path / STATE_FILE)
-    meta = {"format": 1, "method": method.name, "policy": method.policy.config.to_dict(),
+    meta = {"format": 1, "method": METHODS.key(type(method)), "policy": method.policy.config.to_dict(),
             "hparams": method.hparams, "step": method.step}
     (path / META_FILE).write_text(json.dumps(meta, indent=2))
     return path
 
 
 def read_checkpoint_meta(path_dir: str | Path) -> dict[str, Any]:
+    """The checkpoint's `checkpoint.json` (the one place it is read); ValueError where it is missing."""
     path = Path(path_dir) / META_FILE
     if not path.is_file():
         raise ValueError(f"not a checkpoint: {path} is missing")
@@ -39,9 +41,9 @@ def _differences(a: dict[str, Any], b: dict[str, Any]) -> str:
 def restore_checkpoint(path_dir: str | Path, method: Method) -> dict[str, Any]:
     """Load a checkpoint into `method` (exact resume); ValueError, `method` untouched, where the
     checkpoint's method, policy config or hparams differ from `method`'s. Returns the JSON metadata."""
-    meta = read_checkpoint_meta(path_dir)
-    if meta["method"] != method.name:
-        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {method.name!r}")
+    meta, key = read_checkpoint_meta(path_dir), METHODS.key(type(method))
+    if meta["method"] != key:
+        raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {key!r}")
     diff = _differences(meta["policy"], method.policy.config.to_dict())
     if diff:
         raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): {diff}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tasks.dataset import Dataset
+from common.dataset import Dataset
 
 SOURCE, TARGET = 0, 1
 

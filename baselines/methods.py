@@ -4,32 +4,25 @@ A method gets a source and a target minibatch in `update()` (see `baselines.data
 one optimization step on the policy's diffusion loss plus its own terms, and returns every term as a
 float. It samples with its EMA weights and its own sampling rule. Checkpoints: `baselines.checkpoints`.
 
-Alignment terms (OT, ADDA, CFG-ADDA) compare their own equal-size source and target samples (each
-batch's "align" rows, `make_sampler`), never the diffusion batch's w-dependent split, and see z divided
-by its within-domain spread on those samples (`scale_free`): a method cannot lower them by shrinking or
-inflating z.
+The methods with an alignment term on z (OT, ADDA, CFG-ADDA) are in `baselines.alignment`; a method from
+outside the suite is found by `METHODS` too (`baselines.plugins`).
 """
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
-import ot
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from tasks.registry import Registry
-
 from .data import SOURCE, TARGET, MixedSampler, Windows
-from .hparams import resolve_hparams
 from .ema import EMA
+from .hparams import Choice, Spec, Uniform, loguniform, resolve_hparams
+from .plugins import MethodRegistry
 from .policy import LOWDIM, NULL_DOMAIN, DiffusionPolicy, cat_obs, map_obs
 
 Batch = dict[str, torch.Tensor]
 DOMAINS = {"source": SOURCE, "target": TARGET}
-SINKHORN_ITERS = 100
 SPREAD_EPS = 1e-8  # floor of the within-domain spread (a z collapsed to a point)
 
 
@@ -49,6 +42,12 @@ class Method:
     trains on), `mixes` (whether the mixing ratio w applies), `uses_domain_embedding` (the policy must
     have a domain embedding), `guided` (sampling applies the `guidance` hyperparameter), `aligns` (an
     alignment term on z needs the batches' equal-size "align" samples).
+
+    `hparam_space` (name -> (default, search distribution), `baselines.hparams`) and `loss_terms` (term
+    `objective` returns -> the modules its gradient must reach, paths from the method such as
+    "policy.encoder" or "extra.discriminator"; `baselines.check_method` checks them): a subclass
+    declares only what it adds; at class creation they are merged over its bases' (bases first), and
+    `w` is kept only where the method `mixes`.
     """
 
     name: ClassVar[str] = ""
@@ -59,9 +58,42 @@ class Method:
     uses_domain_embedding: ClassVar[bool] = False
     guided: ClassVar[bool] = False
     aligns: ClassVar[bool] = False
+    hparam_space: ClassVar[Spec] = {
+        # 2e-3: the recipe search's winner on validation start states (results/recipe/README.md)
+        "lr": (2e-3, loguniform(1e-4, 3e-3, limits=(1e-7, 1.0))),
+        "weight_decay": (1e-6, loguniform(1e-8, 1e-3, limits=(0.0, 1.0))),
+        "batch_size": (256, Choice((64, 128, 256, 512), limits=(2, 65536))),
+        # None: the policy config's ema_decay
+        "ema_decay": (None, Uniform(0.99, 0.999, limits=(0.0, 0.9999))),
+        # The shared training recipe (the same for every method; results/recipe/ holds the search that set it):
+        # steps of linear learning-rate warm-up from lr / lr_warmup to lr; 0: none
+        "lr_warmup": (0, loguniform(50, 1000, limits=(0, 10**8), integer=True)),
+        # EMA warm-up ramp: 0 is (1 + n) / (10 + n), p > 0 is 1 - (1 + n)^-p (baselines.policy.EMA)
+        "ema_power": (0.0, Uniform(0.5, 0.9, limits=(0.0, 1.0))),
+        # std of Gaussian noise on the normalized low-dimensional observations, training only
+        "obs_noise": (0.0, Choice((0.0, 0.01, 0.03, 0.1), limits=(0.0, 10.0))),
+        # noise-network width and residual blocks; None: the profile's
+        "width": (None, Choice((256, 512, 1024), limits=(16, 8192))),
+        "depth": (None, Choice((2, 3, 4, 6), limits=(1, 64))),
+        # the target fraction of each batch (mixing methods). None: baselines.data.default_ratio(N, M),
+        # resolved by the caller
+        "w": (None, loguniform(0.005, 0.8, limits=(1e-6, 1 - 1e-6))),
+    }
+    loss_terms: ClassVar[dict[str, tuple[str, ...]]] = {"diffusion": ("policy.encoder", "policy.net")}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Merge `hparam_space` and `loss_terms` over the bases' (see the class docstring)."""
+        super().__init_subclass__(**kwargs)
+        for attr in ("hparam_space", "loss_terms"):
+            merged: dict[str, Any] = {}
+            for klass in reversed(cls.__mro__):
+                merged.update(vars(klass).get(attr, {}))
+            setattr(cls, attr, merged)
+        if not cls.mixes:
+            cls.hparam_space.pop("w", None)
 
     def __init__(self, policy: DiffusionPolicy, hparams: dict[str, Any] | None = None, device: str = "cpu"):
-        self.hparams = resolve_hparams(self.name, hparams)
+        self.hparams = resolve_hparams(type(self), hparams)
         if policy.config.domain_embedding != self.uses_domain_embedding:
             raise ValueError(f"method {self.name!r} needs a policy with "
                              f"domain_embedding={self.uses_domain_embedding}, "
@@ -116,8 +148,9 @@ class Method:
              for b in (source_batch, target_batch)]
         return scale_free(*z)
 
-    def update(self, source_batch: Batch | None, target_batch: Batch | None) -> dict[str, float]:
-        """One optimization step; returns {"loss": total, <term>: value, ...}."""
+    def prepare(self, source_batch: Batch | None, target_batch: Batch | None) -> Batch:
+        """The batch `objective` takes: the used domains' rows merged on the device, plus (aligning methods)
+        the alignment samples' scale-free z and action chunks."""
         if self.aligns and any(b is None or "align" not in b for b in (source_batch, target_batch)):
             raise ValueError(f"method {self.name!r} aligns the domains: its batches need equal-size 'align' "
                              "samples of both domains (build the sampler with baselines.make_sampler)")
@@ -125,7 +158,11 @@ class Method:
         if self.aligns:
             merged["align_z"] = self._align_z(source_batch, target_batch)
             merged["align_action"] = tuple(b["align"]["action"].to(self.device) for b in (source_batch, target_batch))
-        loss, terms = self.objective(merged)
+        return merged
+
+    def update(self, source_batch: Batch | None, target_batch: Batch | None) -> dict[str, float]:
+        """One optimization step; returns {"loss": total, <term>: value, ...}."""
+        loss, terms = self.objective(self.prepare(source_batch, target_batch))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         warmup = self.hparams["lr_warmup"]  # linear warm-up of the learning rate over the first lr_warmup steps
@@ -213,7 +250,7 @@ def make_sampler(method: type[Method], source: Windows | None, target: Windows |
     return MixedSampler(source, target, batch_size, w, generator, batch_size // 2 if method.aligns else 0)
 
 
-METHODS: Registry[type[Method]] = Registry("method")
+METHODS = MethodRegistry("method", Method)
 
 
 def _register(cls: type[Method]) -> type[Method]:
@@ -252,115 +289,7 @@ class DomainCond(Method):
 
     name, description = "domain_cond", "co-training, domain embedding always given to the denoiser"
     uses_domain_embedding = True
-
-
-@_register
-class OT(Method):
-    """Co-training plus an entropic optimal-transport loss between the source and target z.
-
-    Standard form (docs/PROTOCOL.md "OT"): Sinkhorn (Cuturi 2013) with uniform marginals; ot_unbalanced > 0
-    relaxes the marginals by a KL penalty of that weight (Chizat et al. 2018; Cheng et al., NeurIPS
-    2025), so unmatched states may stay unmatched. It transports the equal-size alignment samples of the
-    two domains (not the diffusion batch's w-dependent split). Cost: ||z_s - z_t||^2 on z divided by its
-    within-domain spread (`scale_free`: shrinking z cannot lower it) + ot_action_cost * mean squared
-    difference of the normalized action chunks, so that only task-equivalent states match. ot_reg and
-    ot_unbalanced are relative to the batch's mean cost. The plan is computed by POT's torch backend on
-    the detached cost (log-domain / stabilized iterations) and the loss is <plan, cost>: the
-    envelope-theorem gradient of `ot.sinkhorn2`, without backpropagating through the iterations.
-    """
-
-    name, description = "ot", "co-training + entropic (optionally unbalanced) OT loss between domains' z"
-    aligns = True
-
-    def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        diffusion, _ = self.diffusion(batch)
-        (z_src, z_tgt), (a_src, a_tgt) = batch["align_z"], batch["align_action"]
-        transport = self.transport_loss(z_src, z_tgt, a_src, a_tgt)
-        return diffusion + self.hparams["ot_weight"] * transport, {"diffusion": diffusion, "ot": transport}
-
-    def transport_loss(self, z_src: torch.Tensor, z_tgt: torch.Tensor, a_src: torch.Tensor,
-                       a_tgt: torch.Tensor) -> torch.Tensor:
-        """<plan, cost> between scale-free z (B_s, d), (B_t, d) with action chunks (B_s, H, A), (B_t, H, A)."""
-        cost = (z_src[:, None] - z_tgt[None]).pow(2).sum(-1)
-        if self.hparams["ot_action_cost"]:
-            act_s, act_t = (self.policy.action_normalizer(a).flatten(1) for a in (a_src, a_tgt))
-            cost = cost + self.hparams["ot_action_cost"] * (act_s[:, None] - act_t[None]).pow(2).mean(-1)
-        fixed = cost.detach()
-        scale = max(fixed.mean().item(), 1e-12)
-        a = torch.full((len(fixed),), 1.0 / len(fixed), dtype=fixed.dtype, device=fixed.device)
-        b = torch.full((fixed.shape[1],), 1.0 / fixed.shape[1], dtype=fixed.dtype, device=fixed.device)
-        reg, tau = self.hparams["ot_reg"] * scale, self.hparams["ot_unbalanced"] * scale
-        if self.hparams["ot_unbalanced"]:
-            plan = ot.unbalanced.sinkhorn_unbalanced(a, b, fixed, reg, tau, method="sinkhorn_stabilized",
-                                                     numItermax=SINKHORN_ITERS)
-        else:
-            plan = ot.sinkhorn(a, b, fixed, reg, method="sinkhorn_log", numItermax=SINKHORN_ITERS, warn=False)
-        return (plan * cost).sum()
-
-
-class _GradReverse(torch.autograd.Function):
-    """Identity forward; gradient multiplied by -coeff backward (Ganin et al. 2016)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, coeff: float) -> torch.Tensor:
-        ctx.coeff = coeff
-        return x.view_as(x)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        return -ctx.coeff * grad, None
-
-
-def grl_schedule(step: int, warmup: int) -> float:
-    """Ganin et al.'s reversal ramp 2 / (1 + exp(-10 p)) - 1, p = step / warmup (1 when warmup is 0)."""
-    p = 1.0 if warmup == 0 else min(step / warmup, 1.0)
-    return 2.0 / (1.0 + math.exp(-10.0 * p)) - 1.0
-
-
-class _Adversarial(Method):
-    """Adds a domain discriminator on z trained through a gradient-reversal layer (DANN form of ADDA).
-
-    The discriminator (MLP, disc_hidden units) reads the equal-size alignment samples of both domains,
-    z divided by its within-domain spread (`scale_free`: inflating or shrinking z cannot fool it), and
-    minimizes their BCE (chance 1/2); the encoder receives that gradient reversed and scaled by
-    adversarial_weight * grl_schedule(step, grl_warmup). `disc_acc` is the discriminator's accuracy on
-    those samples, before the step. A known weakness of the reversed (minimax) form:
-    a strong reversal can overshoot, making the discriminator confidently wrong, after which it relearns
-    with a margin whose gradient vanishes; hence a small weight and the ramp.
-    """
-
-    def build_extra(self) -> dict[str, nn.Module]:
-        hidden = self.hparams["disc_hidden"]
-        return {"discriminator": nn.Sequential(
-            nn.Linear(self.policy.config.z_width, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 1))}
-
-    def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        diffusion, _ = self.diffusion(batch)
-        coeff = self.hparams["adversarial_weight"] * grl_schedule(self.step, self.hparams["grl_warmup"])
-        adv, acc = self.adversarial_loss(*batch["align_z"], coeff)
-        return diffusion + adv, {"diffusion": diffusion, "adv": adv, "disc_acc": acc,
-                                 "grl_coeff": torch.tensor(coeff)}
-
-    def adversarial_loss(self, z_src: torch.Tensor, z_tgt: torch.Tensor, coeff: float
-                         ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(BCE of the discriminator on scale-free z (B, d) of both domains, its accuracy), the encoder's
-        gradient reversed and scaled by coeff."""
-        z = _GradReverse.apply(torch.cat([z_src, z_tgt]), coeff)
-        logits = self.extra["discriminator"](z).squeeze(-1)
-        label = torch.cat([torch.zeros(len(z_src)), torch.ones(len(z_tgt))]).to(logits)
-        acc = ((logits > 0).float() == label).float().mean()
-        return F.binary_cross_entropy_with_logits(logits, label), acc
-
-
-@_register
-class ADDA(_Adversarial):
-    """Co-training plus adversarial alignment of scale-free z (docs/PROTOCOL.md "ADDA / DANN"): a discriminator predicts
-    the domain from z, the encoder learns to fool it through a gradient-reversal layer with Ganin et
-    al.'s ramp (Ganin et al., JMLR 2016; in the study's terms, ADDA after Tzeng et al. 2017)."""
-
-    name, description = "adda", "co-training + domain discriminator on z through gradient reversal"
-    aligns = True
+    loss_terms = {"diffusion": ("policy.encoder", "policy.net", "policy.domain_embedding")}
 
 
 @_register
@@ -375,17 +304,13 @@ class CFG(Method):
 
     name, description = "cfg", "domain label dropped with p_uncond in training; guidance lambda at sampling"
     uses_domain_embedding, guided = True, True
+    hparam_space = {
+        "p_uncond": (0.15, Uniform(0.1, 0.2, limits=(0.0, 1.0))),
+        # guidance lambda at sampling: the study's sweep over [-2, 2] peaks at -0.5 for CFG and CFG-ADDA
+        "guidance": (-0.5, Uniform(-2.0, 2.0, limits=(-10.0, 10.0))),
+    }
+    loss_terms = {"diffusion": ("policy.encoder", "policy.net", "policy.domain_embedding")}
 
     def cond_domain(self, batch: Batch) -> torch.Tensor:
         drop = torch.rand(len(batch["domain"]), device=self.device) < self.hparams["p_uncond"]
         return torch.where(drop, torch.full_like(batch["domain"], NULL_DOMAIN), batch["domain"])
-
-
-@_register
-class CfgAdda(CFG, _Adversarial):
-    """The study's proposal (docs/PROTOCOL.md "CFG-ADDA"): `adda`'s adversarial alignment of z plus `cfg`'s
-    domain conditioning with null-token dropout and guidance, so the shared representation is
-    aligned while the domain stays available to the denoiser."""
-
-    name, description = "cfg_adda", "adversarial alignment of z + domain conditioning with guidance (the study's)"
-    aligns = True

@@ -16,4 +16,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
-.venv/bin/pip install -q -c constraints.txt -e ".[test]"
+.venv/bin/pip install -q -c constraints.txt -e ./robot -e ".[test]"

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .registry import Registry
+from common.registry import Registry
+
+from .toy import TOY_LAYOUT
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,9 @@ class BaseTask:
         such as friction, mass and size act on.
     env_kwargs: extra robosuite constructor arguments (variants are arguments, not subclasses).
     version: bumped whenever the task's definition changes; every pair on it takes this version.
+    layout: the per-step observation layout; empty: the robot's keys, then each object's (`obs_layout`).
+    harness: `module:Class` of the hooks that run the task's pairs in the harness (demos, policy,
+        evaluation; `benchmark.harness.run.PairHooks`), imported when a run needs them.
     """
 
     name: str
@@ -27,6 +32,14 @@ class BaseTask:
     description: str
     env_kwargs: tuple[tuple[str, object], ...] = ()
     version: int = 1
+    layout: tuple[tuple[str, int], ...] = ()
+    harness: str = "benchmark.harness.run:PairHooks"
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the task runs in a simulator (robosuite): a robot, its controller, rollouts. The toy's
+        pairs have none: their data are sampled and their policies evaluated exactly (tasks/toy.py)."""
+        return bool(self.env_name)
 
 
 BASE_TASKS: Registry[BaseTask] = Registry("base task")
@@ -40,7 +53,8 @@ for _task in (
              "robosuite's NutAssemblySquare: fit the square nut onto its peg "
              "(the single-nut variant of the study's NutAssembly).", version=3),  # 2: horizon 300 -> 400; 3: layout 2
     BaseTask("toy", "", 1, (), (),
-             "Simulator-free toy pairs (tasks/toy.py): a state on a 2-D patch observed in R^3, a 2-D action."),
+             "Simulator-free toy pairs (tasks/toy.py): a state on a 2-D patch observed in R^3, a 2-D action.",
+             layout=TOY_LAYOUT, harness="benchmark.toy.harness:ToyHooks"),
 ):
     BASE_TASKS.register(_task.name, _task)
 
@@ -58,15 +72,13 @@ def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
 
     Units and frames: positions in metres in the robot-base-aligned world frame; orientations
     (`eef_rot6d`, `<obj>_rot6d`) as the first two columns of the rotation matrix, (r00, r10, r20,
-    r01, r11, r21): continuous, unlike a quaternion (`benchmark.deploy.arm.rot6d`); `gripper` the
+    r01, r11, r21): continuous, unlike a quaternion (`cotrain_robot.geometry.rot6d`); `gripper` the
     opening in [0, 1] (0 closed, 1 fully open); `<obj>_rel_pos` = object position minus
     end-effector position.
     """
     task = BASE_TASKS[base_task]
-    if base_task == "toy":  # no robot: the toy's own layout (tasks/toy.py)
-        from .toy import TOY_LAYOUT
-
-        return TOY_LAYOUT
+    if task.layout:
+        return task.layout
     keys = list(ROBOT_KEYS)
     for obj in task.objects:
         keys += [(f"{obj}_{k}", n) for k, n in OBJECT_KEYS]

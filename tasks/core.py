@@ -40,7 +40,8 @@ class Domain:
 class TaskPair:
     """A source/target pair of one base task whose domains differ only by `target.gaps`.
 
-    name: `<task>/<family>` (e.g. `lift/dynamics`), or `custom` for pairs built from factors.
+    name: `<task>/<family>` (e.g. `lift/dynamics`) for a registered pair; for a pair built from
+        factors, its canonical factor name (`lift+object_mass@0.5+obs_bias`, `tasks.pairs.factor_pair`).
     base_task: a key of `tasks.base_tasks.BASE_TASKS`.
     version: bumped whenever the definition changes; recorded in every result.
     n_target, n_source: the pair's default demo counts (N target, M source).
@@ -57,10 +58,24 @@ class TaskPair:
     obs: str = "lowdim"
     tags: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def states_magnitudes(self) -> bool:
+        """Whether a target factor has a magnitude other than 1 (a factor pair's `@m`)."""
+        return any(g.magnitude != 1.0 for g in self.target.gaps)
+
     def domain(self, which: str, magnitude: float = 1.0) -> Domain:
-        """The `source` domain, or the `target` domain at `magnitude` (scales every factor)."""
+        """The `source` domain, or the `target` domain at `magnitude` (scales every factor).
+
+        A pair that states its factors' magnitudes takes magnitude 1 (as written) or 0 (the no-gap
+        control) only: a run magnitude in between would rescale magnitudes its name states.
+        """
         if which == "source":
             return self.source
         if which == "target":
-            return self.target.scaled(magnitude)
+            target = self.target.scaled(magnitude)
+            if self.states_magnitudes and magnitude not in (0.0, 1.0):
+                raise ValueError(
+                    f"pair {self.name!r} states its factors' magnitudes (@): run it at magnitude 1, or 0 for the "
+                    f"no-gap control, not {magnitude:g} (factors written without @ take the run's magnitude)")
+            return target
         raise ValueError(f"domain must be 'source' or 'target', got {which!r}")

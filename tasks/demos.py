@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from common.dataset import Dataset
+
 from .base_tasks import LAYOUT_VERSION
 from .core import TaskPair
-from .dataset import Dataset, write_dataset
+from .dataset import write_dataset
 from .env import make_env
 from .pairs import get_pair
 from .seeds import SPAN, demo_stream, episode_seeds

@@ -7,7 +7,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from benchmark.deploy.arm import rot6d
+from cotrain_robot.geometry import rot6d
 
 from .base_tasks import BASE_TASKS, obs_layout
 from .core import TaskPair

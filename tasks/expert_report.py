@@ -15,7 +15,7 @@ import multiprocessing as mp
 
 import numpy as np
 
-from tasks import GAP_FACTORS, PAIRS, get_pair, make_env
+from tasks import BASE_TASKS, GAP_FACTORS, PAIRS, get_pair, make_env
 from tasks.experts import make_expert
 
 SEED0 = 1_000_000  # episode seeds SEED0, SEED0 + 1, ...; outside every demo/eval stream of tasks.seeds
@@ -23,7 +23,7 @@ NOISE = 0.1  # the expert noise demo generation uses
 
 
 def lowdim_pairs() -> list[str]:
-    return sorted(name for name, p in PAIRS.items() if p.base_task != "toy" and p.obs == "lowdim")
+    return sorted(name for name, p in PAIRS.items() if BASE_TASKS[p.base_task].simulated and p.obs == "lowdim")
 
 
 def run_expert(pair: str, domain: str, magnitude: float, episodes: int,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .registry import Registry
+from common.registry import Registry
 
 if TYPE_CHECKING:
     from .env import CotrainEnv

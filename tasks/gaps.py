@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .core import GapFactor
-from .registry import Registry
+from common.registry import Registry
 
 if TYPE_CHECKING:
     from .env import CotrainEnv
+
+
+MAGNITUDE_DECIMALS = 3  # a continuous factor's magnitude in a pair's identity is rounded to 0.001
 
 
 class GapEffect:
@@ -28,14 +31,33 @@ class GapEffect:
     max_steps: int = 0  # step-valued factors: delay = round(magnitude * max_steps)
 
     def __init__(self, magnitude: float):
-        if self.categorical and magnitude not in (0.0, 1.0):
-            raise ValueError(
-                f"gap factor {type(self).__name__} is categorical: magnitude must be 0 or 1, got {magnitude}")
+        self.check_categorical(magnitude)
         self.magnitude = magnitude
+
+    @classmethod
+    def check_categorical(cls, magnitude: float) -> None:
+        """ValueError if the factor is categorical and `magnitude` is neither 0 nor 1."""
+        if cls.categorical and magnitude not in (0.0, 1.0):
+            raise ValueError(f"gap factor {cls.__name__} is categorical: magnitude must be 0 or 1, got {magnitude}")
+
+    @classmethod
+    def step_count(cls, magnitude: float) -> int:
+        """The delay in control steps a step-valued factor applies at `magnitude`."""
+        return int(round(magnitude * cls.max_steps))
+
+    @classmethod
+    def effective_magnitude(cls, magnitude: float) -> float:
+        """The magnitude that names what the factor does at `magnitude`: a step-valued factor's
+        `steps / max_steps`, a categorical one's 0 or 1 (ValueError otherwise), a continuous one's
+        rounded to MAGNITUDE_DECIMALS. Magnitudes with the same effective magnitude are one gap."""
+        cls.check_categorical(magnitude)
+        if cls.max_steps:
+            return cls.step_count(magnitude) / cls.max_steps
+        return round(magnitude, MAGNITUDE_DECIMALS) + 0.0  # + 0.0: -0 is 0
 
     @property
     def steps(self) -> int:
-        return int(round(self.magnitude * self.max_steps))
+        return self.step_count(self.magnitude)
 
     def robosuite_kwargs(self, kwargs: dict[str, Any]) -> None:
         """Edit the robosuite constructor arguments in place."""

@@ -1,12 +1,26 @@
-"""Named task pairs (`<task>/<family>`), and pairs built from an explicit list of factors."""
+"""Named task pairs (`<task>/<family>`), and factor pairs: pairs named by what their factors are.
+
+A factor pair is written `<task>+<factor>[@<m>]+...` (e.g. `lift+object_mass@0.5+obs_bias`). Its
+identity is its base task and its factors sorted by name, each at its effective magnitude
+(`GapEffect.effective_magnitude`: step-valued factors rounded to whole steps, continuous ones to
+0.001); the canonical name spells exactly that, `@1` left out, so any spelling of one factor set
+resolves to one name, one run folder and one record. A factor without `@` is at magnitude 1 and
+takes the run's magnitude like a registered pair's; a pair with `@` magnitudes runs at magnitude 1
+(as written) or 0 (the no-gap control) only. A bare base task (`lift`) is its gap-free pair.
+"""
 from __future__ import annotations
+
+from functools import lru_cache
+from typing import Iterable
 
 from .base_tasks import BASE_TASKS
 from .core import Domain, GapFactor, TaskPair
 from .gaps import GAP_FACTORS
-from .registry import Registry
+from common.registry import Registry
 
 PAIRS: Registry[TaskPair] = Registry("task pair")
+FACTOR_SEP, MAGNITUDE_SEP = "+", "@"
+SYNTAX = "<task>+<factor>[@<magnitude>]+..."
 
 # Gap families as named pairs use them: each a tuple of factor names at magnitude 1.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -53,20 +67,114 @@ def validate_pair(pair: TaskPair) -> None:
         raise ValueError(f"pair {pair.name!r}: the source domain has no gap factors by definition")
 
 
-def custom_pair(base_task: str, factors: list[GapFactor] | list[str], name: str = "custom") -> TaskPair:
-    """A pair of `base_task` whose target applies `factors` (names mean magnitude 1)."""
-    gaps = tuple(f if isinstance(f, GapFactor) else GapFactor(f, 1.0) for f in factors)
+def _named(registry: Registry, key: str, written: str):
+    """`registry[key]`, its KeyError prefixed with the pair as written."""
+    try:
+        return registry[key]
+    except KeyError as err:
+        raise KeyError(f"pair {written!r}: {err.args[0]}") from None
+
+
+def factor_token(gap: GapFactor) -> str:
+    """`name` for a factor at magnitude 1, else `name@m` (m to 4 significant digits)."""
+    return gap.name if gap.magnitude == 1.0 else f"{gap.name}{MAGNITUDE_SEP}{gap.magnitude:.4g}"
+
+
+def build_factor_pair(base_task: str, factors: Iterable[GapFactor], written: str) -> TaskPair:
+    """The canonical factor pair of `base_task` with `factors` (in any order); errors name `written`."""
+    task = _named(BASE_TASKS, base_task, written)
+    if not task.env_name:
+        raise ValueError(f"pair {written!r}: base task {base_task!r} has no simulator; its pairs are "
+                         f"{', '.join(n for n, p in PAIRS.items() if p.base_task == base_task)}")
+    gaps: dict[str, GapFactor] = {}
+    for factor in factors:
+        effect = _named(GAP_FACTORS, factor.name, written)
+        if factor.name in gaps:
+            raise ValueError(f"pair {written!r}: factor {factor.name!r} is given twice")
+        if effect.categorical and factor.magnitude not in (0.0, 1.0):
+            raise ValueError(f"pair {written!r}: factor {factor.name!r} is categorical: its magnitude is 0 or 1, "
+                             f"not {factor.magnitude:g}")
+        gaps[factor.name] = GapFactor(factor.name, effect.effective_magnitude(factor.magnitude))
+    target = tuple(gaps[name] for name in sorted(gaps))
+    families = sorted({GAP_FACTORS[g.name].family for g in target})
     n, m = DEMO_COUNTS.get(base_task, (10, 100))
-    pair = TaskPair(name, base_task, target=Domain("target", gaps), n_target=n, n_source=m,
-                    version=BASE_TASKS[base_task].version,
-                    description="custom: " + ", ".join(f"{g.name}@{g.magnitude:g}" for g in gaps))
-    validate_pair(pair)
-    return pair
+    factors_text = ", ".join(f"{g.name} at {g.magnitude:.4g}" if g.magnitude != 1.0 else
+                             f"{g.name} at the run's magnitude" for g in target) or "none (the source domain itself)"
+    stated = (" Its magnitudes are stated (@): it runs at magnitude 1, or 0 for the no-gap control."
+              if any(g.magnitude != 1.0 for g in target) else "")
+    return TaskPair(base_task + "".join(FACTOR_SEP + factor_token(g) for g in target), base_task,
+                    target=Domain("target", target), version=task.version, n_target=n, n_source=m,
+                    obs="image" if "visual" in families else "lowdim", tags=tuple(families),
+                    description=f"{task.description} Target gap factors: {factors_text}.{stated}")
+
+
+@lru_cache(maxsize=None)
+def factor_pair(name: str) -> TaskPair:
+    """Parse a factor pair `<task>+<factor>[@<m>]+...` (or a bare `<task>`) into its canonical pair.
+
+    KeyError names an unknown base task or factor; ValueError a malformed name, a magnitude that is
+    not a number or lies outside [0, 1], a repeated factor, or a categorical factor at neither 0 nor 1.
+    """
+    base, *tokens = name.split(FACTOR_SEP)
+    factors = []
+    for token in tokens:
+        factor, sep, magnitude = token.partition(MAGNITUDE_SEP)
+        if not factor or (sep and not magnitude):
+            raise ValueError(f"pair {name!r}: malformed factor {token!r}; the syntax is {SYNTAX}")
+        try:
+            value = float(magnitude) if sep else 1.0
+        except ValueError:
+            raise ValueError(f"pair {name!r}: magnitude {magnitude!r} of factor {factor!r} is not a number") from None
+        try:
+            factors.append(GapFactor(factor, value))
+        except ValueError as err:
+            raise ValueError(f"pair {name!r}: {err}") from None
+    return build_factor_pair(base, factors, name)
+
+
+def custom_pair(base_task: str, factors: list[GapFactor] | list[str]) -> TaskPair:
+    """The factor pair of `base_task` whose target applies `factors` (names mean magnitude 1)."""
+    gaps = [f if isinstance(f, GapFactor) else GapFactor(f, 1.0) for f in factors]
+    return build_factor_pair(base_task, gaps, base_task + "".join(FACTOR_SEP + factor_token(g) for g in gaps))
 
 
 def get_pair(name: str | TaskPair) -> TaskPair:
-    """A registered pair by name (KeyError listing the known ones), or the pair itself."""
-    return name if isinstance(name, TaskPair) else PAIRS[name]
+    """A registered pair or a factor pair by name (KeyError listing the known pairs), or the pair itself."""
+    if isinstance(name, TaskPair):
+        return name
+    if name in PAIRS:
+        return PAIRS[name]
+    if FACTOR_SEP in name or name in BASE_TASKS:
+        return factor_pair(name)
+    try:
+        return PAIRS[name]
+    except KeyError as err:
+        raise KeyError(f"{err.args[0]}; or a factor pair {SYNTAX}") from None
+
+
+def check_magnitude(pair: str | TaskPair, magnitude: float) -> None:
+    """ValueError if `pair`'s target cannot run at `magnitude`: outside [0, 1], a pair with stated
+    magnitudes at neither 0 nor 1, or a categorical factor scaled strictly between 0 and 1."""
+    task_pair = get_pair(pair)
+    for gap in task_pair.domain("target", magnitude).gaps:
+        if GAP_FACTORS[gap.name].categorical and gap.magnitude not in (0.0, 1.0):
+            raise ValueError(f"pair {task_pair.name!r}: factor {gap.name!r} is categorical, so the run magnitude "
+                             f"is 0 or 1, not {magnitude:g}")
+
+
+def describe_pair(name: str | TaskPair) -> str:
+    """What `cotrain tasks show` prints of a registered or factor pair: its definition and its factors."""
+    pair = get_pair(name)
+    lines = [f"{pair.name} (version {pair.version}, base task {pair.base_task}, observations {pair.obs})",
+             f"  {pair.description}",
+             f"  default demos: N = {pair.n_target} target, M = {pair.n_source} source",
+             "  target gap factors (magnitude 1 means):"]
+    for gap in pair.target.gaps:
+        effect = GAP_FACTORS[gap.name]
+        kind = "categorical (0 or 1 only)" if effect.categorical else (
+            f"step-valued: round(m x {effect.max_steps}) steps" if effect.max_steps else "continuous")
+        lines.append(f"    {factor_token(gap):<18} [{effect.family}, {kind}] {effect.unit}")
+    return "\n".join(lines)
 
 
 for _task, (_n, _m) in DEMO_COUNTS.items():

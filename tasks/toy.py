@@ -57,9 +57,10 @@ from __future__ import annotations
 import math
 import numpy as np
 
+from common.dataset import Dataset
+from common.registry import Registry
+
 from .core import Domain, TaskPair
-from .dataset import Dataset
-from .registry import Registry
 from .seeds import episode_seeds
 
 BASE_TASK = "toy"
@@ -73,7 +74,7 @@ PHASE = math.pi / 2
 PATCH = (-1.0, 1.0)
 """The state patch along u and v: every family's source support is PATCH × PATCH."""
 PATCH_SIDE = PATCH[1] - PATCH[0]
-"""The patch's side length: toy policies scale every input axis by 2 / PATCH_SIDE (benchmark/toy/)."""
+"""The patch's side length: toy policies scale every input axis by 2 / PATCH_SIDE (benchmark/toy/harness.py)."""
 DZ_MIN, DZ_MAX = 0.01, 50.0
 SHIFT_MAX = 2.5
 SUPPORT_SHIFT_MAX = 1.5
@@ -82,7 +83,7 @@ N_TARGET, N_SOURCE = 30, 1000
 """Default demo counts of every toy pair (N target samples, M source samples)."""
 PAIR_VERSION = 2
 """Version of every toy pair. 2: toy policies scale their inputs by the patch side, not by the
-training inputs' largest range (benchmark/toy/, `fit_toy_normalizer`), so no run of version 1 is reused."""
+training inputs' largest range (benchmark/toy/harness.py, `fit_toy_normalizer`), so no run of version 1 is reused."""
 
 
 def spiral(states: np.ndarray, phase: float | np.ndarray = 0.0) -> np.ndarray:
@@ -209,13 +210,6 @@ class SupportToy(ToyFamily):
 TOY_FAMILIES: Registry[ToyFamily] = Registry("toy family")
 for _cls in (StudyToy, ShiftToy, RotationToy, ActionMapToy, SupportToy):
     TOY_FAMILIES.register(_cls.name, _cls())
-
-
-def is_toy(pair) -> bool:
-    """Whether `pair` (a name or TaskPair) is a toy pair."""
-    from .pairs import get_pair
-
-    return get_pair(pair).base_task == BASE_TASK
 
 
 def family_of(pair) -> ToyFamily:

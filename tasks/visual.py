@@ -22,7 +22,7 @@ from .base_tasks import BASE_TASKS  # noqa: E402
 from .core import Domain, GapFactor, TaskPair  # noqa: E402
 from .env import CotrainEnv  # noqa: E402
 from .gaps import GapEffect  # noqa: E402
-from .registry import Registry  # noqa: E402
+from common.registry import Registry  # noqa: E402
 
 IMAGE_SIZE = 84
 AGENTVIEW = "agentview"

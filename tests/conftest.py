@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tasks import make_env
-from tasks.dataset import Dataset, load_dataset, write_dataset
+from common.dataset import Dataset
+from tasks.dataset import load_dataset, write_dataset
 
 LIFT_PAIR = "lift/dynamics"
 
@@ -65,7 +66,8 @@ def smoke_bundle(lift_datasets, tmp_path_factory) -> dict:
     `_demos`), and its exported bundle. Keys: runs_dir, run_dir, bundle, method, target (Dataset)."""
     import torch
 
-    from baselines import METHODS, DiffusionPolicy, PolicyConfig, make_sampler, make_windows
+    from baselines import PolicyConfig
+    from baselines.build import build_training
     from benchmark.harness.config import RunConfig
     from benchmark.deploy.export import export_bundle
     from benchmark.harness.run import write_json
@@ -77,18 +79,12 @@ def smoke_bundle(lift_datasets, tmp_path_factory) -> dict:
     config = cfg.to_json()
     runs_dir = tmp_path_factory.mktemp("bundle_runs")
     run_dir = runs_dir / config["run_id"]
-    method_cls = METHODS[SMOKE_BUNDLE_METHOD]
-    pcfg = PolicyConfig(obs_dim=source.obs_dim, action_dim=7, width=32, depth=1, z_dim=16, encoder_hidden=64,
-                        domain_embedding=method_cls.uses_domain_embedding)
-    src, tgt = (make_windows(d, pcfg.n_obs_steps, pcfg.horizon) for d in (source, target))
-    policy = DiffusionPolicy(pcfg)
-    policy.fit_normalizer(np.concatenate([src.obs, tgt.obs]), np.concatenate([src.action, tgt.action]))
-    method = method_cls(policy, {"w": 0.5})
-    sampler = make_sampler(method_cls, src, tgt, 32, 0.5, torch.Generator().manual_seed(0))
+    pcfg = PolicyConfig(obs_dim=source.obs_dim, action_dim=7, width=32, depth=1, z_dim=16, encoder_hidden=64)
+    built = build_training(pcfg, SMOKE_BUNDLE_METHOD, {"w": 0.5, "batch_size": 32}, source, target, seed=0)
     threads = torch.get_num_threads()
     try:  # one thread: small batches gain nothing from two, and a busy machine makes two much slower
-        train(method, sampler, TrainConfig(steps=40, batch_size=32, log_every=20, ckpt_every=40, val_every=40,
-                                           num_threads=1), run_dir, progress=False)
+        train(built.method, built.sampler, TrainConfig(steps=40, batch_size=32, log_every=20, ckpt_every=40,
+                                                       val_every=40, num_threads=1), run_dir, progress=False)
     finally:
         torch.set_num_threads(threads)
     write_json(run_dir / "config.json", config)

@@ -16,11 +16,16 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.deploy.arm import (PolicyRunner, Robot, SafetyLimits, SimRobot, make_robot, rot6d,
-                           to_policy_frame)
-from benchmark.deploy.arm_eval import arm_eval
-from benchmark.deploy.arm_net import ArmServer, pack, unpack
-from benchmark.deploy.bundle import BundlePolicy, load_bundle
+from benchmark.deploy.standin import SimRobot, make_robot
+from cotrain_robot.bundle import BundlePolicy, load_bundle
+from cotrain_robot.client import RemoteRobot
+from cotrain_robot.geometry import rot6d, to_policy_frame
+from cotrain_robot.protocol import pack, unpack
+from cotrain_robot.robot import Robot
+from cotrain_robot.runner import PolicyRunner
+from cotrain_robot.safety import SafetyLimits
+from cotrain_robot.server import ArmServer
+from cotrain_robot.session import arm_eval
 from tasks import obs_layout
 from tasks.dataset import load_dataset
 
@@ -136,7 +141,7 @@ def test_out_of_limit_action_is_refused_and_the_arm_held(case, caplog):
     policy = StubPolicy(lambda k: _chunks(0.01 if k == 0 else bad_step))
     limits = SafetyLimits.from_bundle(policy.spec, **extra)
     arm = FakeArm()
-    with caplog.at_level(logging.WARNING, logger="benchmark.deploy.arm"):
+    with caplog.at_level(logging.WARNING, logger="cotrain_robot.runner"):
         ep = PolicyRunner(policy, arm, limits).run_episode(seed=1, max_steps=10)
     kind = {"nan": "nan_action"}.get(case, case)
     assert ep.stop_reason == "safety" and ep.success is False and ep.held
@@ -188,7 +193,7 @@ def test_temporal_ensembling_averages_every_chunk_covering_a_step(decay):
 
 def test_runner_warns_when_inference_misses_the_control_period(caplog):
     policy = StubPolicy(lambda k: _chunks(0.0), delay_s=0.06)  # 60 ms > 50 ms at 20 Hz
-    with caplog.at_level(logging.WARNING, logger="benchmark.deploy.arm"):
+    with caplog.at_level(logging.WARNING, logger="cotrain_robot.runner"):
         ep = PolicyRunner(policy, FakeArm()).run_episode(0, 4)
     assert ep.late_inferences == 2 and "control period" in caplog.text
 
@@ -197,6 +202,8 @@ def test_robot_specs():
     robot = make_robot("sim:lift/dynamics@0.5")
     assert isinstance(robot, SimRobot) and (robot.pair, robot.magnitude, robot.domain) == (PAIR, 0.5, "target")
     assert robot.env is None  # nothing built until connect()
+    remote = make_robot("tcp://127.0.0.1:5555", timeout_s=0.5)
+    assert isinstance(remote, RemoteRobot) and remote.timeout_s == 0.5
     with pytest.raises(ValueError, match="unknown robot spec"):
         make_robot("serial:/dev/ttyUSB0")
 
@@ -211,7 +218,27 @@ def test_message_format_round_trips_arrays():
         unpack([b'{"arrays": [{"name": "a", "dtype": "<f4", "shape": [1]}]}'])
 
 
-def test_real_arm_session_asks_the_operator_and_writes_data(smoke_bundle, tmp_path):
+class DriverView(Robot):
+    """The stand-in arm as a real arm's driver gives it: poses as quaternions (`robot_state`, `object_poses`;
+    the base class builds the observation), no success test and no horizon (a "real" robot)."""
+
+    def __init__(self, sim: SimRobot):
+        self.sim = sim
+
+    def reset(self, seed=None):
+        self.sim.reset(seed)
+
+    def robot_state(self):
+        return self.sim.robot_state()
+
+    def object_poses(self):
+        return self.sim.object_poses()
+
+    def send_action(self, action):
+        self.sim.send_action(action)
+
+
+def test_real_arm_session_asks_the_operator_and_writes_data(smoke_bundle, sim_robot, tmp_path):
     answers = iter(["", "y", "", "n"])
     prompts: list[str] = []
 
@@ -219,14 +246,18 @@ def test_real_arm_session_asks_the_operator_and_writes_data(smoke_bundle, tmp_pa
         prompts.append(prompt)
         return next(answers)
 
-    summary = arm_eval(smoke_bundle["bundle"], FakeArm(), 2, tmp_path, seeds=[5, 6], ask_operator=ask, max_steps=5,
-                       realtime=False)
+    sent_before = len(sim_robot.actions_received)
+    summary = arm_eval(smoke_bundle["bundle"], DriverView(sim_robot), 2, tmp_path, seeds=[5, 6], ask_operator=ask,
+                       max_steps=5, realtime=False)
+    assert summary["robot_info"]["kind"] == "real"
     assert [e["success"] for e in summary["episodes"]] == [True, False] and summary["successes"] == 1
-    assert "reset the scene" in prompts[0] and "success?" in prompts[1]
+    assert [e["length"] for e in summary["episodes"]] == [5, 5] and len(sim_robot.actions_received) == sent_before + 10
+    assert "reset the scene" in prompts[0] and "success?" in prompts[1] and len(prompts) == 4
     assert summary["ci95"][0] < 0.5 < summary["ci95"][1]
     data = load_dataset(tmp_path / "episodes.hdf5")
     assert data.n_demos == 2 and data.episode_seeds == [5, 6] and data.attrs["source"] == "arm-eval"
     assert [float(r[-1]) for r in data.rewards] == [1.0, 0.0]
+    np.testing.assert_array_equal(data.actions[1], sim_robot.actions_received[-5:])
     assert json.loads((tmp_path / "summary.json").read_text())["n"] == 2
 
 

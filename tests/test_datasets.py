@@ -9,7 +9,8 @@ from benchmark.cli import main
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import ensure_demos
 from tasks import GAP_FACTORS, GapFactor, custom_pair, get_pair, obs_layout
-from tasks.dataset import Dataset, DatasetError, load_dataset, write_dataset
+from common.dataset import Dataset, DatasetError
+from tasks.dataset import load_dataset, write_dataset
 from tasks.demos import generate_demos
 from tasks.seeds import episode_seeds
 

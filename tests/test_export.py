@@ -11,12 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import DiffusionPolicy, PolicyConfig, load_checkpoint, make_windows
-from benchmark.deploy.bundle import BUNDLE_VERSION, BundleError, load_bundle, read_spec
+from baselines import PolicyConfig, load_checkpoint, make_windows
+from baselines.build import build_policy
 from benchmark.cli import main as cli_main
 from benchmark.deploy.export import ExportError, SamplingGraph, export_bundle
+from cotrain_robot.bundle import BUNDLE_VERSION, BundleError, load_bundle, read_spec
+from cotrain_robot.session import bundle_test_seeds
 from tasks import obs_layout
 from tasks.base_tasks import LAYOUT_VERSION
+from tasks.seeds import episode_seeds
 
 TOLERANCE = 1e-4
 
@@ -48,6 +51,7 @@ def test_policy_json_describes_the_bundle(smoke_bundle):
     assert prov["run_id"] == config["run_id"] and prov["method"] == smoke_bundle["method"]
     assert prov["suite_version"] == config["suite_version"] and prov["pair"] == "lift/dynamics"
     assert spec["onnx"]["opset"] == 18
+    assert bundle_test_seeds(spec, 3, 4) == episode_seeds("test", 3, 4)  # an arm session's default start states
     check = spec["check"]
     assert "replay" in check["observations"] and check["samples"] > 0
     assert set(check["max_abs_diff"]) == {"onnx", "torch"}
@@ -80,9 +84,8 @@ def test_sampling_graph_is_the_policys_sampler(embedding, domain, guidance):
     dim = sum(n for _, n in obs_layout("lift"))
     cfg = PolicyConfig(obs_dim=dim, action_dim=7, width=32, depth=2, z_dim=8, encoder_hidden=32,
                        domain_embedding=embedding)
-    policy = DiffusionPolicy(cfg).eval()
     rng = np.random.default_rng(0)
-    policy.fit_normalizer(rng.normal(size=(50, 2, dim)), rng.normal(size=(50, 16, 7)))
+    policy = build_policy(cfg, rng.normal(size=(50, 2, dim)), rng.normal(size=(50, 16, 7)), seed=0).eval()
     obs, noise = torch.randn(4, 2, dim), torch.randn(4, 16, 7)
     graph = SamplingGraph(policy, domain, guidance or 0.0)
     with torch.inference_mode():
@@ -91,8 +94,7 @@ def test_sampling_graph_is_the_policys_sampler(embedding, domain, guidance):
     assert torch.allclose(got, expected, atol=TOLERANCE, rtol=0)  # batched vs row by row: rounding only
 
 
-_BLOCKED = ("robosuite", "mujoco", "tasks", "baselines", "gymnasium", "h5py", "benchmark.deploy.export",
-            "benchmark.harness.train", "benchmark.harness.run", "benchmark.harness.evaluate", "benchmark.deploy.arm_eval")
+_BLOCKED = ("robosuite", "mujoco", "tasks", "baselines", "gymnasium", "h5py", "benchmark")
 
 
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
@@ -109,13 +111,11 @@ def test_bundle_loads_without_simulation_or_training_code(smoke_bundle, backend,
         for name in {blocked!r}:
             sys.modules[name] = None  # any import of these raises ImportError
         import numpy as np
-        from benchmark.deploy.bundle import load_bundle
+        from cotrain_robot.bundle import load_bundle
         policy = load_bundle({str(smoke_bundle["bundle"])!r}, {backend!r}, num_threads=1)
         out = policy.act_chunk(np.load({str(tmp_path / "obs.npy")!r}), np.load({str(tmp_path / "noise.npy")!r}))
         diff = float(np.abs(out - np.load({str(tmp_path / "expected.npy")!r})).max())
         assert diff <= 1e-6, diff
-        if {backend!r} == "onnx":  # the robot side of the adapter needs no torch either
-            import benchmark.deploy.arm, benchmark.deploy.arm_net
         leaked = [m for m in {blocked!r} if sys.modules.get(m) is not None]
         assert not leaked, leaked
         print("ok", out.shape)
@@ -133,7 +133,7 @@ def test_export_above_tolerance_fails_and_leaves_nothing(smoke_bundle, capsys, m
     # the graphs are the fixture's (exporting them again would only cost time); the check runs for real
     monkeypatch.setattr(export, "_export_files", lambda graph, example, out, opset: [
         shutil.copy(smoke_bundle["bundle"] / name, out / name) for name in export.FILES.values()])
-    monkeypatch.setattr(export, "_env_facts", lambda pair, magnitude: {})
+    monkeypatch.setattr(export, "env_facts", lambda pair, magnitude: {})
     out = smoke_bundle["runs_dir"] / "too_strict"
     code = cli_main(["export", str(smoke_bundle["run_dir"]), "--out", str(out), "--tolerance", "1e-12"])
     assert code == 2

@@ -1,7 +1,6 @@
 """The harness end to end on real runs at the `smoke` profile: run, resume, sweeps, executors."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,6 +15,7 @@ import pytest
 from benchmark.harness.config import RunConfig
 from benchmark.harness.evaluate import EvalPool, EvalSpec, evaluate
 from benchmark.analysis.leaderboard import aggregate, load_records
+from benchmark.analysis.stats import wilson_interval
 from benchmark.harness.run import RECORD_SCHEMA, execute_run
 from benchmark.harness.sweep import load_grid, run_sweep
 from tasks.seeds import episode_seeds
@@ -49,7 +49,9 @@ def test_run_writes_a_complete_record(record, runs_dir):
     assert metrics["probe_folds"] == 2 and metrics["replay_episodes"] == 4 and metrics["z_spread"] > 0
     target = record["eval"]["target"]
     assert target["n"] == 4 and len(target["episodes"]) == 4
-    assert target["ci95"][0] <= target["success_rate"] <= target["ci95"][1]
+    assert target["successes"] == sum(e["success"] for e in target["episodes"])
+    assert target["success_rate"] == target["successes"] / target["n"]
+    assert tuple(target["ci95"]) == pytest.approx(wilson_interval(target["successes"], target["n"]))
     assert record["eval"]["source"]["n"] == 4
     assert [e["seed"] for e in target["episodes"]] == episode_seeds("test", 0, 4)
     for key in ("align_wasserstein", "discern_mlp_cond", "structured_alignment", "raw_discern_mlp"):
@@ -105,10 +107,10 @@ def test_a_reused_pool_gives_what_fresh_workers_give(record, runs_dir):
     """An EvalPool keeps policy and envs across evaluations; switching domain must rebuild the envs."""
     checkpoint = str(runs_dir / record["run_id"] / "checkpoint")
     target, source = (EvalSpec(checkpoint, PAIR, d, 1.0) for d in ("target", "source"))
-    seeds = episode_seeds("test", 0, 10)
+    seeds = episode_seeds("test", 0, 6)
     with EvalPool(2) as pool:
         pooled = [evaluate(spec, seeds, progress=False, pool=pool) for spec in (target, source, target)]
-    assert pooled[0] == pooled[2] == evaluate(target, seeds, workers=2, progress=False)
+    assert pooled[0] == pooled[2] == evaluate(target, seeds, workers=1, progress=False)
     assert pooled[1] == evaluate(source, seeds, workers=1, progress=False)
 
 

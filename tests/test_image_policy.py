@@ -7,10 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_sampler,
-                       make_windows, save_checkpoint)
+from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_windows,
+                       save_checkpoint)
+from baselines.build import build_training
 from tasks import make_env
-from tasks.dataset import Dataset, load_dataset, write_dataset
+from common.dataset import Dataset
+from tasks.dataset import load_dataset, write_dataset
 
 PAIR = "lift/visual"
 EPISODES, STEPS, BATCH = 2, 10, 8
@@ -93,17 +95,12 @@ def test_config_round_trip_and_lowdim_dict_unchanged():
 
 
 def _build(name: str, source: Dataset, target: Dataset):
-    cls = METHODS[name]
-    cfg = image_config(source.obs_dim, domain_embedding=cls.uses_domain_embedding)
+    cfg = image_config(source.obs_dim)
     src, tgt = (make_windows(d, cfg.n_obs_steps, cfg.horizon, cfg.image_keys) for d in (source, target))
-    torch.manual_seed(0)
-    policy = DiffusionPolicy(cfg)
-    used = [w for w, on in ((src, cls.uses_source), (tgt, cls.uses_target)) if on]
-    policy.fit_normalizer(np.concatenate([w.obs for w in used]), np.concatenate([w.action for w in used]))
-    hp = {"lr": 1e-3, "batch_size": BATCH, **({"w": 0.5} if cls.mixes else {}),
+    hp = {"lr": 1e-3, "batch_size": BATCH, **({"w": 0.5} if METHODS[name].mixes else {}),
           **({"grl_warmup": 0} if "adda" in name else {})}
-    w = hp["w"] if cls.mixes else float(cls.uses_target)
-    return cls(policy, hp), make_sampler(cls, src, tgt, BATCH, w, torch.Generator().manual_seed(0)), tgt
+    built = build_training(cfg, name, hp, src, tgt, seed=0)
+    return built.method, built.sampler, tgt
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -167,8 +164,8 @@ def test_smoke_run_on_a_visual_pair(smoke_run):
 
 
 def test_image_policy_exports_to_a_bundle(smoke_run):
-    from benchmark.deploy.bundle import load_bundle
     from benchmark.deploy.export import export_bundle
+    from cotrain_robot.bundle import load_bundle
 
     runs_dir, record = smoke_run
     bundle = export_bundle(runs_dir / record["run_id"], runs_dir / "bundle")  # checks both formats against PyTorch

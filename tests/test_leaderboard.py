@@ -211,17 +211,65 @@ def test_write_leaderboard(tmp_path, records):
 
 # --- plots -------------------------------------------------------------------------------
 
-def _is_png(path: Path) -> bool:
-    return path.stat().st_size > 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
 
 
-def test_plots_write_png(tmp_path, table):
-    assert _is_png(P.plot_success_vs_ratio(table, tmp_path / "ratio.png", window=(0.05, 0.2)))
-    assert _is_png(P.plot_success_vs_magnitude(table, tmp_path / "magnitude.png"))
-    assert _is_png(P.plot_alignment_vs_discernibility(table, tmp_path / "align.png"))
+def _errorbars(ax) -> list:
+    from matplotlib.container import ErrorbarContainer
+
+    return [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+
+
+def test_success_figures_draw_one_series_per_group(table):
+    """One errorbar series per (method, gap) with a ratio, one reference line per method without,
+    one series per method and w against the gap; labels from the table."""
+    ratio = table[table.w.notna()].sort_values(["method", "magnitude"])
+    fixed = table[table.w.isna()].sort_values(["method", "magnitude"])
+    ax = P.success_vs_ratio_figure(table, window=(0.05, 0.2)).axes[0]
+    assert ax.get_xlabel() == "target fraction of each batch w (log scale)" and ax.get_ylabel() == "target success rate"
+    assert ax.get_xscale() == "log"
+    series = [f"lift/dynamics · {r.method} · gap={r.magnitude:g}" for r in ratio.itertuples()]
+    references = [f"lift/dynamics · {r.method} · gap={r.magnitude:g}" for r in fixed.itertuples()]
+    assert [c.get_label() for c in _errorbars(ax)] == series
+    assert [line.get_label() for line in ax.lines if line.get_linestyle() == ":"] == references
+    assert [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == ":"] == list(fixed.success_mean)
+    assert sorted(_legend(ax)) == sorted(series + references + ["ratio window"])
+
+    ax = P.success_vs_magnitude_figure(table).axes[0]
+    assert ax.get_xlabel() == "gap magnitude" and ax.get_ylabel() == "target success rate"
+    bars = _errorbars(ax)
+    methods = sorted(table.method.unique())
+    assert [c.get_label().split(" · ")[1] for c in bars] == methods
+    for c, method in zip(bars, methods):  # each series runs over every gap of its method
+        rows = table[table.method == method].sort_values("magnitude")
+        assert list(c.lines[0].get_xdata()) == list(rows.magnitude)
+        assert list(c.lines[0].get_ydata()) == list(rows.success_mean)
+
+
+def test_alignment_figure_scatters_every_run_with_a_colour_scale(table):
+    fig = P.alignment_vs_discernibility_figure(table)
+    ax, bar = fig.axes
+    assert ax.get_xlabel() == "Wasserstein distance of z (normalized across runs)"
+    assert ax.get_ylabel() == "domain discernibility of z_cond (MLP probe accuracy)"
+    assert bar.get_ylabel() == "target success rate"
+    (points,) = ax.collections
+    assert points.get_offsets().tolist() == table[["align_wasserstein_norm", "discern_mlp_cond"]].to_numpy().tolist()
+    assert list(points.get_array()) == list(table.success_mean)
+
+
+def test_training_curves_figure_and_written_plots(tmp_path, table):
     logs = {}
     for label, scale in (("cotrain", 1.0), ("target_only", 2.0)):
         logs[label] = tmp_path / f"{label}.jsonl"
         logs[label].write_text("".join(json.dumps({"step": s, "loss": scale / (1 + s), "lr": 1e-4}) + "\n"
                                        for s in range(0, 500, 50)))
-    assert _is_png(P.plot_training_curves(logs, tmp_path / "curves.png"))
+    ax = P.training_curves_figure(logs).axes[0]
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss" and ax.get_yscale() == "log"
+    assert [line.get_label() for line in ax.lines] == list(logs) and _legend(ax) == list(logs)
+    assert list(ax.lines[1].get_xdata()) == list(range(0, 500, 50))
+    assert P.training_curves_figure(logs, key="lr").axes[0].get_ylabel() == "lr"
+    paths = P.write_plots(table, logs, tmp_path / "figs")
+    assert [p.name for p in paths] == ["success_vs_ratio.png", "success_vs_magnitude.png",
+                                       "alignment_vs_discernibility.png", "training_curves.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)

@@ -1,19 +1,23 @@
-"""Every co-training method on real small Lift datasets; hyperparameters; checkpoints; bad input."""
+"""Every co-training method on real small Lift datasets; the conformance check; hyperparameters;
+checkpoints; bad input."""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 import torch
 
-from baselines import (HPARAMS, METHODS, DiffusionPolicy, PolicyConfig, default_hparams, describe,
-                       load_checkpoint, make_sampler, make_windows, random_hparams, save_checkpoint, validate_hparams)
-from baselines.methods import _GradReverse, grl_schedule, scale_free
+from baselines import (METHODS, DiffusionPolicy, Method, MethodCheckError, PolicyConfig, check_method,
+                       default_hparams, describe, load_checkpoint, random_hparams,
+                       save_checkpoint, validate_hparams)
+from baselines.alignment import _GradReverse, grl_schedule
+from baselines.build import build_policy, build_training
+from baselines.hparams import loguniform
+from baselines.methods import scale_free
 
 STEPS, BATCH = 30, 64
-
-
 
 def tiny_config(obs_dim: int, **kw) -> PolicyConfig:
     base = dict(obs_dim=obs_dim, action_dim=7, horizon=8, n_action_steps=4, width=32, depth=1, z_dim=8,
@@ -23,17 +27,9 @@ def tiny_config(obs_dim: int, **kw) -> PolicyConfig:
 
 def build(name: str, source, target, seed: int = 0, **hparams):
     """(method, sampler) for `name` on the source/target Datasets, seeded."""
-    cls = METHODS[name]
-    cfg = tiny_config(source.obs_dim, domain_embedding=cls.uses_domain_embedding)
-    src, tgt = (make_windows(d, cfg.n_obs_steps, cfg.horizon) for d in (source, target))
-    torch.manual_seed(seed)
-    policy = DiffusionPolicy(cfg)
-    used = [w for w, on in ((src, cls.uses_source), (tgt, cls.uses_target)) if on]
-    policy.fit_normalizer(np.concatenate([w.obs for w in used]), np.concatenate([w.action for w in used]))
-    hp = {"lr": 3e-3, "batch_size": BATCH, **({"w": 0.3} if cls.mixes else {}), **hparams}
-    w = hp["w"] if cls.mixes else float(cls.uses_target)
-    method = cls(policy, hp)
-    return method, make_sampler(cls, src, tgt, BATCH, w, torch.Generator().manual_seed(seed))
+    hp = {"lr": 3e-3, "batch_size": BATCH, **({"w": 0.3} if METHODS[name].mixes else {}), **hparams}
+    built = build_training(tiny_config(source.obs_dim), name, hp, source, target, seed)
+    return built.method, built.sampler
 
 
 @pytest.mark.parametrize("name", METHODS.names())
@@ -44,8 +40,9 @@ def test_method_trains_and_samples(name, lift_datasets):
     for log in logs:
         assert "loss" in log and "diffusion" in log
         assert all(math.isfinite(v) for v in log.values()), log
-    first, last = np.mean([g["loss"] for g in logs[:5]]), np.mean([g["loss"] for g in logs[-5:]])
-    assert last < first, f"{name}: loss {first:.4f} -> {last:.4f}"
+    # the diffusion term falls (an adversarial term may rise while the discriminator learns)
+    first, last = np.mean([g["diffusion"] for g in logs[:5]]), np.mean([g["diffusion"] for g in logs[-5:]])
+    assert last < first, f"{name}: diffusion loss {first:.4f} -> {last:.4f}"
     assert method.step == STEPS
     obs = sampler.next()[1 if method.uses_target else 0]["obs"][:3]
     for domain in ("source", "target"):
@@ -155,12 +152,10 @@ def test_gradient_reversal_drives_the_discriminator_toward_chance():
     three): with the reversal off the discriminator separates them (> 0.9); once on, the encoder is
     pushed to hide the domain and the discriminator's accuracy falls toward chance (< 0.7)."""
     g = torch.Generator().manual_seed(3)
-    torch.manual_seed(3)
-    policy = DiffusionPolicy(tiny_config(4, n_obs_steps=1, horizon=4))
     obs = torch.randn(1024, 1, 4, generator=g)
     obs[512:, 0, 3] += 8.0
     action = (obs[:, 0, :3] @ torch.randn(3, 7, generator=g))[:, None].repeat(1, 4, 1)
-    policy.fit_normalizer(obs.numpy(), action.numpy())
+    policy = build_policy(tiny_config(4, n_obs_steps=1, horizon=4), obs.numpy(), action.numpy(), seed=3)
     method = METHODS["adda"](policy, {"lr": 1e-3, "adversarial_weight": 0.0, "grl_warmup": 0})
 
     def accuracies(steps: int) -> np.ndarray:
@@ -200,9 +195,108 @@ def test_cfg_guidance_rule(lift_datasets):
         cotrain.sample(obs, "target", guidance=1.0)
 
 
+@pytest.mark.parametrize("name", METHODS.names())
+def test_every_registered_method_passes_check_method(name):
+    history = check_method(METHODS[name])
+    assert set(METHODS[name].loss_terms) <= set(history)
+
+
+class ZeroedOT(METHODS["ot"]):
+    """OT whose own term is multiplied by zero in the total loss."""
+
+    def objective(self, batch):
+        _, terms = super().objective(batch)
+        return terms["diffusion"] + 0.0 * terms["ot"], terms
+
+
+class DetachedOT(METHODS["ot"]):
+    """OT whose term sees a detached z (no gradient reaches the encoder)."""
+
+    def prepare(self, source_batch, target_batch):
+        batch = super().prepare(source_batch, target_batch)
+        batch["align_z"] = tuple(z.detach() for z in batch["align_z"])
+        return batch
+
+
+class DetachedADDA(METHODS["adda"]):
+    """ADDA whose discriminator reads a detached z: it still trains, but the encoder is never aligned."""
+
+    def adversarial_loss(self, z_src, z_tgt, coeff):
+        return super().adversarial_loss(z_src.detach(), z_tgt.detach(), coeff)
+
+
+class ConstantTerm(METHODS["cotrain"]):
+    """Declares a term that never changes."""
+
+    loss_terms = {"flat": ("policy.encoder",)}
+
+    def objective(self, batch):
+        diffusion, z = self.diffusion(batch)
+        flat = 0.0 * z.sum() + 1.0
+        return diffusion + flat, {"diffusion": diffusion, "flat": flat}
+
+
+class NoisySampling(METHODS["cotrain"]):
+    """Samples with fresh randomness on top of the given noise."""
+
+    def sample(self, obs, domain, guidance=None, noise=None, generator=None):
+        actions = super().sample(obs, domain, guidance, noise, generator)
+        return actions + np.random.default_rng().normal(size=actions.shape).astype(actions.dtype)
+
+
+class ForgetfulCheckpoint(METHODS["cotrain"]):
+    """Reloads everything but the EMA weights it samples with."""
+
+    def load_state_dict(self, state):
+        super().load_state_dict({**state, "ema": self.ema.state_dict()})
+
+
+@pytest.mark.parametrize("broken, message", [
+    (NoisySampling, "NoisySampling ('cotrain') fails the sampling check: two source samples from the same noise"),
+    (ForgetfulCheckpoint, "ForgetfulCheckpoint ('cotrain') fails the save/load check: the reloaded method"),
+    (ZeroedOT, "ZeroedOT ('ot') fails the gradient check: term 'ot' does not enter the total loss"),
+    (DetachedOT, "DetachedOT ('ot') fails the gradient check: term 'ot' is detached"),
+    (DetachedADDA, "DetachedADDA ('adda') fails the gradient check: term 'adv' sends no gradient to policy.encoder"),
+    (ConstantTerm, "ConstantTerm ('cotrain') fails the varying check: term 'flat' is constant"),
+])
+def test_check_method_catches_a_method_that_does_not_do_what_it_claims(broken, message):
+    with pytest.raises(MethodCheckError, match=re.escape(message)):
+        check_method(broken)
+
+
+def test_check_method_names_a_bad_declaration():
+    class Nameless(Method):
+        pass
+
+    class WrongModule(METHODS["cotrain"]):
+        name, description = "wrong_module", "claims a module it lacks"
+        loss_terms = {"diffusion": ("policy.encoder", "extra.critic")}
+
+    with pytest.raises(MethodCheckError, match="declaration check: it needs a non-empty `name`"):
+        check_method(Nameless)
+    with pytest.raises(MethodCheckError, match="names module 'extra.critic', which the method lacks"):
+        check_method(WrongModule)
+    with pytest.raises(MethodCheckError, match="not a subclass of baselines.Method"):
+        check_method(dict)
+
+
+def test_hparams_and_terms_are_declared_on_the_class_and_merged():
+    """A subclass declares only what it adds; its bases' entries come first, and `w` only where it mixes."""
+    class Extra(METHODS["cfg"]):
+        name, description = "extra", "cfg plus one knob"
+        hparam_space = {"knob": (0.5, loguniform(0.1, 1.0))}
+        loss_terms = {"knob_term": ("policy.encoder",)}
+
+    assert list(Extra.hparam_space) == [*METHODS["cfg"].hparam_space, "knob"]
+    assert Extra.loss_terms == {**METHODS["cfg"].loss_terms, "knob_term": ("policy.encoder",)}
+    assert default_hparams(Extra)["knob"] == 0.5 and validate_hparams(Extra, {"knob": 0.2}) == {"knob": 0.2}
+    assert "w" in METHODS["cotrain"].hparam_space and "w" not in METHODS["target_only"].hparam_space
+    assert METHODS["cfg_adda"].hparam_space.keys() == METHODS["adda"].hparam_space.keys() | METHODS["cfg"].hparam_space.keys()
+
+
 def test_hparams_defaults_ranges_and_streams(monkeypatch):
     for name in METHODS.names():
-        assert set(default_hparams(name)) == set(HPARAMS[name])
+        assert set(default_hparams(name)) == set(METHODS[name].hparam_space)
         assert name in METHODS and METHODS[name].description
         assert "lr" in describe(name)
         for seed in range(5):
@@ -211,7 +305,8 @@ def test_hparams_defaults_ranges_and_streams(monkeypatch):
             assert draw == random_hparams(name, seed)
     assert random_hparams("cfg", 0) != random_hparams("cfg", 1)
     before = random_hparams("ot", 7)
-    monkeypatch.setitem(HPARAMS, "ot", {"aaa_new": HPARAMS["ot"]["lr"], **HPARAMS["ot"]})
+    space = METHODS["ot"].hparam_space
+    monkeypatch.setattr(METHODS["ot"], "hparam_space", {"aaa_new": space["lr"], **space})
     after = random_hparams("ot", 7)
     assert {k: v for k, v in after.items() if k != "aaa_new"} == before
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from baselines import DiffusionPolicy, Normalizer, PolicyConfig, make_windows
+from baselines.build import build_policy
 
 REGRESSION = Path(__file__).parent / "data" / "policy_regression.npz"
 REGEN_ENV = "COTRAIN_REGEN_POLICY_REGRESSION"  # set to 1 to rewrite REGRESSION from the current code
@@ -19,11 +20,8 @@ def tiny(network: str = "mlp", obs_dim: int = 18, action_dim: int = 7, seed: int
     """A tiny policy with normalizer statistics from fixed random data."""
     cfg = PolicyConfig(obs_dim=obs_dim, action_dim=action_dim, horizon=8, n_action_steps=4, network=network,
                        width=32, depth=1, z_dim=8, encoder_hidden=32, **kw)
-    torch.manual_seed(seed)
-    policy = DiffusionPolicy(cfg)
     rng = np.random.default_rng(seed)
-    policy.fit_normalizer(rng.normal(size=(64, 2, obs_dim)), rng.normal(size=(64, 8, action_dim)))
-    return policy
+    return build_policy(cfg, rng.normal(size=(64, 2, obs_dim)), rng.normal(size=(64, 8, action_dim)), seed)
 
 
 def test_normalizer_handles_zero_range_and_round_trips():

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import METHODS, DiffusionPolicy, PolicyConfig, make_sampler, make_windows, validate_hparams
+from baselines import METHODS, DiffusionPolicy, PolicyConfig, validate_hparams
+from baselines.build import build_training
 from baselines.ema import EMA
 from benchmark.harness import recipe
 from benchmark.harness.config import RunConfig
@@ -20,18 +21,13 @@ from tasks.seeds import episode_seeds
 BATCH = 32
 
 
-def build(lift_datasets, name: str = "cotrain", **hparams):
-    """(method, sampler) of a tiny policy on the Lift datasets; the policy takes `obs_noise` from hparams."""
-    cls = METHODS[name]
+def build(lift_datasets, **hparams):
+    """(method, sampler) of `cotrain` on a tiny policy on the Lift datasets (`obs_noise` from hparams)."""
     cfg = PolicyConfig(obs_dim=lift_datasets[0].obs_dim, action_dim=7, horizon=8, n_action_steps=4, width=32,
-                       depth=1, z_dim=8, encoder_hidden=32, obs_noise=hparams.get("obs_noise", 0.0))
-    src, tgt = (make_windows(d, cfg.n_obs_steps, cfg.horizon) for d in lift_datasets)
-    torch.manual_seed(0)
-    policy = DiffusionPolicy(cfg)
-    policy.fit_normalizer(np.concatenate([src.obs, tgt.obs]), np.concatenate([src.action, tgt.action]))
-    hp = {"lr": 1e-3, "batch_size": BATCH, **({"w": 0.25} if cls.mixes else {}), **hparams}
-    method = cls(policy, hp)
-    return method, make_sampler(cls, src, tgt, BATCH, 0.25 if cls.mixes else 1.0, torch.Generator())
+                       depth=1, z_dim=8, encoder_hidden=32)
+    built = build_training(cfg, "cotrain", {"lr": 1e-3, "batch_size": BATCH, "w": 0.25, **hparams}, *lift_datasets,
+                           seed=0)
+    return built.method, built.sampler
 
 
 def test_lr_warmup_ramps_linearly_then_holds(lift_datasets):

@@ -11,9 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import study as S
+from benchmark.study.analyses import MEASURES, RAW, balanced_aggregation
+from benchmark.study.claims import alignment_by_kind
+from benchmark.study.design import (REGIMES, classify_regime, gap_kind, in_window, nearer_bound, ratio_window,
+                                    window_position)
+from benchmark.study.formatting import slug
+from benchmark.study.guidance import guidance_sweep_run
+from benchmark.study.load import StudyData, is_study_method, method_label, runs_table
+from benchmark.study.report import analyze_study, study
+from benchmark.study.statistics import (CONFIDENCE, NOT_REPRODUCED, NOT_RESOLVED, POOLED, POWER, REPRODUCED,
+                                        STUDY_BASE, STUDY_EFFECT, cell_bootstrap, combine_verdicts, fisher_interval,
+                                        fisher_pool, paired_window_test, sweep_correlations, verdict, window_power,
+                                        window_verdict)
+from benchmark.study.window import window_sweeps
 
-VERDICTS = {S.REPRODUCED, S.NOT_REPRODUCED, S.NOT_RESOLVED}
+VERDICTS = {REPRODUCED, NOT_REPRODUCED, NOT_RESOLVED}
 CLAIM_IDS = {"cfg_adda_best", "align_discern", "balanced", "window", "alignment_corr", "regimes", "guidance"}
 
 
@@ -37,7 +49,7 @@ def smoke(tmp_path_factory) -> dict:
     torch.set_num_threads(1)
     try:
         run_sweep(grid, runs, progress=False)
-        summary = S.study(runs, out, budget="smoke", command="pytest tests/test_study.py", log=_quiet)
+        summary = study(runs, out, budget="smoke", command="pytest tests/test_study.py", log=_quiet)
     finally:
         torch.set_num_threads(threads)
     return {"runs": runs, "out": out, "summary": summary, "grid": grid}
@@ -64,7 +76,7 @@ def test_every_analysis_writes_its_table_and_figure(smoke):
 
     rep = pd.read_csv(out / "representation.csv")
     assert len(rep) == n_runs and rep["align_wasserstein"].notna().all() and rep["gw"].notna().all()
-    assert set(rep["regime"]) <= set(S.REGIMES)
+    assert set(rep["regime"]) <= set(REGIMES)
     agg = pd.read_csv(out / "aggregation.csv")
     assert {"cotrain", "cfg_adda"} <= set(agg["method"]) and agg["balanced"].notna().all()
     raw = pd.read_csv(out / "raw_discernibility.csv")
@@ -73,6 +85,73 @@ def test_every_analysis_writes_its_table_and_figure(smoke):
     assert "w_q = √(N/M)" in window and "lift/dynamics" in window
     lb = (out / "leaderboard.md").read_text()
     assert "Smallest success difference" in lb
+
+
+def _legend(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def _containers(ax, kind: str) -> list:
+    from matplotlib import container
+
+    return [c for c in ax.containers if isinstance(c, getattr(container, kind))]
+
+
+def test_every_figure_draws_each_series_of_its_table(smoke):
+    """The figures of the smoke study through their matplotlib objects: axis labels, and one series per
+    method, regime weight or probe of the table written beside each figure."""
+    import pandas as pd
+
+    out, figures = smoke["out"], smoke["summary"]["figures"]
+    rep = pd.read_csv(out / "representation.csv")
+    gaps = sorted(rep.gap.unique())
+    # success against w: an errorbar series per mixing method, a reference line per single-domain method
+    for gap in gaps:
+        g = rep[rep.gap == gap]
+        fig = figures[f"success_vs_w_{slug(gap)}.png"]
+        pairs = sorted(g.pair.unique())
+        assert len(fig.axes) == len(pairs)
+        for ax, pair in zip(fig.axes, pairs):
+            assert ax.get_xlabel() == "target fraction w (log)" and ax.get_ylabel() == "target success"
+            single = {"target_only", "source_only"}
+            mixing = sorted(set(g[g.pair == pair].method) - single)
+            assert [c.get_label() for c in _containers(ax, "ErrorbarContainer")] == mixing
+            references = sorted(set(g[g.pair == pair].method) & single)
+            window = ("window (w_n, w_q)", "w = √N/(√N+√M)")
+            assert sorted(label.rsplit(" (", 1)[0] for label in _legend(ax)
+                          if label not in mixing and label not in window) == references
+    # representation: a gap per row, a measure per column, a scatter per method
+    fig = figures["representation_scatter.png"]
+    assert len(fig.axes) == len(gaps) * 4
+    for i, gap in enumerate(gaps):
+        methods = sorted(rep[rep.gap == gap].method.unique())
+        for j, (_, description) in enumerate(MEASURES[:4]):
+            ax = fig.axes[4 * i + j]
+            assert ax.get_xlabel() == description and ax.get_ylabel() == "target success"
+            assert [c.get_label() for c in ax.collections] == methods
+    # regimes: a scatter per (adversarial weight, regime) of regimes.csv
+    reg = pd.read_csv(out / "regimes.csv")
+    (ax,) = figures["regimes.png"].axes
+    assert ax.get_xlabel() == "alignment of z: 1 − Wasserstein (normalized within pair)"
+    assert ax.get_ylabel() == "target success"
+    groups = [f"weight {w:g}, {r}" for (w, r), _ in reg.groupby(["adversarial_weight", "regime"])]
+    assert groups and [c.get_label() for c in ax.collections] == groups
+    # guidance: an errorbar series per method with evaluated scales, one point per scale
+    gd = pd.read_csv(out / "guidance.csv").dropna(subset=["success"])
+    (ax,) = figures["guidance.png"].axes
+    assert ax.get_xlabel() == "guidance scale λ (0 = plain conditional)"
+    assert ax.get_ylabel() == "target success (95% Wilson)"
+    series = _containers(ax, "ErrorbarContainer")
+    assert [c.get_label() for c in series] == sorted(gd.method.unique())
+    assert [len(c.lines[0].get_xdata()) for c in series] == [len(g) for _, g in gd.groupby("method")]
+    # raw discernibility: a bar series per probe, a bar per pair with runs
+    raw = pd.read_csv(out / "raw_discernibility.csv")
+    (ax,) = figures["raw_discernibility.png"].axes
+    assert ax.get_ylabel() == "held-out domain-probe accuracy"
+    bars = _containers(ax, "BarContainer")
+    assert [b.get_label() for b in bars] == [name for _, name in RAW]
+    assert all(len(b) == (raw.runs > 0).sum() for b in bars)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(raw[raw.runs > 0].pair)
 
 
 def test_guidance_sweep_evaluates_real_checkpoints_and_resumes(smoke):
@@ -100,11 +179,11 @@ def test_guidance_sweep_evaluates_real_checkpoints_and_resumes(smoke):
     assert [e["success"] for e in again] == [e["success"] for e in cache["scales"]["-0.5"]["episodes"]]
     # resumable: a second pass evaluates nothing; a new scale evaluates only that one
     lines: list[str] = []
-    S.guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
+    guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
     assert lines == []
     (run_dir / "guidance.json").write_text(json.dumps({**cache, "scales": {k: v for k, v in cache["scales"].items()
                                                                            if k != "0.5"}}))
-    S.guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
+    guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
     assert len(lines) == 1 and "0.5" in lines[0] and "evaluated" in lines[0]
     table = (smoke["out"] / "guidance.md").read_text()
     assert "cfg_adda" in table and "Wilson" in table
@@ -130,7 +209,7 @@ def test_comparison_lists_every_claim_with_a_verdict(smoke):
     assert "pytest tests/test_study.py" in text and "s wall time" in text
     assert "episodes per point" in text and "resolves" in text
     # one seed and three episodes cannot resolve anything: no claim may be called reproduced or refuted
-    assert all(c["verdict"] == S.NOT_RESOLVED for c in claims)
+    assert all(c["verdict"] == NOT_RESOLVED for c in claims)
 
 
 def test_partial_sweep_and_cli(smoke, tmp_path):
@@ -182,7 +261,7 @@ def test_balanced_and_unbalanced_aggregation_on_constructed_records():
     recs += [_rec("square/dynamics", "target_only", None, s, 3) for s in (0, 1)]  # not a mixing ratio: ignored
     # a second pair where cotrain is flat at 0.5, and an unknown ratio (0.2) that belongs to neither set
     recs += [_rec("lift/visual", "cotrain", w, 0, 5) for w in list(ks) + [0.2]]
-    tab = S.balanced_aggregation(recs, reps=500)
+    tab = balanced_aggregation(recs, reps=500)
     row = tab[(tab.pair == "square/dynamics") & (tab.method == "cotrain")].iloc[0]
     assert row.balanced == pytest.approx(0.8) and row.unbalanced == pytest.approx(0.2)
     assert row.delta == pytest.approx(0.6) and 0 < row.delta_lo <= 0.6 <= row.delta_hi
@@ -195,7 +274,7 @@ def test_balanced_and_unbalanced_aggregation_on_constructed_records():
     assert both.pairs == 2 and both.balanced == pytest.approx(0.65) and both.delta == pytest.approx(0.3)
     # partial sweep: a missing ratio is left out of its side's mean and counted
     part = [r for r in recs if not (r["config"]["pair"] == "square/dynamics" and r["config"]["w"] == 0.8)]
-    row = S.balanced_aggregation(part, reps=200).query("pair == 'square/dynamics'").iloc[0]
+    row = balanced_aggregation(part, reps=200).query("pair == 'square/dynamics'").iloc[0]
     assert row.unbalanced == pytest.approx(0.3) and row.unbalanced_w == 2
 
 
@@ -203,74 +282,74 @@ def test_method_labels_keep_regime_variants_apart():
     base = _rec("square/dynamics", "adda", 0.1, 0, 5, hparams={"adversarial_weight": 0.05})
     strong = _rec("square/dynamics", "adda", 0.1, 0, 5, hparams={"adversarial_weight": 0.5})
     vary = {"adda": {"adversarial_weight": [0.05, 0.5]}}
-    assert S.method_label(base, vary) == "adda"
-    assert S.method_label(strong, vary) == "adda[adversarial_weight=0.5]"
-    assert S.method_label(strong, {}) == "adda"
-    tab = S.balanced_aggregation([base, strong], vary, reps=50)
+    assert method_label(base, vary) == "adda"
+    assert method_label(strong, vary) == "adda[adversarial_weight=0.5]"
+    assert method_label(strong, {}) == "adda"
+    tab = balanced_aggregation([base, strong], vary, reps=50)
     assert set(tab[tab.pair != "all pairs"].method) == {"adda", "adda[adversarial_weight=0.5]"}
 
 
 def test_cell_bootstrap_pairs_start_states():
     # two cells with identical outcomes on shared start states: the paired difference is exactly 0
     eps = {s: {100 * s + i: float(i % 3 == 0) for i in range(12)} for s in (0, 1, 2)}
-    boot = S.cell_bootstrap({"a": eps, "b": {s: dict(v) for s, v in eps.items()}}, reps=300)
+    boot = cell_bootstrap({"a": eps, "b": {s: dict(v) for s, v in eps.items()}}, reps=300)
     assert boot.stat(lambda col: col("a") - col("b")) == (0.0, 0.0, 0.0)
     point, lo, hi = boot.stat(lambda col: col("a"))
     assert point == pytest.approx(4 / 12) and lo < point < hi
     # deterministic for its seed
-    again = S.cell_bootstrap({"a": eps, "b": eps}, reps=300)
+    again = cell_bootstrap({"a": eps, "b": eps}, reps=300)
     assert np.array_equal(boot.matrix, again.matrix, equal_nan=True)
 
 
 def test_regime_classifier_on_constructed_metrics():
-    assert S.classify_regime({"discern_mlp_cond": 0.55, "align_nn": 0.5, "replay_pairs": 100}) == "overlapping"
-    assert S.classify_regime({"discern_mlp_cond": 0.98, "align_nn": 0.01, "replay_pairs": 100}) == "disjoint"
-    assert S.classify_regime({"discern_mlp_cond": 0.97, "align_nn": 0.40, "replay_pairs": 100}) == "structured"
+    assert classify_regime({"discern_mlp_cond": 0.55, "align_nn": 0.5, "replay_pairs": 100}) == "overlapping"
+    assert classify_regime({"discern_mlp_cond": 0.98, "align_nn": 0.01, "replay_pairs": 100}) == "disjoint"
+    assert classify_regime({"discern_mlp_cond": 0.97, "align_nn": 0.40, "replay_pairs": 100}) == "structured"
     # probe between the thresholds with chance retrieval: not disjoint (the domain is not plainly readable)
-    assert S.classify_regime({"discern_mlp_cond": 0.75, "align_nn": 0.0, "replay_pairs": 100}) == "structured"
+    assert classify_regime({"discern_mlp_cond": 0.75, "align_nn": 0.0, "replay_pairs": 100}) == "structured"
     # retrieval judged against chance 1/n: 0.06 of 20 pairs (chance 0.05) is chance level
-    assert S.classify_regime({"discern_mlp_cond": 0.95, "align_nn": 0.06, "replay_pairs": 20}) == "disjoint"
-    assert S.classify_regime({"discern_mlp_cond": 0.95, "align_nn": 0.30, "replay_pairs": 20}) == "structured"
+    assert classify_regime({"discern_mlp_cond": 0.95, "align_nn": 0.06, "replay_pairs": 20}) == "disjoint"
+    assert classify_regime({"discern_mlp_cond": 0.95, "align_nn": 0.30, "replay_pairs": 20}) == "structured"
     # z_cond missing: the probe on z stands in
-    assert S.classify_regime({"discern_mlp": 0.5, "align_nn": 0.3}) == "overlapping"
-    assert S.classify_regime({}) == "unknown"
-    assert S.classify_regime({"discern_mlp_cond": 0.95}) == "unknown"
+    assert classify_regime({"discern_mlp": 0.5, "align_nn": 0.3}) == "overlapping"
+    assert classify_regime({}) == "unknown"
+    assert classify_regime({"discern_mlp_cond": 0.95}) == "unknown"
 
 
 def test_ratio_window_and_positions():
-    win = S.ratio_window(20, 200)
+    win = ratio_window(20, 200)
     assert win["w_n"] == pytest.approx(20 / 220)
     assert win["w_q"] == pytest.approx(math.sqrt(0.1))
     assert win["w_odds"] == pytest.approx(math.sqrt(20) / (math.sqrt(20) + math.sqrt(200)))
     assert win["w_n"] < win["w_odds"] < win["w_q"]
-    assert S.window_position(0.016, win) == "below w_n"
-    assert S.window_position(0.1, win) == "inside (both forms)"
-    assert S.window_position(0.3, win) == "inside (sqrt form only)"
-    assert S.window_position(0.5, win) == "above w_q"
-    assert S.in_window(0.3, win) and not S.in_window(0.3, win, "w_odds")
-    assert S.nearer_bound(0.3, win).startswith("w_q") and S.nearer_bound(0.2, win).startswith("w_odds")
-    assert S.gap_kind("square/dynamics") == "physics only"
-    assert S.gap_kind("lift/visual") == "visual only"
-    assert S.gap_kind("lift/visual_dynamics") == "visual + physics"
-    assert S.gap_kind("lift/sensing") == "observation only"
-    assert S.gap_kind("lift/action") == "other (action)"
+    assert window_position(0.016, win) == "below w_n"
+    assert window_position(0.1, win) == "inside (both forms)"
+    assert window_position(0.3, win) == "inside (sqrt form only)"
+    assert window_position(0.5, win) == "above w_q"
+    assert in_window(0.3, win) and not in_window(0.3, win, "w_odds")
+    assert nearer_bound(0.3, win).startswith("w_q") and nearer_bound(0.2, win).startswith("w_odds")
+    assert gap_kind("square/dynamics") == "physics only"
+    assert gap_kind("lift/visual") == "visual only"
+    assert gap_kind("lift/visual_dynamics") == "visual + physics"
+    assert gap_kind("lift/sensing") == "observation only"
+    assert gap_kind("lift/action") == "other (action)"
 
 
 def test_verdicts_need_the_interval():
-    assert S.verdict(0.01, 0.2) == S.REPRODUCED
-    assert S.verdict(-0.2, -0.01) == S.NOT_REPRODUCED
-    assert S.verdict(-0.1, 0.2) == S.NOT_RESOLVED
-    assert S.verdict(0.0, 0.0) == S.NOT_RESOLVED
-    assert S.verdict(math.nan, math.nan) == S.NOT_RESOLVED
-    assert S.verdict(-0.5, -0.2, direction=-1) == S.REPRODUCED
-    assert S.verdict(-0.04, 0.02, null=-0.05) == S.REPRODUCED  # non-inferiority margin
-    assert S.combine_verdicts([S.REPRODUCED, S.REPRODUCED]) == S.REPRODUCED
-    assert S.combine_verdicts([S.REPRODUCED, S.NOT_RESOLVED]) == S.NOT_RESOLVED
-    assert S.combine_verdicts([S.NOT_REPRODUCED, S.REPRODUCED]) == S.NOT_REPRODUCED
-    assert S.combine_verdicts([]) == S.NOT_RESOLVED
-    lo, hi = S.fisher_interval(0.8, 30)
+    assert verdict(0.01, 0.2) == REPRODUCED
+    assert verdict(-0.2, -0.01) == NOT_REPRODUCED
+    assert verdict(-0.1, 0.2) == NOT_RESOLVED
+    assert verdict(0.0, 0.0) == NOT_RESOLVED
+    assert verdict(math.nan, math.nan) == NOT_RESOLVED
+    assert verdict(-0.5, -0.2, direction=-1) == REPRODUCED
+    assert verdict(-0.04, 0.02, null=-0.05) == REPRODUCED  # non-inferiority margin
+    assert combine_verdicts([REPRODUCED, REPRODUCED]) == REPRODUCED
+    assert combine_verdicts([REPRODUCED, NOT_RESOLVED]) == NOT_RESOLVED
+    assert combine_verdicts([NOT_REPRODUCED, REPRODUCED]) == NOT_REPRODUCED
+    assert combine_verdicts([]) == NOT_RESOLVED
+    lo, hi = fisher_interval(0.8, 30)
     assert lo < 0.8 < hi and lo > 0.5
-    assert all(math.isnan(x) for x in S.fisher_interval(0.9, 3))
+    assert all(math.isnan(x) for x in fisher_interval(0.9, 3))
 
 
 def test_alignment_claim_uses_image_runs_else_their_stand_ins():
@@ -279,19 +358,19 @@ def test_alignment_claim_uses_image_runs_else_their_stand_ins():
     def rows(gap, r, lo, hi):
         own = dict(gap=gap, measure="alignment", method="cotrain", pearson_r=r, pearson_lo=lo, pearson_hi=hi,
                    spearman_rho=r, n=30)
-        return [own, {**own, "method": S.POOLED, "methods": 1}]
+        return [own, {**own, "method": POOLED, "methods": 1}]
 
     stand_ins = pd.DataFrame(rows("observation only", 0.5, 0.2, 0.7) + rows("observation + physics", 0.4, 0.1, 0.6)
                              + rows("physics only", -0.4, -0.6, -0.1))
-    parts, texts = S.alignment_by_kind(stand_ins)
-    assert parts == [S.REPRODUCED] * 3
+    parts, texts = alignment_by_kind(stand_ins)
+    assert parts == [REPRODUCED] * 3
     assert texts[0].startswith("visual only (no image runs; stand-in observation only): pooled r = +0.50")
     assert "cotrain +0.50 (n = 30)" in texts[0]  # each method's own value is shown
     images = pd.concat([stand_ins, pd.DataFrame(rows("visual only", -0.5, -0.7, -0.2))])
-    parts, texts = S.alignment_by_kind(images)  # image runs, where present, are the measurement
-    assert parts[0] == S.NOT_REPRODUCED and texts[0].startswith("visual only: pooled r = -0.50")
-    parts, texts = S.alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
-    assert parts[:2] == [S.NOT_RESOLVED] * 2 and texts[:2] == ["visual only: no runs", "visual + physics: no runs"]
+    parts, texts = alignment_by_kind(images)  # image runs, where present, are the measurement
+    assert parts[0] == NOT_REPRODUCED and texts[0].startswith("visual only: pooled r = -0.50")
+    parts, texts = alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
+    assert parts[:2] == [NOT_RESOLVED] * 2 and texts[:2] == ["visual only: no runs", "visual + physics: no runs"]
 
 
 def _sweep_runs(offsets: dict[str, float], slope: float, ws: list[float], seed: int = 0):
@@ -305,7 +384,7 @@ def _sweep_runs(offsets: dict[str, float], slope: float, ws: list[float], seed: 
             k = int(round(40 * np.clip(0.5 + offset + slope * (a - 0.5), 0, 1)))
             metrics = {"align_wasserstein": 1 - a + 2 * offset}
             records.append(_rec("lift/sensing", method, w, 0, k, n=40, metrics=metrics))
-    return S.runs_table(records)
+    return runs_table(records)
 
 
 def test_alignment_correlation_is_taken_along_each_methods_sweep():
@@ -315,28 +394,28 @@ def test_alignment_correlation_is_taken_along_each_methods_sweep():
     runs = _sweep_runs({"cotrain": 0.3, "cfg": 0.0, "ot": -0.3}, slope=0.4, ws=ws)
     # across methods, higher alignment goes with lower success: the runs pooled give the wrong sign
     assert correlation(runs["alignment"], runs["success"])["pearson_r"] < 0
-    rows = S.sweep_correlations(runs, "alignment", S._study_method)
+    rows = sweep_correlations(runs, "alignment", is_study_method)
     own, pooled = rows[:-1], rows[-1]
-    assert {r["method"] for r in own} == {"cotrain", "cfg", "ot"} and pooled["method"] == S.POOLED
+    assert {r["method"] for r in own} == {"cotrain", "cfg", "ot"} and pooled["method"] == POOLED
     assert all(r["pearson_r"] > 0 and r["n"] == len(ws) for r in own)
     assert pooled["methods"] == len(own) and pooled["n"] == len(runs)
-    assert S.verdict(pooled["pearson_lo"], pooled["pearson_hi"]) == S.REPRODUCED
+    assert verdict(pooled["pearson_lo"], pooled["pearson_hi"]) == REPRODUCED
     # a regime variant is shown but not pooled
-    variant = S.sweep_correlations(runs.replace({"method": {"ot": "adda[adversarial_weight=0.5]"}}), "alignment",
-                                   S._study_method)
+    variant = sweep_correlations(runs.replace({"method": {"ot": "adda[adversarial_weight=0.5]"}}), "alignment",
+                                 is_study_method)
     assert variant[-1]["methods"] == len(own) - 1
 
 
 def test_fisher_pool():
     r, n = 0.6, 12
-    lo, hi = S.fisher_interval(r, n)
-    assert S.fisher_pool([r], [n])[:3] == pytest.approx((r, lo, hi))  # one coefficient: its own interval
-    pr, plo, phi, p = S.fisher_pool([r] * 4, [n] * 4)
-    assert pr == pytest.approx(r) and lo < plo < r < phi < hi and p < S.fisher_pool([r], [n])[3]
+    lo, hi = fisher_interval(r, n)
+    assert fisher_pool([r], [n])[:3] == pytest.approx((r, lo, hi))  # one coefficient: its own interval
+    pr, plo, phi, p = fisher_pool([r] * 4, [n] * 4)
+    assert pr == pytest.approx(r) and lo < plo < r < phi < hi and p < fisher_pool([r], [n])[3]
     # weights n − 3: a coefficient of 3 runs adds nothing, a larger sweep pulls harder
-    assert S.fisher_pool([r, -0.9], [n, 3])[0] == pytest.approx(r)
-    assert S.fisher_pool([0.2, 0.8], [50, 6])[0] < S.fisher_pool([0.2, 0.8], [6, 50])[0]
-    assert all(math.isnan(x) for x in S.fisher_pool([math.nan, 0.5], [10, 3]))
+    assert fisher_pool([r, -0.9], [n, 3])[0] == pytest.approx(r)
+    assert fisher_pool([0.2, 0.8], [50, 6])[0] < fisher_pool([0.2, 0.8], [6, 50])[0]
+    assert all(math.isnan(x) for x in fisher_pool([math.nan, 0.5], [10, 3]))
 
 
 # --- the window claim's test: null and power by simulation ------------------------------------------
@@ -356,7 +435,7 @@ def _budget_layout(budget: str) -> tuple[np.ndarray, np.ndarray, int, dict]:
         res, hp = cfg.resolved(), dict(cfg.hparams)
         records.append(_rec(cfg.pair, cfg.method, hp.get("w"), cfg.seed, 0, n=res.episodes, hparams=hp,
                             n_target=res.n_target, n_source=res.n_source))
-    rates, inside = S.window_sweeps(S.runs_table(records, spec.get("vary")))
+    rates, inside = window_sweeps(runs_table(records, spec.get("vary")))
     return inside, np.isfinite(rates), int(spec["episodes"]), spec
 
 
@@ -368,7 +447,7 @@ def _simulate(inside: np.ndarray, present: np.ndarray, episodes: int, p: np.ndar
 
 
 def _verdict_rates(lo: np.ndarray, hi: np.ndarray) -> dict[str, float]:
-    verdicts = [S.verdict(a, b) for a, b in zip(lo, hi)]
+    verdicts = [verdict(a, b) for a, b in zip(lo, hi)]
     return {v: verdicts.count(v) / len(verdicts) for v in VERDICTS}
 
 
@@ -385,12 +464,12 @@ def test_window_test_is_not_resolved_under_no_effect(budget):
     assert (inside & present).any() and (~inside & present).any(axis=1).all()
     # no effect: every ratio of a sweep has the sweep's own success rate, which varies between sweeps
     base = np.random.default_rng(1).uniform(0.1, 0.9, size=(REPS, inside.shape[0], 1))
-    _, lo, hi = S.paired_window_test(_simulate(inside, present, episodes, base, seed=2), inside)
+    _, lo, hi = paired_window_test(_simulate(inside, present, episodes, base, seed=2), inside)
     rates = _verdict_rates(lo, hi)
-    assert abs(rates[S.NOT_RESOLVED] - S.CONFIDENCE) < _mc_tolerance(S.CONFIDENCE)
-    tail = (1 - S.CONFIDENCE) / 2  # and no side is favoured (the best of 4 outside against 2 inside would be)
-    assert abs(rates[S.REPRODUCED] - tail) < _mc_tolerance(tail)
-    assert abs(rates[S.NOT_REPRODUCED] - tail) < _mc_tolerance(tail)
+    assert abs(rates[NOT_RESOLVED] - CONFIDENCE) < _mc_tolerance(CONFIDENCE)
+    tail = (1 - CONFIDENCE) / 2  # and no side is favoured (the best of 4 outside against 2 inside would be)
+    assert abs(rates[REPRODUCED] - tail) < _mc_tolerance(tail)
+    assert abs(rates[NOT_REPRODUCED] - tail) < _mc_tolerance(tail)
 
 
 @pytest.mark.parametrize("budget", ["smoke", "quick", "full"])
@@ -399,25 +478,25 @@ def test_window_power_check_at_the_study_budgets(budget):
     share of simulated studies whose interval reproduces it matches the design power, and a budget
     below the required power has its verdict say that it cannot test the claim."""
     inside, present, episodes, _ = _budget_layout(budget)
-    power = S.window_power(inside, present, episodes)
-    p = np.where(inside, S.STUDY_BASE + S.STUDY_EFFECT, S.STUDY_BASE)
-    mean, lo, hi = S.paired_window_test(_simulate(inside, present, episodes, p, seed=3), inside)
-    reproduced = _verdict_rates(lo, hi)[S.REPRODUCED]
+    power = window_power(inside, present, episodes)
+    p = np.where(inside, STUDY_BASE + STUDY_EFFECT, STUDY_BASE)
+    mean, lo, hi = paired_window_test(_simulate(inside, present, episodes, p, seed=3), inside)
+    reproduced = _verdict_rates(lo, hi)[REPRODUCED]
     assert abs(reproduced - power) < _mc_tolerance(power)
-    verdicts = {S.window_verdict(a, b, power) for a, b in zip(lo, hi)}
-    if power >= S.POWER:
-        assert reproduced >= S.POWER - _mc_tolerance(S.POWER)
-        assert abs(np.nanmean(mean) - S.STUDY_EFFECT) < 4 * np.nanstd(mean) / math.sqrt(REPS)  # unbiased
+    verdicts = {window_verdict(a, b, power) for a, b in zip(lo, hi)}
+    if power >= POWER:
+        assert reproduced >= POWER - _mc_tolerance(POWER)
+        assert abs(np.nanmean(mean) - STUDY_EFFECT) < 4 * np.nanstd(mean) / math.sqrt(REPS)  # unbiased
     else:
-        assert {v for v, _ in verdicts} == {S.NOT_RESOLVED} and all("cannot test" in why for _, why in verdicts)
+        assert {v for v, _ in verdicts} == {NOT_RESOLVED} and all("cannot test" in why for _, why in verdicts)
 
 
 def test_window_verdict():
-    assert S.window_verdict(0.01, 0.05, S.POWER)[0] == S.REPRODUCED
-    verdict_, why = S.window_verdict(0.01, 0.05, S.POWER / 2)
-    assert verdict_ == S.NOT_RESOLVED and "cannot test" in why
-    assert S.window_verdict(-0.05, -0.01, 1.0)[0] == S.NOT_REPRODUCED
-    assert S.window_power(np.ones((5, 3), bool), np.ones((5, 3), bool), 50) == 0.0  # nothing outside the window
+    assert window_verdict(0.01, 0.05, POWER)[0] == REPRODUCED
+    verdict_, why = window_verdict(0.01, 0.05, POWER / 2)
+    assert verdict_ == NOT_RESOLVED and "cannot test" in why
+    assert window_verdict(-0.05, -0.01, 1.0)[0] == NOT_REPRODUCED
+    assert window_power(np.ones((5, 3), bool), np.ones((5, 3), bool), 50) == 0.0  # nothing outside the window
 
 
 def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
@@ -453,19 +532,19 @@ def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
                                "raw_discern_obs_action_mlp": 0.8, "raw_discern_obs_action_linear": 0.7}
                     hp = {"adversarial_weight": 0.05} if "adda" in method else {}
                     records.append(_rec(pair, method, w, seed, k, n=n, hparams=hp, metrics=metrics))
-    data = S.StudyData(tmp_path / "runs", "study", "quick", spec, records, {}, {})
-    summary = S.analyze_study(data, tmp_path / "out", guidance=False, command="constructed", log=_quiet)
+    data = StudyData(tmp_path / "runs", "study", "quick", spec, records, {}, {})
+    summary = analyze_study(data, tmp_path / "out", guidance=False, command="constructed", log=_quiet)
     verdicts = {c["id"]: c["verdict"] for c in summary["claims"]}
-    assert verdicts["balanced"] == S.REPRODUCED
-    assert verdicts["window"] == S.REPRODUCED
+    assert verdicts["balanced"] == REPRODUCED
+    assert verdicts["window"] == REPRODUCED
     assert "power" in next(c["measured"] for c in summary["claims"] if c["id"] == "window")
-    assert verdicts["cfg_adda_best"] == S.NOT_REPRODUCED
-    assert verdicts["align_discern"] == S.REPRODUCED
-    assert verdicts["guidance"] == S.NOT_RESOLVED
+    assert verdicts["cfg_adda_best"] == NOT_REPRODUCED
+    assert verdicts["align_discern"] == REPRODUCED
+    assert verdicts["guidance"] == NOT_RESOLVED
     assert set(verdicts.values()) <= VERDICTS and set(verdicts) == CLAIM_IDS
     text = (tmp_path / "out" / "COMPARISON.md").read_text()
     balanced = next(c["claim"] for c in summary["claims"] if c["id"] == "balanced")
-    assert _verdict_table(text)[balanced] == S.REPRODUCED
+    assert _verdict_table(text)[balanced] == REPRODUCED
     assert "not reproduced" in text
     window = (tmp_path / "out" / "success_vs_w.md").read_text()
     assert "inside (both forms)" in window  # best w = 0.1 for N=20, M=200

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from tasks import GAP_FACTORS, PAIRS, GapFactor, custom_pair, make_env
+from tasks import BASE_TASKS, GAP_FACTORS, PAIRS, GapFactor, custom_pair, make_env
 from tasks.experts import make_expert
 
-LOWDIM_PAIRS = sorted(name for name, p in PAIRS.items() if p.base_task != "toy" and p.obs == "lowdim")
+LOWDIM_PAIRS = sorted(name for name, p in PAIRS.items() if BASE_TASKS[p.base_task].simulated and p.obs == "lowdim")
 FACTORS = sorted(name for name, f in GAP_FACTORS.items() if f.family != "visual")
 CATEGORICAL = sorted(name for name in FACTORS if GAP_FACTORS[name].categorical)
 SEED = 7

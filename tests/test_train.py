@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, make_sampler, default_ratio, make_windows,
-                       natural_ratio, odds_rule, sqrt_rule)
+from baselines import (MixedSampler, PolicyConfig, default_ratio, make_windows, natural_ratio, odds_rule,
+                       sqrt_rule)
+from baselines.build import build_training
 from benchmark.harness.train import TrainConfig, train, validation_loss, validation_set
-from tasks.dataset import Dataset
+from common.dataset import Dataset
 
 
 
@@ -54,17 +55,12 @@ def test_ratio_rules():
 
 
 def _setup(name: str, lift_datasets, width: int = 32):
-    source, target = lift_datasets
-    cls = METHODS[name]
-    cfg = PolicyConfig(obs_dim=source.obs_dim, action_dim=7, horizon=8, n_action_steps=4, width=width, depth=1,
-                       z_dim=8, encoder_hidden=32, domain_embedding=cls.uses_domain_embedding)
+    cfg = PolicyConfig(obs_dim=lift_datasets[0].obs_dim, action_dim=7, horizon=8, n_action_steps=4, width=width,
+                       depth=1, z_dim=8, encoder_hidden=32)
     src, tgt = (make_windows(d, cfg.n_obs_steps, cfg.horizon) for d in lift_datasets)
-    torch.manual_seed(0)
-    policy = DiffusionPolicy(cfg)
-    policy.fit_normalizer(np.concatenate([src.obs, tgt.obs]), np.concatenate([src.action, tgt.action]))
     extra = {"grl_warmup": 5} if "adda" in name else {}
-    method = cls(policy, {"lr": 3e-3, "batch_size": 32, "w": 0.25, **extra})
-    return method, make_sampler(cls, src, tgt, 32, 0.25, torch.Generator()), tgt
+    built = build_training(cfg, name, {"lr": 3e-3, "batch_size": 32, "w": 0.25, **extra}, src, tgt, seed=0)
+    return built.method, built.sampler, tgt
 
 
 def _config(steps: int) -> TrainConfig:

@@ -9,7 +9,8 @@ from gymnasium.utils.env_checker import check_env
 
 from baselines.vision import BACKBONES, ImageEncoder, images_to_tensor
 from tasks import GAP_FACTORS, PAIRS, custom_pair, make_env
-from tasks.dataset import Dataset, load_dataset, write_dataset
+from common.dataset import Dataset
+from tasks.dataset import load_dataset, write_dataset
 from tasks.demos import generate_demos
 from tasks.visual import ImageEnv
 

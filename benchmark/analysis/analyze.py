@@ -7,7 +7,7 @@ import pandas as pd
 
 from benchmark.analysis.leaderboard import load_records
 from benchmark.analysis.metrics import correlation, normalize_across_runs
-from benchmark.analysis.plots import _figure, _save
+from benchmark.analysis.figures import figure, save
 
 METRICS = ("align_wasserstein_norm", "align_gw", "align_nn", "align_cka", "discern_linear", "discern_mlp",
            "discern_mlp_cond", "structured_alignment")
@@ -54,13 +54,14 @@ def analyze(runs_dir: str | Path, out_dir: str | Path, metric: str = "structured
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / "analysis.csv", "md": out / "analysis.md", "png": out / f"success_vs_{metric}.png"}
     table.to_csv(paths["csv"], index=False)
-    fig, ax = _figure()
+    fig, axes = figure(width=7, height=4.5)
+    ax = axes[0, 0]
     for method, g in df.groupby("method", sort=True):
         ax.scatter(g[metric], g["success"], label=method, s=18)
     ax.set_xlabel(metric)
     ax.set_ylabel("target success")
     ax.legend(fontsize=7)
-    _save(fig, paths["png"])
+    save(fig, paths["png"], dpi=120)
     lines = [f"# Representation metrics against success ({len(df)} runs, {runs_dir})", "",
              "| group | metric | n | Spearman rho | p | Pearson r | p |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for row in table.itertuples():

@@ -1,7 +1,8 @@
 """Figures from the per-pair leaderboard table (:func:`benchmark.analysis.leaderboard.aggregate`).
 
-Each function draws on its own Agg canvas (no pyplot global state), writes a PNG and returns
-its path. A figure with no data to show says so on its axes, so partial sweeps still plot.
+Each ``*_figure`` function draws one figure on its own Agg canvas (:mod:`benchmark.analysis.figures`) and
+returns it; each ``plot_*`` function draws the same figure, writes it as a PNG and returns its path. A figure
+with no data to show says so on its axes, so partial sweeps still plot.
 """
 
 from __future__ import annotations
@@ -11,32 +12,29 @@ import math
 from pathlib import Path
 
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from benchmark.analysis.figures import figure, no_data, save
+
 __all__ = [
+    "success_vs_ratio_figure",
+    "success_vs_magnitude_figure",
+    "alignment_vs_discernibility_figure",
+    "training_curves_figure",
     "plot_success_vs_ratio",
     "plot_success_vs_magnitude",
     "plot_alignment_vs_discernibility",
     "plot_training_curves",
+    "write_plots",
 ]
 
-
-def _figure() -> tuple[Figure, object]:
-    fig = Figure(figsize=(7, 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
+DPI = 120
 
 
-def _save(fig: Figure, out_path: str | Path) -> Path:
-    path = Path(out_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=120)
-    return path
-
-
-def _no_data(ax, message: str) -> None:
-    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes)
+def _panel() -> tuple[Figure, Axes]:
+    fig, axes = figure(width=7, height=4.5)
+    return fig, axes[0, 0]
 
 
 def _label(keys: dict[str, object], varying: list[str]) -> str:
@@ -51,14 +49,13 @@ def _varying(df: pd.DataFrame, cols: list[str]) -> list[str]:
     return [c for c in cols if df[c].nunique(dropna=False) > 1]
 
 
-def plot_success_vs_ratio(df: pd.DataFrame, out_path: str | Path,
-                          window: tuple[float, float] | None = None) -> Path:
+def success_vs_ratio_figure(df: pd.DataFrame, window: tuple[float, float] | None = None) -> Figure:
     """Success (± se) against the mixing ratio w on a log axis, one line per pair and method.
 
     Methods without a ratio (``target_only``, ``source_only``) are drawn as dotted horizontal
     references; ``window`` = (w_lo, w_hi) shades a ratio window.
     """
-    fig, ax = _figure()
+    fig, ax = _panel()
     lines = ["pair", "method", "magnitude", "n_target", "n_source"]
     varying = _varying(df, lines[2:])
     ratio = df[df["w"].notna()]
@@ -72,18 +69,24 @@ def plot_success_vs_ratio(df: pd.DataFrame, out_path: str | Path,
     if window is not None:
         ax.axvspan(*window, alpha=0.15, color="tab:green", label="ratio window")
     if ratio.empty:
-        _no_data(ax, "no runs with a mixing ratio w")
+        no_data(ax, "no runs with a mixing ratio w")
     else:
         ax.set_xscale("log")
         ax.legend(fontsize="small")
     ax.set(xlabel="target fraction of each batch w (log scale)", ylabel="target success rate",
            ylim=(-0.02, 1.02))
-    return _save(fig, out_path)
+    return fig
 
 
-def plot_success_vs_magnitude(df: pd.DataFrame, out_path: str | Path) -> Path:
+def plot_success_vs_ratio(df: pd.DataFrame, out_path: str | Path,
+                          window: tuple[float, float] | None = None) -> Path:
+    """:func:`success_vs_ratio_figure` written to ``out_path``."""
+    return save(success_vs_ratio_figure(df, window), out_path, dpi=DPI)
+
+
+def success_vs_magnitude_figure(df: pd.DataFrame) -> Figure:
     """Success (± se) against the gap magnitude, one line per pair, method and w."""
-    fig, ax = _figure()
+    fig, ax = _panel()
     lines = ["pair", "method", "w", "n_target", "n_source"]
     varying = _varying(df, ["n_target", "n_source"]) + ["w"]
     for keys, g in df.groupby(lines, sort=True, dropna=False):
@@ -91,27 +94,37 @@ def plot_success_vs_magnitude(df: pd.DataFrame, out_path: str | Path) -> Path:
         ax.errorbar(g["magnitude"], g["success_mean"], yerr=g["success_se"].fillna(0), marker="o",
                     capsize=3, label=_label(dict(zip(lines, keys)), varying))
     if df.empty:
-        _no_data(ax, "no runs")
+        no_data(ax, "no runs")
     else:
         ax.legend(fontsize="small")
     ax.set(xlabel="gap magnitude", ylabel="target success rate", ylim=(-0.02, 1.02))
-    return _save(fig, out_path)
+    return fig
 
 
-def plot_alignment_vs_discernibility(df: pd.DataFrame, out_path: str | Path) -> Path:
+def plot_success_vs_magnitude(df: pd.DataFrame, out_path: str | Path) -> Path:
+    """:func:`success_vs_magnitude_figure` written to ``out_path``."""
+    return save(success_vs_magnitude_figure(df), out_path, dpi=DPI)
+
+
+def alignment_vs_discernibility_figure(df: pd.DataFrame) -> Figure:
     """Normalized Wasserstein distance of ``z`` against MLP discernibility of ``z_cond``;
     colour is the mean target success."""
-    fig, ax = _figure()
+    fig, ax = _panel()
     d = df.dropna(subset=["align_wasserstein_norm", "discern_mlp_cond", "success_mean"])
     if d.empty:
-        _no_data(ax, "no runs with both alignment and discernibility")
+        no_data(ax, "no runs with both alignment and discernibility")
     else:
         pts = ax.scatter(d["align_wasserstein_norm"], d["discern_mlp_cond"], c=d["success_mean"],
                          cmap="viridis", vmin=0, vmax=1, edgecolors="k")
         fig.colorbar(pts, ax=ax, label="target success rate")
     ax.set(xlabel="Wasserstein distance of z (normalized across runs)",
            ylabel="domain discernibility of z_cond (MLP probe accuracy)")
-    return _save(fig, out_path)
+    return fig
+
+
+def plot_alignment_vs_discernibility(df: pd.DataFrame, out_path: str | Path) -> Path:
+    """:func:`alignment_vs_discernibility_figure` written to ``out_path``."""
+    return save(alignment_vs_discernibility_figure(df), out_path, dpi=DPI)
 
 
 def _read_log(path: Path, key: str) -> tuple[list[float], list[float]]:
@@ -129,22 +142,27 @@ def _read_log(path: Path, key: str) -> tuple[list[float], list[float]]:
     return steps, values
 
 
-def plot_training_curves(log_paths: dict[str, str | Path], out_path: str | Path, key: str = "loss") -> Path:
+def training_curves_figure(log_paths: dict[str, str | Path], key: str = "loss") -> Figure:
     """``key`` against ``step`` from JSONL training logs, one line per label (log y-axis when
     every value is positive). Lines without ``key`` are skipped."""
-    fig, ax = _figure()
+    fig, ax = _panel()
     curves = {label: _read_log(Path(p), key) for label, p in log_paths.items()}
     curves = {label: c for label, c in curves.items() if c[0]}
     for label, (steps, values) in curves.items():
         ax.plot(steps, values, label=label)
     if not curves:
-        _no_data(ax, f"no '{key}' entries in the logs")
+        no_data(ax, f"no '{key}' entries in the logs")
     else:
         if all(v > 0 and math.isfinite(v) for _, vals in curves.values() for v in vals):
             ax.set_yscale("log")
         ax.legend(fontsize="small")
     ax.set(xlabel="step", ylabel=key)
-    return _save(fig, out_path)
+    return fig
+
+
+def plot_training_curves(log_paths: dict[str, str | Path], out_path: str | Path, key: str = "loss") -> Path:
+    """:func:`training_curves_figure` written to ``out_path``."""
+    return save(training_curves_figure(log_paths, key), out_path, dpi=DPI)
 
 
 def write_plots(df: pd.DataFrame, log_paths: dict[str, str | Path], out_dir: str | Path) -> list[Path]:

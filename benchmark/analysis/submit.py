@@ -32,7 +32,7 @@ LEADERBOARD_PROTOCOL = Protocol()
 
 def check_records(records: list[dict], protocol: Protocol = LEADERBOARD_PROTOCOL) -> list[str]:
     """Every reason the records break the protocol (empty when they follow it)."""
-    from tasks import PAIRS
+    from tasks import get_pair
 
     problems = []
     seeds: dict[tuple, set] = {}
@@ -43,11 +43,13 @@ def check_records(records: list[dict], protocol: Protocol = LEADERBOARD_PROTOCOL
         if cfg.get("expert_version") != protocol.expert_version:
             problems.append(f"{rid}: expert version {cfg.get('expert_version')}, "
                             f"the protocol is {protocol.expert_version}")
-        if cfg["pair"] not in PAIRS:
+        try:
+            pair = get_pair(cfg["pair"])
+        except (KeyError, ValueError):
             problems.append(f"{rid}: unknown pair {cfg['pair']!r}")
-        elif cfg.get("pair_version") != PAIRS[cfg["pair"]].version:
-            problems.append(f"{rid}: {cfg['pair']} version {cfg.get('pair_version')} "
-                            f"(current {PAIRS[cfg['pair']].version})")
+        else:
+            if cfg.get("pair_version") != pair.version:
+                problems.append(f"{rid}: {cfg['pair']} version {cfg.get('pair_version')} (current {pair.version})")
         if cfg.get("profile") != protocol.profile:
             problems.append(f"{rid}: profile {cfg.get('profile')!r}, the protocol is {protocol.profile!r}")
         if rec["eval"]["target"]["n"] < protocol.min_episodes:

@@ -1,3 +1,5 @@
-"""Deployment: export of a trained policy to a self-contained bundle (ONNX and TorchScript), the
-`Robot` interface with its safety checks and runner, the network link to an arm server, and the
-evaluation session of a bundle on an arm (real, remote or the simulated stand-in)."""
+"""Deployment, the parts that need the simulator or torch: export of a trained policy to a self-contained
+bundle (`export`, with what policy.json says in `policy_spec` and the check's observations in
+`check_data`) and the simulated stand-in arm (`standin`). What runs at the robot (bundle loading, the
+`Robot` interface, safety, runner, arm server and client, evaluation session) is the `cotrain_robot`
+package (`robot/`)."""

@@ -6,7 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-SUITE_VERSION = "0.2.0"
+from benchmark import __version__ as SUITE_VERSION
+
 EVAL_SPLITS = ("test", "validation")  # `tasks.seeds` streams a run may be evaluated on
 
 
@@ -40,6 +41,8 @@ PROFILES: dict[str, Profile] = {
     # toy pairs (tasks/toy.py): "episodes" are test inputs, "replay_episodes" paired inputs; seconds per run
     "toy": Profile(steps=1000, episodes=256, demo_scale=1.0, width=64, depth=2, z_dim=16, replay_episodes=256,
                    ckpt_every=500),
+    "toy_full": Profile(steps=2000, episodes=256, demo_scale=1.0, width=64, depth=2, z_dim=16, replay_episodes=256,
+                        ckpt_every=1000),
 }
 
 
@@ -48,9 +51,11 @@ class RunConfig:
     """Everything that determines a run's numbers (hashed), plus how many evaluation workers (not hashed)."""
 
     pair: str
-    """Registered pair name, e.g. `lift/dynamics`."""
+    """A registered pair (`lift/dynamics`) or a factor pair (`lift+object_mass@0.5+obs_bias`,
+    `tasks.pairs`); stored as the pair's canonical name, so every spelling of a factor set is one run."""
     method: str = "cotrain"
-    """Key of `baselines.METHODS`."""
+    """Key of `baselines.METHODS`: a registered name, an entry point of `cotrain_bench.methods`, or
+    `package.module:Class`."""
     magnitude: float = 1.0
     """Gap magnitude of the target domain (the source is magnitude 0)."""
     n_target: int | None = None
@@ -89,16 +94,16 @@ class RunConfig:
     success; a run is bitwise reproducible at the same thread count and device)."""
 
     def __post_init__(self) -> None:
-        from tasks import get_pair
-        from tasks.toy import is_toy
+        from tasks import BASE_TASKS, check_magnitude, get_pair
         from baselines import METHODS
 
-        get_pair(self.pair)
+        object.__setattr__(self, "pair", get_pair(self.pair).name)
         METHODS[self.method]
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
         if not 0.0 <= self.magnitude <= 1.0:
             raise ValueError(f"magnitude {self.magnitude} is outside [0, 1]")
+        check_magnitude(self.pair, self.magnitude)
         for name in ("n_target", "n_source", "episodes"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -111,7 +116,7 @@ class RunConfig:
             object.__setattr__(self, "backend", "robosuite")
         if self.eval_split not in EVAL_SPLITS:
             raise ValueError(f"eval_split must be one of {', '.join(EVAL_SPLITS)}, got {self.eval_split!r}")
-        if self.eval_split != "test" and is_toy(self.pair):
+        if self.eval_split != "test" and not BASE_TASKS[get_pair(self.pair).base_task].simulated:
             raise ValueError(f"toy pairs are evaluated on their own test inputs only, "
                              f"got eval_split={self.eval_split!r}")
         if self.checkpoint_rule not in ("last", "best_val"):
@@ -158,7 +163,9 @@ class RunConfig:
 
     def hashed_dict(self) -> dict[str, Any]:
         """The fields that change the numbers (hyperparameters resolved), with the pair and expert
-        versions, profile sizes and suite version."""
+        versions, profile sizes and suite version, and a method from outside the suite's identity (its
+        import path and source digest, `baselines.plugins`)."""
+        from baselines import METHODS
         from tasks import get_pair
         from tasks.experts import EXPERT_VERSION
 
@@ -169,6 +176,9 @@ class RunConfig:
         out["expert_version"] = EXPERT_VERSION
         out["profile_size"] = asdict(cfg.size)
         out["suite_version"] = SUITE_VERSION
+        identity = METHODS.identity(cfg.method)
+        if identity is not None:  # in-tree methods: none, so their run ids stay as they were
+            out["method_identity"] = identity
         return out
 
     def run_id(self) -> str:

@@ -12,7 +12,6 @@ import multiprocessing as mp
 from collections import deque
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np

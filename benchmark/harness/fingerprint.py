@@ -21,18 +21,24 @@ def git_revision() -> str | None:
     return rev + ("-dirty" if dirty else "")
 
 
+def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    """The installed version of each distribution in `names` (None where it is not installed)."""
+    versions: dict[str, str | None] = {}
+    for name in names:
+        try:
+            versions[name] = md.version(name)
+        except md.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def fingerprint(device: str = "cpu") -> dict[str, Any]:
-    """Package versions (mujoco, robosuite, torch, numpy), CPU/GPU, Python and the git revision."""
+    """Package versions (mujoco, robosuite, torch, numpy, gymnasium), CPU/GPU, Python and the git revision."""
     import torch
 
-    versions = {}
-    for pkg in ("mujoco", "robosuite", "torch", "numpy", "gymnasium"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
     return {
-        "packages": versions, "python": platform.python_version(), "machine": platform.machine(),
+        "packages": package_versions(("mujoco", "robosuite", "torch", "numpy", "gymnasium")),
+        "python": platform.python_version(), "machine": platform.machine(),
         "device": device, "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "torch_threads": torch.get_num_threads(), "git": git_revision(),
     }

@@ -1,6 +1,6 @@
 """The search that chooses the shared training recipe, on validation start states only.
 
-A point is a set of recipe hyperparameters (`baselines.hparams`' shared ones: lr, lr_warmup,
+A point is a set of recipe hyperparameters (`baselines.Method.hparam_space`'s shared ones: lr, lr_warmup,
 weight_decay, ema_decay, ema_power, obs_noise, width, depth), applied alike to `target_only` and
 `cotrain` on `lift/sensing`, `lift/dynamics` and `stack/dynamics` at their default N and M, `quick`
 profile (its steps, N, M and checkpoint rule are not the recipe's), seeds 0-2: 18 runs, each

@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
+
+if TYPE_CHECKING:
+    from baselines import DiffusionPolicy, PolicyConfig
 
 RECORD_SCHEMA = 2
 # Why each older schema's records are refused: their measures are not today's.
@@ -42,11 +43,73 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+class PairHooks:
+    """What a run does that depends on its pair's kind: the robot tasks' way (demos from scripted experts in
+    the simulator, a policy on the robot layout, rollouts). A base task names its hooks
+    (`tasks.BaseTask.harness`); the toy's are `benchmark.toy.harness.ToyHooks`."""
+
+    def demo_backend(self, cfg: RunConfig) -> str | None:
+        """What generates the pair's demos (part of their cache key): the simulation backend."""
+        return cfg.backend
+
+    def write_demos(self, path: Path, cfg: RunConfig, domain: str, magnitude: float, n: int, stream: str,
+                    progress: bool) -> None:
+        """Write `n` demos of `domain` at `magnitude` from the seed stream `stream` of `cfg.seed` to `path`."""
+        from tasks.demos import generate_demos
+
+        generate_demos(cfg.pair, domain, magnitude, n, cfg.seed, path, expert_noise=EXPERT_NOISE,
+                       progress=progress, stream=stream, backend=cfg.backend)
+
+    def policy_config(self, cfg: RunConfig, width: int, depth: int) -> PolicyConfig:
+        """The run's policy (`baselines.PolicyConfig`); the builder sets its domain embedding and obs noise."""
+        from baselines import PolicyConfig
+        from tasks import get_pair, obs_layout
+        from tasks.visual import AGENTVIEW
+
+        pair = get_pair(cfg.pair)
+        # image pairs: the conv image encoder, z_dim features per frame (z = image features + low-dim z)
+        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=cfg.size.z_dim) if pair.obs == "image" else {}
+        return PolicyConfig(obs_dim=sum(n for _, n in obs_layout(pair.base_task)), action_dim=7,
+                            network=cfg.network, width=width, depth=depth, z_dim=cfg.size.z_dim, **image)
+
+    def fit_normalizer(self, policy: DiffusionPolicy, obs: np.ndarray, action: np.ndarray) -> None:
+        """Fit the policy's normalizers on its training windows (`baselines.build.NormalizerFit`)."""
+        policy.fit_normalizer(obs, action)
+
+    def evaluate(self, cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
+        """The evaluation stage: success of rollouts from the split's start states, target then source."""
+        from benchmark.harness.evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
+        from tasks.seeds import episode_seeds
+
+        seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
+        # validation start states choose recipes and hyperparameters by target success: no source rollouts
+        domains = ("target", "source") if cfg.eval_split == "test" else ("target",)
+        t0 = time.time()
+        out: dict[str, Any] = {}
+        with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:
+            for domain in domains:
+                spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
+                                device=cfg.device)
+                out[domain] = summarize(evaluate(spec, seeds, progress=progress, pool=pool))
+        out["wall_s"] = time.time() - t0
+        return out
+
+
+def pair_hooks(pair: str) -> PairHooks:
+    """The hooks of `pair`'s base task (`tasks.BaseTask.harness`)."""
+    from importlib import import_module
+
+    from tasks import BASE_TASKS, get_pair
+
+    module, name = BASE_TASKS[get_pair(pair).base_task].harness.split(":")
+    return getattr(import_module(module), name)()
+
+
 def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, seed: int, stream: str,
               backend: str | None) -> Path:
     """Cache file of a demo set: `runs_dir/_demos/<content hash>.hdf5`.
 
-    backend: the simulation backend that generates the demos (None: sampled without a simulator, toy pairs).
+    backend: what generates the demos (`PairHooks.demo_backend`; None: sampled without a simulator).
     """
     from tasks import get_pair
     from tasks.experts import EXPERT_VERSION
@@ -59,20 +122,11 @@ def demo_path(runs_dir: Path, pair: str, domain: str, magnitude: float, n: int, 
 
 def ensure_demos(runs_dir: Path, cfg: RunConfig, domain: str, n: int, stream: str, progress: bool = True) -> Path:
     """Generate (once) and return the cached demo file of `cfg`'s pair in `domain`."""
-    from tasks.demos import generate_demos
-    from tasks.toy import is_toy
-
+    hooks = pair_hooks(cfg.pair)
     magnitude = cfg.magnitude if domain == "target" else 0.0
-    backend = None if is_toy(cfg.pair) else cfg.backend  # the key names what makes the demos
-    path = demo_path(runs_dir, cfg.pair, domain, magnitude, n, cfg.seed, stream, backend)
+    path = demo_path(runs_dir, cfg.pair, domain, magnitude, n, cfg.seed, stream, hooks.demo_backend(cfg))
     if not path.exists():
-        if backend is None:  # toy pairs: exact samples, no simulator (tasks/toy.py, benchmark/toy/)
-            from benchmark.toy import write_toy_demos
-
-            write_toy_demos(path, cfg.pair, domain, magnitude, n, cfg.seed, stream)
-        else:
-            generate_demos(cfg.pair, domain, magnitude, n, cfg.seed, path, expert_noise=EXPERT_NOISE,
-                           progress=progress, stream=stream, backend=backend)
+        hooks.write_demos(path, cfg, domain, magnitude, n, stream, progress)
     return path
 
 
@@ -85,73 +139,30 @@ def _windows(path: Path, layout, policy_cfg):
 
 
 def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[str, Any], progress: bool) -> dict:
-    from baselines import METHODS, DiffusionPolicy, PolicyConfig
-    from baselines import make_sampler
+    from baselines import METHODS
+    from baselines.build import build_training
     from tasks import get_pair, obs_layout
-    from tasks.visual import AGENTVIEW
-    import torch
 
-    from tasks.toy import is_toy
+    from benchmark.harness.train import TrainConfig, train
 
-    from benchmark.toy import fit_toy_normalizer, toy_policy_config
-    from benchmark.harness.train import TrainConfig, derive_seed, train
-
+    hooks = pair_hooks(cfg.pair)
     method_cls = METHODS[cfg.method]
     layout = obs_layout(get_pair(cfg.pair).base_task)
     size = cfg.size
-    # the recipe's architecture hyperparameters (None: the profile's) and observation noise
-    width, depth = hp["width"] or size.width, hp["depth"] or size.depth
-    toy = is_toy(cfg.pair)
-    if toy:  # toy pairs: one 3-D observation, one 2-D action (benchmark/toy/)
-        pcfg = toy_policy_config(width, depth, size.z_dim, cfg.network, method_cls.uses_domain_embedding)
-    else:
-        # image pairs: the conv image encoder, size.z_dim features per frame (z = image features + low-dim z)
-        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=size.z_dim) if get_pair(cfg.pair).obs == "image" else {}
-        pcfg = PolicyConfig(obs_dim=sum(n for _, n in layout), action_dim=7, network=cfg.network, width=width,
-                            depth=depth, z_dim=size.z_dim, domain_embedding=method_cls.uses_domain_embedding,
-                            **image)
-    pcfg = replace(pcfg, obs_noise=hp["obs_noise"])
+    # the recipe's architecture hyperparameters (None: the profile's)
+    pcfg = hooks.policy_config(cfg, hp["width"] or size.width, hp["depth"] or size.depth)
     src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
-    used = [x for x in (src, tgt) if x is not None]
-    torch.manual_seed(derive_seed(cfg.seed, "init"))  # initial weights: a function of the run seed alone
-    policy = DiffusionPolicy(pcfg)
-    # toy pairs: an isotropic observation scale keeps the inputs' geometry (benchmark/toy/)
-    fit = partial(fit_toy_normalizer, policy) if toy else policy.fit_normalizer
-    fit(np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]))
-    method = method_cls(policy, hp, device=cfg.device)
-    w = hp["w"] if method_cls.mixes else (1.0 if method_cls.uses_target else 0.0)
-    sampler = make_sampler(method_cls, src, tgt, hp["batch_size"], w, torch.Generator().manual_seed(cfg.seed))
+    built = build_training(pcfg, cfg.method, hp, src, tgt, cfg.seed, device=cfg.device, fit=hooks.fit_normalizer)
     tcfg = TrainConfig(steps=size.steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
                        log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
                        device=cfg.device, num_threads=cfg.threads)
-    return train(method, sampler, tcfg, run_dir, val_target=val, progress=progress)
+    return train(built.method, built.sampler, tcfg, run_dir, val_target=val, progress=progress)
 
 
 def stage_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict:
-    from tasks.seeds import episode_seeds
-    from tasks.toy import is_toy
-
-    if is_toy(cfg.pair):  # toy pairs: exact action error on test inputs, no rollouts (benchmark/toy/)
-        from benchmark.toy import toy_eval
-
-        return toy_eval(cfg, run_dir)
-
-    from benchmark.harness.evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
-
-    seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
-    # validation start states choose recipes and hyperparameters by target success: no source rollouts
-    domains = ("target", "source") if cfg.eval_split == "test" else ("target",)
-    t0 = time.time()
-    out: dict[str, Any] = {}
-    with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:
-        for domain in domains:
-            spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
-                            device=cfg.device)
-            out[domain] = summarize(evaluate(spec, seeds, progress=progress, pool=pool))
-    out["wall_s"] = time.time() - t0
-    return out
+    return pair_hooks(cfg.pair).evaluate(cfg, run_dir, progress)
 
 
 def paired_replay(src_path: Path, tgt_path: Path, layout, n_obs_steps: int, horizon: int,

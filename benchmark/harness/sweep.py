@@ -28,6 +28,9 @@ class GridError(ValueError):
 class Grid:
     """A sweep: the cross product of its lists; `w` applies to the mixing methods only.
 
+    `methods` are names `baselines.METHODS` resolves: the suite's, entry points of
+    `cotrain_bench.methods`, or `package.module:Class` (found again by each run's process).
+
     `set` fixes hyperparameters for every method that has them; `vary` crosses one method's
     hyperparameters over lists (e.g. `{adda: {adversarial_weight: [0.05, 0.5]}}`);
     `hparam_trials` adds that many random-search draws per method (each hyperparameter from its

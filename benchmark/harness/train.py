@@ -8,7 +8,6 @@ continues from its step, and ends with the same weights, bit for bit, as an unin
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -22,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from baselines import Method, MixedSampler, Windows, restore_checkpoint, save_checkpoint
+from baselines.build import derive_seed
 from baselines.data import TARGET
 from baselines.policy import map_obs
 
@@ -50,11 +50,6 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name} must be a positive integer, got {value!r}")
         if self.num_threads is not None and self.num_threads < 1:
             raise ValueError(f"TrainConfig.num_threads must be >= 1 or None, got {self.num_threads}")
-
-
-def derive_seed(seed: int, stream: str) -> int:
-    """A 63-bit seed for the named stream of a run seed."""
-    return int.from_bytes(hashlib.sha256(f"{seed}/{stream}".encode()).digest()[:8], "little") >> 1
 
 
 def validation_set(windows: Windows, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import torch
 
-from baselines import METHODS, DiffusionPolicy, PolicyConfig, Windows, make_sampler
+from baselines import METHODS, PolicyConfig, Windows
+from baselines.build import build_policy, build_training
 from baselines.policy import LOWDIM
 
 OBS_DIM, ACTION_DIM, BATCH = 32, 7, 256
@@ -27,32 +28,26 @@ def _windows(n: int, seed: int) -> Windows:
                    rng.uniform(-1, 1, size=(n, 16, ACTION_DIM)).astype(np.float32), np.zeros(n, np.int64))
 
 
-def _policy(network: str, width: int, domain_embedding: bool = False) -> DiffusionPolicy:
-    torch.manual_seed(0)
-    policy = DiffusionPolicy(PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, network=network, width=width,
-                                          domain_embedding=domain_embedding))
-    data = _windows(512, 0)
-    policy.fit_normalizer(data.obs, data.action)
-    return policy
+def _config(network: str, width: int, **kw) -> PolicyConfig:
+    return PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, network=network, width=width, **kw)
 
 
 def training_rate(method: str, network: str, width: int, steps: int) -> tuple[float, float]:
     """(samples/s, million parameters) of `method`'s update at batch 256, w = 0.1."""
-    cls = METHODS[method]
-    policy = _policy(network, width, cls.uses_domain_embedding)
-    m = cls(policy, {"batch_size": BATCH, "w": 0.1} if cls.mixes else {"batch_size": BATCH})
-    sampler = make_sampler(cls, _windows(4096, 1), _windows(512, 2), BATCH, 0.1, torch.Generator().manual_seed(0))
+    hp = {"batch_size": BATCH, "w": 0.1} if METHODS[method].mixes else {"batch_size": BATCH}
+    built = build_training(_config(network, width), method, hp, _windows(4096, 1), _windows(512, 2), seed=0)
     for _ in range(3):
-        m.update(*sampler.next())
+        built.method.update(*built.sampler.next())
     start = time.perf_counter()
     for _ in range(steps):
-        m.update(*sampler.next())
-    return steps * BATCH / (time.perf_counter() - start), sum(p.numel() for p in policy.parameters()) / 1e6
+        built.method.update(*built.sampler.next())
+    return steps * BATCH / (time.perf_counter() - start), sum(p.numel() for p in built.policy.parameters()) / 1e6
 
 
 def ddim_ms(network: str, width: int, guidance: float | None, repeats: int) -> float:
     """Milliseconds for one DDIM action chunk at batch 1 (guidance: one fused conditional + null pass)."""
-    policy = _policy(network, width, domain_embedding=True).eval()
+    data = _windows(512, 0)
+    policy = build_policy(_config(network, width, domain_embedding=True), data.obs, data.action, seed=0).eval()
     obs = torch.from_numpy(_windows(1, 3).obs)
     with torch.inference_mode():
         for _ in range(max(3, repeats // 10)):
@@ -68,11 +63,9 @@ def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH) -> float:
     low-dimensional or with an 84x84 agent-view camera (the `conv` image encoder), at `batch`."""
     from tasks.visual import IMAGE_SIZE
 
-    torch.manual_seed(0)
     config = PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, image_keys=("agentview",) if image else ())
-    policy = DiffusionPolicy(config)
     data = _windows(batch, 0)
-    policy.fit_normalizer(data.obs, data.action)
+    policy = build_policy(config, data.obs, data.action, seed=0)
     obs = torch.from_numpy(data.obs)
     if image:
         frames = torch.randint(0, 256, (batch, config.n_obs_steps, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=torch.uint8)

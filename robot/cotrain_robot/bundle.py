@@ -1,6 +1,6 @@
 """Load an exported policy bundle and run it: numpy plus onnxruntime (or torch) only.
 
-A bundle (written by `benchmark.deploy.export.export_bundle`) is a folder:
+A bundle (written by cotrain-bench's `cotrain export`, `benchmark.deploy.export.export_bundle`) is a folder:
 
     policy.json   what a person and a program need: observation and action layouts (units, frames),
                   history length, chunk and execution horizons, the denoising schedule, the domain
@@ -17,8 +17,8 @@ An image policy's graphs take one more input per camera of policy.json's `observ
 Normalization, the encoder, every DDIM step with the method's guidance rule and the domain token,
 and un-normalization are inside the graph: the caller supplies raw observations and noise only.
 
-This module imports nothing from the suite's training or simulation code (no robosuite, MuJoCo,
-`tasks` or `baselines`), so it runs on a robot computer with numpy and one of onnxruntime or torch.
+It runs with numpy and one of onnxruntime (the `policy` extra) or torch, on a computer without the
+suite's training or simulation code.
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ each episode's success from the robot where it can tell (the stand-in) or from t
 writes, after every episode:
 
 - `episodes.hdf5`: every episode as a demonstration in the suite's robomimic layout
-  (`tasks.dataset.write_dataset`): observations in the bundle's layout, the actions sent (a hold
+  (`cotrain_robot.episodes`): observations in the bundle's layout, the actions sent (a hold
   included), rewards 1 at the last step of a successful episode; `data.attrs` carry the pair, the
   domain ("target"), the source ("arm-eval"), the bundle's provenance and one summary per episode;
 - `summary.json`: successes, rate, the 95% Wilson interval, the per-episode records (seed, success,
@@ -20,21 +20,51 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
-from benchmark.deploy.arm import PolicyRunner, SafetyLimits, make_robot
-from benchmark.deploy.bundle import load_bundle
+from .bundle import BundleError, BundlePolicy, load_bundle
+from .client import remote_robot
+from .episodes import write_episodes
+from .robot import Robot
+from .runner import Episode, PolicyRunner
+from .safety import SafetyLimits
 
 log = logging.getLogger(__name__)
 SUMMARY_FILE, EPISODES_FILE = "summary.json", "episodes.hdf5"
 
 
-def _ask_success(ask: Callable[[str], str], index: int, ep: Any) -> bool:
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson (1927) score interval of a binomial proportion, as cotrain-bench reports it; n = 0 gives (nan, nan)."""
+    if n < 0 or not 0 <= successes <= n:
+        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
+    if n == 0:
+        return (math.nan, math.nan)
+    p, z2 = successes / n, z * z
+    denom = 1.0 + z2 / n
+    centre = (p + z2 / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def bundle_test_seeds(spec: dict[str, Any], run_seed: int, count: int) -> list[int]:
+    """The first `count` episode seeds of run seed `run_seed` by the bundle's rule (policy.json `evaluation`):
+    the suite's test start states, the same for every method evaluated in simulation."""
+    rule = spec.get("evaluation")
+    if rule is None:
+        raise BundleError("the bundle states no evaluation seeds (exported before they were recorded): give seeds")
+    if not 0 <= run_seed < rule["max_run_seed"]:
+        raise ValueError(f"run seed must be in [0, {rule['max_run_seed']}), got {run_seed}")
+    if not 0 <= count <= rule["seeds_per_run_seed"]:
+        raise ValueError(f"count must be in [0, {rule['seeds_per_run_seed']}], got {count}")
+    start = rule["first_seed"] + run_seed * rule["seeds_per_run_seed"]
+    return list(range(start, start + count))
+
+
+def _ask_success(ask: Callable[[str], str], index: int, ep: Episode) -> bool:
     while True:
         answer = ask(f"episode {index} (seed {ep.seed}, {ep.length} steps, {ep.stop_reason}): success? [y/n] ")
         answer = answer.strip().lower()
@@ -50,64 +80,36 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _default_seeds(episodes: int, seed: int) -> list[int]:
-    from tasks.seeds import episode_seeds
-
-    return episode_seeds("test", seed, episodes)
-
-
-def _write_episodes(path: Path, policy: Any, episodes: list[Any], attrs: dict[str, Any]) -> int:
-    """Write the episodes that have at least one step; returns how many."""
-    from tasks.dataset import Dataset, write_dataset
-
-    kept = [ep for ep in episodes if ep.length]
-    if not kept:
-        return 0
-    data = Dataset([], [], policy.layout, {k: v for k, v in attrs.items() if v is not None})
-    for ep in kept:
-        data.obs.append(np.asarray(ep.obs, np.float32))
-        data.actions.append(np.asarray(ep.actions, np.float32))
-        rewards = np.zeros(ep.length, np.float32)
-        rewards[-1] = float(bool(ep.success))
-        data.rewards.append(rewards)
-        if ep.seed is not None:
-            data.episode_seeds.append(int(ep.seed))
-    if len(data.episode_seeds) != len(kept):
-        data.episode_seeds = []
-    data.attrs["episodes"] = [ep.summary() | {"steps_in_file": ep.length} for ep in kept]
-    write_dataset(path, data)
-    return len(kept)
-
-
-def arm_eval(bundle_dir: str | Path, robot_spec: Any, episodes: int, out_dir: str | Path,
+def arm_eval(bundle_dir: str | Path, robot_spec: str | Robot, episodes: int, out_dir: str | Path,
              seeds: list[int] | None = None, ask_operator: Callable[[str], str] | None = input,
              backend: str = "onnx", limits: SafetyLimits | None = None, execution_horizon: int | None = None,
              temporal_ensembling: float | None = None, max_steps: int | None = None, seed: int = 0,
-             realtime: bool | None = None, timeout_s: float = 2.0, threads: int | None = 1) -> dict[str, Any]:
+             realtime: bool | None = None, timeout_s: float = 2.0, threads: int | None = 1,
+             make_robot: Callable[[str, float], Robot] = remote_robot) -> dict[str, Any]:
     """Run `episodes` episodes of the bundle on the robot and write `episodes.hdf5` and `summary.json`.
 
-    robot_spec: `sim:<pair>[@<magnitude>]` (the in-process stand-in, target domain), `tcp://host:port`
-    (an `ArmServer`), or a `Robot` object (connected here, closed by the caller). seeds: per-episode seeds (reset of a simulated robot and the
-    policy's noise); default: the suite's test seeds of run seed `seed`. ask_operator: asks the operator
+    robot_spec: a `Robot` object (connected here, closed by the caller), or a spec that `make_robot(spec,
+    timeout_s)` turns into one (connected and closed here): by default `tcp://host:port` of an `ArmServer`
+    (cotrain-bench's `benchmark.deploy.standin.make_robot` adds its simulated stand-in, `sim:<pair>`).
+    seeds: per-episode seeds (reset of a simulated robot and the policy's noise); default: the bundle's
+    test seeds of run seed `seed` (`bundle_test_seeds`). ask_operator: asks the operator
     (success on a real arm, "ready?" before each episode); None makes a real-arm session refuse to run.
     max_steps: control steps per episode (default: the robot's horizon where it states one).
     realtime: keep the control period (default: on for robots that are not simulated).
     threads: inference threads (1: one chunk gains nothing from more; None: the backend's default).
     Returns the summary.
     """
-    from benchmark.analysis.stats import wilson_interval
-
     policy = load_bundle(bundle_dir, backend, num_threads=threads)
     owned = isinstance(robot_spec, str)  # a robot made here is closed here; a given one stays the caller's
-    robot = make_robot(robot_spec, timeout_s=timeout_s) if owned else robot_spec
+    robot = make_robot(robot_spec, timeout_s) if owned else robot_spec
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    seeds = list(seeds) if seeds is not None else _default_seeds(episodes, seed)
+    seeds = list(seeds) if seeds is not None else bundle_test_seeds(policy.spec, seed, episodes)
     if len(seeds) < episodes:
         raise ValueError(f"{episodes} episodes need as many seeds, got {len(seeds)}")
     robot.connect()
     t0 = time.time()
-    results: list[Any] = []
+    results: list[Episode] = []
     summary: dict[str, Any] = {}
     try:
         info = robot.info()
@@ -142,13 +144,13 @@ def arm_eval(bundle_dir: str | Path, robot_spec: Any, episodes: int, out_dir: st
                 aborted = f"connection lost in episode {index + 1}: the arm server holds the arm"
             elif ep.stop_reason == "interrupt":
                 aborted = f"operator interrupt in episode {index + 1}"
-            summary = _summary(policy, runner, robot_spec, info, results, aborted, t0, wilson_interval, backend)
-            summary["episodes_in_hdf5"] = _write_episodes(out / EPISODES_FILE, policy, results, attrs)
+            summary = _summary(policy, runner, robot_spec, info, results, aborted, t0, backend)
+            summary["episodes_in_hdf5"] = write_episodes(out / EPISODES_FILE, policy.layout, results, attrs)
             _write_json(out / SUMMARY_FILE, summary)
             if aborted:
                 break
         if not results:
-            summary = _summary(policy, runner, robot_spec, info, results, aborted, t0, wilson_interval, backend)
+            summary = _summary(policy, runner, robot_spec, info, results, aborted, t0, backend)
             summary["episodes_in_hdf5"] = 0
             _write_json(out / SUMMARY_FILE, summary)
     finally:
@@ -157,8 +159,8 @@ def arm_eval(bundle_dir: str | Path, robot_spec: Any, episodes: int, out_dir: st
     return summary
 
 
-def _summary(policy: Any, runner: PolicyRunner, robot_spec: Any, info: dict, results: list, aborted: str | None,
-             t0: float, wilson_interval: Callable, backend: str) -> dict[str, Any]:
+def _summary(policy: BundlePolicy, runner: PolicyRunner, robot_spec: Any, info: dict, results: list[Episode],
+             aborted: str | None, t0: float, backend: str) -> dict[str, Any]:
     n = len(results)
     k = sum(bool(ep.success) for ep in results)
     lo, hi = wilson_interval(k, n)

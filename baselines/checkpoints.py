@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -14,15 +15,62 @@ from .policy import DiffusionPolicy, PolicyConfig
 STATE_FILE, META_FILE = "state.pt", "checkpoint.json"
 
 
+def _replace_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """`write` into a temporary file beside `path`, then rename it to `path`; on any failure the temporary
+    file is removed, `path` is left as it was, and an OSError names `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.filename is None:  # a failed write names no file: name it
+            err.filename = str(path)
+        raise
+
+
+class _KeptWriteError:
+    """A binary file's `write` that keeps the OSError a write raised: torch's zip writer turns it into a bare
+    RuntimeError ("unexpected pos ..."), without its errno."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.error = file, None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.file.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def save_torch(obj: Any, path: str | Path) -> None:
+    """`torch.save(obj)` to `path` atomically; a write that fails raises its OSError (a full disk: ENOSPC)."""
+    def write(f: BinaryIO) -> None:
+        kept = _KeptWriteError(f)
+        try:
+            torch.save(obj, kept)
+        except RuntimeError as err:
+            if kept.error is None:
+                raise
+            raise kept.error from err
+
+    _replace_atomically(Path(path), write)
+
+
 def save_checkpoint(path_dir: str | Path, method: Method) -> Path:
     """Write `state.pt` (the method's state dict) and `checkpoint.json` (method: the name that finds its class,
-    `METHODS.key`; policy config, hparams, step)."""
+    `METHODS.key`; policy config, hparams, step), each atomically (`save_torch`)."""
     path = Path(path_dir)
     path.mkdir(parents=True, exist_ok=True)
-    torch.save(method.state_dict(), path / STATE_FILE)
+    save_torch(method.state_dict(), path / STATE_FILE)
     meta = {"format": 1, "method": METHODS.key(type(method)), "policy": method.policy.config.to_dict(),
             "hparams": method.hparams, "step": method.step}
-    (path / META_FILE).write_text(json.dumps(meta, indent=2))
+    _replace_atomically(path / META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
     return path
 
 

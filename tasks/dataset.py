@@ -33,9 +33,14 @@ def _split(flat: np.ndarray, layout: Layout) -> dict[str, np.ndarray]:
     return out
 
 
-def write_dataset(path: str | Path, dataset: Dataset) -> Path:
-    """Write atomically (temporary file, then rename): an interruption leaves no partial file."""
+def write_dataset(path: str | Path, dataset: Dataset, overwrite: bool = True) -> Path:
+    """Write atomically (temporary file, then rename): an interruption leaves no partial file.
+
+    overwrite: replace a file at `path`; False: raise FileExistsError instead (checked atomically when the
+    file is put in place). A set without demos raises DatasetError (`load_dataset` could not read it back)."""
     path = Path(path)
+    if not dataset.n_demos:
+        raise DatasetError(f"{path}: no demos to write (a file without demos cannot be read back)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -66,7 +71,10 @@ def write_dataset(path: str | Path, dataset: Dataset) -> Path:
             data.attrs["layout"] = json.dumps([list(k) for k in dataset.layout])
             if dataset.images:
                 data.attrs["image_keys"] = json.dumps(list(dataset.images))
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails, leaving `path` alone, where a file is already there
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -33,21 +33,25 @@ def check_output_path(out: str | Path) -> Path:
 
 def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, seed: int, out: str | Path,
                    expert_noise: float = 0.1, progress: bool = True, stream: str | None = None,
-                   backend: str = "robosuite") -> Path:
+                   backend: str = "robosuite", overwrite: bool = True) -> Path:
     """Run the pair's expert in `domain` until `n` successful episodes, and write them to `out`.
 
     Episode seeds come from the domain's own seed range for `seed` (tasks.seeds), so source and
     target demos never share an initial state. backend: the simulation backend that runs the episodes
     (`make_env`'s). The file records how many episodes were tried, the backend and the layout version.
+    overwrite: replace a file at `out` (the harness's demo cache: the same key makes the same demos); False:
+    refuse, before any episode runs (ValueError) and again when the file is put in place (FileExistsError).
     """
     from .experts import EXPERT_VERSION, make_expert
 
     task_pair = get_pair(pair)
-    if n < 0:
-        raise ValueError(f"demo count must be >= 0, got {n}")
+    if n < 1:
+        raise ValueError(f"demo count n must be >= 1, got {n}")
     if domain not in ("source", "target"):
         raise ValueError(f"domain must be 'source' or 'target', got {domain!r}")
     out = check_output_path(out)
+    if out.exists() and not overwrite:
+        raise ValueError(f"{out} exists (pass overwrite=True / --overwrite to replace it)")
     max_tries = min(SPAN, MAX_ATTEMPTS_PER_DEMO * n + 10)
     seeds = episode_seeds(stream or demo_stream(domain), seed, max_tries)
     env = make_env(task_pair, domain, magnitude, obs=task_pair.obs, backend=backend)
@@ -87,7 +91,7 @@ def generate_demos(pair: str | TaskPair, domain: str, magnitude: float, n: int, 
         "env_args": {"env_name": env.task.env_name, "type": 1,
                      "env_kwargs": {"pair": task_pair.name, "domain": domain, "magnitude": magnitude}},
     }
-    return write_dataset(out, demos)
+    return write_dataset(out, demos, overwrite=overwrite)
 
 
 def rollout_expert(env, expert, episode_seed: int) -> tuple[np.ndarray | dict[str, np.ndarray], np.ndarray, np.ndarray]:

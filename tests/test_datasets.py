@@ -111,7 +111,8 @@ def test_custom_pair_and_bad_factors():
 @pytest.mark.parametrize("argv,message", [
     (["--pair", "lift/nope"], "unknown task pair 'lift/nope'; known: lift/action"),
     (["--magnitude", "2"], "outside [0, 1]"),
-    (["-n", "-1"], "demo count must be >= 0"),
+    (["-n", "-1"], "-n (demos to generate) must be >= 1, got -1"),
+    (["-n", "0"], "-n (demos to generate) must be >= 1, got 0"),
     (["--out", "{file}/x.hdf5"], "cannot write"),
 ])
 def test_demos_command_bad_input(argv, message, tmp_path, capsys):
@@ -124,6 +125,30 @@ def test_demos_command_bad_input(argv, message, tmp_path, capsys):
     assert main(args) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out.hdf5").exists()
+
+
+def test_demos_command_replaces_a_file_only_with_overwrite(tmp_path, capsys):
+    out = tmp_path / "demos.hdf5"
+    out.write_bytes(b"someone's file")
+    args = ["demos", "generate", "--quiet", "--pair", "lift/dynamics", "--domain", "target", "-n", "1",
+            "--out", str(out)]
+    assert main(args) == 2
+    assert f"{out} exists (pass overwrite=True / --overwrite to replace it)" in capsys.readouterr().err
+    assert out.read_bytes() == b"someone's file"
+    assert main(args + ["--overwrite"]) == 0
+    assert load_dataset(out).n_demos == 1
+
+
+def test_writer_refuses_an_empty_set_and_a_file_it_may_not_replace(demo_file, tmp_path):
+    data = load_dataset(demo_file)
+    with pytest.raises(DatasetError, match="no demos to write"):
+        write_dataset(tmp_path / "empty.hdf5", data.select([]))
+    (tmp_path / "kept.hdf5").write_bytes(b"kept")
+    with pytest.raises(FileExistsError):
+        write_dataset(tmp_path / "kept.hdf5", data, overwrite=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.hdf5"]
+    assert (tmp_path / "kept.hdf5").read_bytes() == b"kept"
+    assert load_dataset(write_dataset(tmp_path / "kept.hdf5", data)).n_demos == data.n_demos  # overwrite=True
 
 
 def test_tasks_commands(capsys):

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -50,6 +51,7 @@ def test_policy_json_describes_the_bundle(smoke_bundle):
     prov = spec["provenance"]
     assert prov["run_id"] == config["run_id"] and prov["method"] == smoke_bundle["method"]
     assert prov["suite_version"] == config["suite_version"] and prov["pair"] == "lift/dynamics"
+    assert prov["finished"] and prov["checkpoint_step"] == prov["total_steps"] == config["profile_size"]["steps"]
     assert spec["onnx"]["opset"] == 18
     assert bundle_test_seeds(spec, 3, 4) == episode_seeds("test", 3, 4)  # an arm session's default start states
     check = spec["check"]
@@ -154,3 +156,58 @@ def test_export_refuses_to_overwrite_and_bundles_are_checked(smoke_bundle, tmp_p
     with pytest.raises(BundleError, match=f"expected .* version {BUNDLE_VERSION}"):
         load_bundle(tmp_path)
     assert issubclass(ExportError, RuntimeError)
+
+
+def _copy_run(smoke_bundle: dict, runs_dir: Path) -> Path:
+    """The fixture's run folder and its replay demos, copied into `runs_dir`."""
+    import shutil
+
+    shutil.copytree(smoke_bundle["runs_dir"] / "_demos", runs_dir / "_demos")
+    return Path(shutil.copytree(smoke_bundle["run_dir"], runs_dir / smoke_bundle["run_dir"].name))
+
+
+def test_an_unfinished_run_is_refused_unless_allowed_and_then_says_so(smoke_bundle, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import benchmark.deploy.export as export
+
+    run = _copy_run(smoke_bundle, tmp_path / "runs")
+    config = json.loads((run / "config.json").read_text())
+    step = config["profile_size"]["steps"]
+    config["profile_size"]["steps"] = 2 * step  # a run of twice the steps, stopped after its checkpoint halfway
+    (run / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "bundle"
+    assert cli_main(["export", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{run} is not finished: no done marker, its checkpoint is at step {step} of {2 * step}" in err
+    assert "--allow-unfinished" in err and not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+    # the graphs are the fixture's (the same checkpoint; exporting them again would only cost time)
+    monkeypatch.setattr(export, "_export_files", lambda graph, example, out, opset: [
+        shutil.copy(smoke_bundle["bundle"] / name, out / name) for name in export.FILES.values()])
+    monkeypatch.setattr(export, "env_facts", lambda pair, magnitude: {})
+    assert cli_main(["export", str(run), "--out", str(out), "--allow-unfinished"]) == 0
+    assert f"warning: {run} is not finished" in capsys.readouterr().err
+    prov = read_spec(out)["provenance"]
+    assert (prov["finished"], prov["checkpoint_step"], prov["total_steps"], prov["success"]) == (False, step, 2 * step, None)
+    assert export.training_progress(run, {**config, "steps": step})["finished"]  # a length set apart from the profile
+    (run / "done").touch()  # what a finished run's folder has
+    assert export.training_progress(run, config)["finished"]
+
+
+def test_an_unwritable_output_folder_gives_one_line_and_leaves_nothing(smoke_bundle):
+    from unprivileged import reachable_dir, run_cotrain
+
+    with reachable_dir() as root:
+        run = _copy_run(smoke_bundle, root / "runs")
+        for path in (root / "runs").rglob("*"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (root / "runs").chmod(0o755)
+        (root / "readonly").mkdir(mode=0o555)
+        proc = run_cotrain(["export", str(run), "--out", str(root / "readonly" / "bundle")], home=root)
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "permission denied" in lines[0], proc.stderr
+        assert lines[0].startswith(f"cotrain export: error: permission denied: {root / 'readonly'}/")
+        assert lines[0].endswith(f"(while writing the bundle {root / 'readonly' / 'bundle'})")
+        assert list((root / "readonly").iterdir()) == []

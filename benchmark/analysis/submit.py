@@ -1,14 +1,39 @@
-"""`cotrain submit`: add a method's records to the leaderboard if they follow the protocol."""
+"""`cotrain submit`: add a method's records to the leaderboard if they are valid and follow the protocol.
+
+Every record is checked in full before anything is written: its types and ranges, its internal consistency
+(successes within the episodes, the episode list matching the counts, the success rate and the Wilson
+interval recomputed from them), its pair, method and seed, and, where the config is whole (as
+`RunConfig.to_json` writes it, with `profile_size`), its run id against the config's hash. Each problem
+names the file and the field.
+
+A board folder holds versions and one link that alone says which is current::
+
+    board/current -> versions/<v>        swapped with os.replace of a new link (atomic)
+    board/versions/<v>/records/<run id>/record.json, leaderboard.md, .csv, .html
+    board/records, board/leaderboard.md, .csv, .html -> current/...   (fixed links, for readers)
+
+A submission stages a new version beside the current one (the current records plus the new ones, and the
+leaderboard of them all) and then swaps `current`; a new board is staged whole beside its folder and renamed
+into place. A failure at any step before the swap leaves the board as it was (the staged files are removed).
+"""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from tasks.experts import EXPERT_VERSION
 
-from benchmark.harness.config import SUITE_VERSION
-from benchmark.analysis.leaderboard import RecordError, load_records, read_record, write_leaderboard
+from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
+from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
+from benchmark.analysis.leaderboard import RecordError, load_records, write_leaderboard
+from benchmark.analysis.stats import wilson_interval
 
 
 @dataclass(frozen=True)
@@ -28,28 +53,192 @@ class Protocol:
 
 
 LEADERBOARD_PROTOCOL = Protocol()
+RUN_ID = re.compile(r"[0-9a-f]{12}")
+ROUNDING = 1e-4  # a stored rate or interval bound may differ from its recomputed value by rounding only
+NOT_HASHED = ("run_id", "w") + tuple(f.name for f in fields(RunConfig) if not f.compare)
+BOARD_LINKS = ("records", "leaderboard.md", "leaderboard.csv", "leaderboard.html")
+
+
+# -- validation
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) and math.isfinite(x)
+
+
+def _check_outcome(ev: Any, field: str) -> list[str]:
+    """Problems of one domain's evaluation (`eval.target` or `eval.source`), each as `field: problem`."""
+    if not isinstance(ev, dict):
+        return [f"{field}: expected an object, got {type(ev).__name__}"]
+    n, k = ev.get("n"), ev.get("successes")
+    if not _is_int(n) or n < 1:
+        return [f"{field}.n: expected an integer >= 1, got {n!r}"]
+    if not _is_int(k) or not 0 <= k <= n:
+        return [f"{field}.successes: expected an integer in [0, n = {n}], got {k!r}"]
+    problems = []
+    rate = ev.get("success_rate")
+    if not _is_number(rate) or not math.isclose(rate, k / n, abs_tol=ROUNDING):
+        problems.append(f"{field}.success_rate: {rate!r}, but successes / n = {k}/{n} = {k / n:.4f}")
+    ci, wilson = ev.get("ci95"), wilson_interval(k, n)
+    if not (isinstance(ci, list) and len(ci) == 2 and all(map(_is_number, ci))
+            and all(math.isclose(a, b, abs_tol=ROUNDING) for a, b in zip(ci, wilson))):
+        problems.append(f"{field}.ci95: {ci!r}, but the Wilson interval of {k}/{n} is "
+                        f"[{wilson[0]:.4f}, {wilson[1]:.4f}]")
+    episodes = ev.get("episodes")
+    if episodes is None:
+        return problems
+    if not isinstance(episodes, list) or len(episodes) != n:
+        got = f"{len(episodes)} entries" if isinstance(episodes, list) else type(episodes).__name__
+        return problems + [f"{field}.episodes: expected a list of n = {n} episodes, got {got}"]
+    for i, ep in enumerate(episodes):
+        where = f"{field}.episodes[{i}]"
+        if not isinstance(ep, dict):
+            problems.append(f"{where}: expected an object, got {type(ep).__name__}")
+        elif not _is_int(ep.get("seed")) or ep["seed"] < 0:
+            problems.append(f"{where}.seed: expected an integer >= 0, got {ep.get('seed')!r}")
+        elif not isinstance(ep.get("success"), bool):
+            problems.append(f"{where}.success: expected true or false, got {ep.get('success')!r}")
+        elif "length" in ep and (not _is_int(ep["length"]) or ep["length"] < 0):
+            problems.append(f"{where}.length: expected an integer >= 0, got {ep['length']!r}")
+    if problems:
+        return problems
+    if sum(ep["success"] for ep in episodes) != k:
+        problems.append(f"{field}.episodes: {sum(ep['success'] for ep in episodes)} successful episodes, "
+                        f"but successes = {k}")
+    if len({ep["seed"] for ep in episodes}) != n:
+        problems.append(f"{field}.episodes: an episode seed repeats")
+    return problems
+
+
+def _check_method(cfg: dict) -> str | None:
+    """Why `config.method` names no method this suite knows (None if it does); imports nothing."""
+    from baselines import METHODS
+
+    method = cfg.get("method")
+    if not isinstance(method, str):
+        return f"config.method: expected a string, got {method!r}"
+    identity = cfg.get("method_identity")
+    if method in METHODS.names() or (":" in method and isinstance(identity, dict)
+                                     and identity.get("import") == method):
+        return None
+    return f"config.method: unknown method {method!r} (known: {', '.join(METHODS.names())})"
+
+
+def _check_config(cfg: Any, run_id: str) -> list[str]:
+    from tasks import get_pair
+
+    if not isinstance(cfg, dict):
+        return [f"config: expected an object, got {type(cfg).__name__}"]
+    problems = []
+    try:
+        if not isinstance(cfg.get("pair"), str):
+            raise ValueError
+        get_pair(cfg["pair"])
+    except (KeyError, ValueError):
+        problems.append(f"config.pair: unknown pair {cfg.get('pair')!r}")
+    problem = _check_method(cfg)
+    problems += [problem] if problem else []
+    for name in ("seed", "n_target", "n_source"):
+        if not _is_int(cfg.get(name)) or cfg[name] < 0:
+            problems.append(f"config.{name}: expected an integer >= 0, got {cfg.get(name)!r}")
+    if not _is_number(cfg.get("magnitude")) or not 0 <= cfg["magnitude"] <= 1:
+        problems.append(f"config.magnitude: expected a number in [0, 1], got {cfg.get('magnitude')!r}")
+    if cfg.get("w") is not None and (not _is_number(cfg["w"]) or not 0 <= cfg["w"] <= 1):
+        problems.append(f"config.w: expected null or a number in [0, 1], got {cfg['w']!r}")
+    if "episodes" in cfg and (not _is_int(cfg["episodes"]) or cfg["episodes"] < 1):
+        problems.append(f"config.episodes: expected an integer >= 1, got {cfg['episodes']!r}")
+    if not isinstance(cfg.get("profile"), str):
+        problems.append(f"config.profile: expected a string, got {cfg.get('profile')!r}")
+    if "run_id" in cfg and cfg["run_id"] != run_id:
+        problems.append(f"config.run_id: {cfg['run_id']!r}, but the record's run_id is {run_id!r}")
+    if not problems and "profile_size" in cfg:  # a whole config (`RunConfig.to_json`): its hash is the run id
+        expected = content_hash({k: v for k, v in cfg.items() if k not in NOT_HASHED})
+        if expected != run_id:
+            problems.append(f"run_id: {run_id!r}, but the config hashes to {expected!r}")
+    return problems
+
+
+def check_record(rec: Any) -> list[str]:
+    """Every reason `rec` is not a valid record (types, ranges, consistency), each `field: problem`."""
+    if not isinstance(rec, dict):
+        return [f"expected a JSON object, got {type(rec).__name__}"]
+    schema = rec.get("schema")
+    if schema in SUPERSEDED_SCHEMAS:
+        return [f"schema: a schema-{schema} record, refused: it was {SUPERSEDED_SCHEMAS[schema]}"]
+    if schema != RECORD_SCHEMA:
+        return [f"schema: expected {RECORD_SCHEMA}, got {schema!r}"]
+    run_id = rec.get("run_id")
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        return [f"run_id: expected 12 hexadecimal digits, got {run_id!r}"]
+    problems = _check_config(rec.get("config"), run_id)
+    ev = rec.get("eval")
+    if not isinstance(ev, dict):
+        return problems + [f"eval: expected an object, got {type(ev).__name__}"]
+    problems += _check_outcome(ev.get("target"), "eval.target")
+    if ev.get("source") is not None:
+        problems += _check_outcome(ev["source"], "eval.source")
+    cfg, target = rec.get("config"), ev.get("target")
+    if (not problems and _is_int(cfg.get("episodes")) and cfg["episodes"] != target["n"]):
+        problems.append(f"eval.target.n: {target['n']} episodes, but config.episodes is {cfg['episodes']}")
+    metrics = rec.get("metrics", {})
+    if not isinstance(metrics, dict):
+        problems.append(f"metrics: expected an object, got {type(metrics).__name__}")
+    else:
+        problems += [f"metrics.{k}: expected a number or null, got {v!r}" for k, v in metrics.items()
+                     if v is not None and not _is_number(v)]
+    if rec.get("target_error") is not None and not _is_number(rec["target_error"]):
+        problems.append(f"target_error: expected a number or null, got {rec['target_error']!r}")
+    return problems
+
+
+def read_submission(record_paths: list[str | Path]) -> dict[str, tuple[Path, dict]]:
+    """The records (files or run folders searched for `record.json`) by run id, each with its file.
+
+    Raises RecordError listing every invalid record as `file: field: problem`."""
+    files, problems = [], []
+    for path in map(Path, record_paths):
+        found = sorted(path.rglob("record.json")) if path.is_dir() else [path]
+        if not found:
+            problems.append(f"{path}: no record.json")
+        files += found
+    records: dict[str, tuple[Path, dict]] = {}
+    for file in files:
+        try:
+            rec = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            problems.append(f"{file}: not a readable JSON record ({err})")
+            continue
+        found = check_record(rec)
+        problems += [f"{file}: {p}" for p in found]
+        if found:
+            continue
+        if rec["run_id"] in records and records[rec["run_id"]][1] != rec:
+            problems.append(f"{file}: run_id: {rec['run_id']} is also in {records[rec['run_id']][0]}, "
+                            "with other contents")
+        records[rec["run_id"]] = (file, rec)
+    if problems:
+        raise RecordError("invalid records:\n  " + "\n  ".join(problems))
+    return records
 
 
 def check_records(records: list[dict], protocol: Protocol = LEADERBOARD_PROTOCOL) -> list[str]:
-    """Every reason the records break the protocol (empty when they follow it)."""
+    """Every reason the (valid) records break the protocol (empty when they follow it)."""
     from tasks import get_pair
 
     problems = []
     seeds: dict[tuple, set] = {}
     for rec in records:
-        cfg, rid = rec["config"], rec.get("run_id", "?")
+        cfg, rid = rec["config"], rec["run_id"]
         if cfg.get("suite_version") != SUITE_VERSION:
             problems.append(f"{rid}: suite version {cfg.get('suite_version')} (this suite is {SUITE_VERSION})")
         if cfg.get("expert_version") != protocol.expert_version:
             problems.append(f"{rid}: expert version {cfg.get('expert_version')}, "
                             f"the protocol is {protocol.expert_version}")
-        try:
-            pair = get_pair(cfg["pair"])
-        except (KeyError, ValueError):
-            problems.append(f"{rid}: unknown pair {cfg['pair']!r}")
-        else:
-            if cfg.get("pair_version") != pair.version:
-                problems.append(f"{rid}: {cfg['pair']} version {cfg.get('pair_version')} (current {pair.version})")
+        pair = get_pair(cfg["pair"])
+        if cfg.get("pair_version") != pair.version:
+            problems.append(f"{rid}: {cfg['pair']} version {cfg.get('pair_version')} (current {pair.version})")
         if cfg.get("profile") != protocol.profile:
             problems.append(f"{rid}: profile {cfg.get('profile')!r}, the protocol is {protocol.profile!r}")
         if rec["eval"]["target"]["n"] < protocol.min_episodes:
@@ -65,23 +254,103 @@ def check_records(records: list[dict], protocol: Protocol = LEADERBOARD_PROTOCOL
     return problems
 
 
+# -- publishing
+def _stage_version(version: Path, old_records: Path | None, records: dict[str, tuple[Path, dict]]) -> None:
+    """Fill `version` with the current board's records (bytes as they are), the new ones, and the leaderboard."""
+    (version / "records").mkdir()
+    for old in sorted(old_records.glob("*/record.json")) if old_records else []:
+        if old.parent.name not in records:
+            (version / "records" / old.parent.name).mkdir()
+            shutil.copyfile(old, version / "records" / old.parent.name / "record.json")
+    for run_id, (_, rec) in sorted(records.items()):
+        (version / "records" / run_id).mkdir()
+        (version / "records" / run_id / "record.json").write_text(json.dumps(rec, indent=2, sort_keys=True))
+    write_leaderboard(load_records(version / "records"), version)
+
+
+def _link(target: str, at: Path) -> None:
+    """Make `at` a symlink to `target`, atomically replacing what `at` was."""
+    tmp = at.with_name(f".{at.name}.link-{os.getpid()}")
+    os.symlink(target, tmp)
+    try:
+        os.replace(tmp, at)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _version_dir(versions: Path) -> Path:
+    """A new, uniquely named version folder in `versions` (made if missing), with the umask's permissions."""
+    versions.mkdir(exist_ok=True)
+    version = Path(tempfile.mkdtemp(prefix="", dir=versions))
+    mask = os.umask(0)
+    os.umask(mask)
+    try:
+        os.chmod(version, 0o777 & ~mask)
+    except BaseException:
+        version.rmdir()
+        raise
+    return version
+
+
+def _new_board(board: Path, records: dict[str, tuple[Path, dict]]) -> None:
+    """Stage a whole board beside `board` and rename it into place (`board` absent or an empty folder)."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{board.name}.staging-", dir=board.parent))
+    try:
+        version = _version_dir(staging / "versions")
+        _stage_version(version, None, records)
+        os.symlink(f"versions/{version.name}", staging / "current")
+        for name in BOARD_LINKS:
+            os.symlink(f"current/{name}", staging / name)
+        os.chmod(staging, version.stat().st_mode)
+        os.replace(staging, board)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _add_version(board: Path, records: dict[str, tuple[Path, dict]]) -> None:
+    """Stage a new version of an existing board, then swap `current` to it and drop the older versions."""
+    version = _version_dir(board / "versions")
+    try:
+        _stage_version(version, board / "current" / "records", records)
+        _link(f"versions/{version.name}", board / "current")
+    except BaseException:
+        shutil.rmtree(version, ignore_errors=True)
+        raise
+    for stale in (board / "versions").iterdir():  # the board is already new: a leftover here is harmless
+        if stale.name != version.name:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _is_board(board: Path) -> bool:
+    current = board / "current"
+    return current.is_symlink() and os.readlink(current).startswith("versions/") and current.is_dir()
+
+
 def submit(record_paths: list[str | Path], board_dir: str | Path,
            protocol: Protocol = LEADERBOARD_PROTOCOL) -> dict[str, Path]:
-    """Check the records (files or run folders) and, if all follow the protocol, copy them into
-    `board_dir/records/` and rewrite the leaderboard there. Raises ValueError listing every problem."""
-    records = []
-    for path in map(Path, record_paths):
-        found = load_records(path) if path.is_dir() else [read_record(path)]
-        if not found:
-            raise RecordError(f"{path}: no record.json")
-        records += found
-    problems = check_records(records, protocol)
+    """Check the records (files or run folders) and, if all are valid and follow the protocol, publish them
+    with the board's other records and their leaderboard as the board's new version (module docstring).
+
+    Raises RecordError naming each invalid record's file and field, ValueError listing every protocol
+    problem or for a folder that is not a board, and the OSError of a write that failed (noted with the
+    board; the board is left as it was)."""
+    records = read_submission(record_paths)
+    problems = check_records([rec for _, rec in records.values()], protocol)
     if problems:
         raise ValueError("records do not follow the protocol:\n  " + "\n  ".join(problems))
     board = Path(board_dir)
-    for rec in records:
-        dest = board / "records" / rec["run_id"] / "record.json"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(json.dumps(rec, indent=2, sort_keys=True))
-    return write_leaderboard(load_records(board / "records"), board)
-
+    is_board = _is_board(board)
+    if not is_board and board.exists() and (not board.is_dir() or any(board.iterdir())):
+        raise ValueError(f"{board} is not a leaderboard folder (no current -> versions/ link); "
+                         "give a new or empty folder")
+    try:
+        if is_board:
+            _add_version(board, records)
+        else:
+            board.parent.mkdir(parents=True, exist_ok=True)
+            _new_board(board, records)
+    except OSError as err:
+        err.add_note(f"writing the leaderboard {board}, which is left as it was")
+        raise
+    return {key: board / f"leaderboard.{key}" for key in ("md", "csv", "html")}

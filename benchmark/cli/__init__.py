@@ -9,6 +9,7 @@ import sys
 
 from benchmark import __version__
 from benchmark.cli import catalog, deploy, results, runs
+from benchmark.harness.errors import describe_os_error
 
 GROUPS = (catalog, runs, results, deploy)
 DESCRIPTION = ("cotrain-bench: sim-and-sim task pairs with controlled domain gaps, co-training methods for "
@@ -35,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+    except OSError as err:  # permission, no space, ...: one line naming why, the path and what was being done
+        print(f"cotrain {args.command}: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
+    except (ValueError, KeyError, RuntimeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cotrain {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -22,8 +22,10 @@ def _demos(args: argparse.Namespace) -> None:
     from tasks.dataset import load_dataset
     from tasks.demos import generate_demos
 
+    if args.n < 1:
+        raise ValueError(f"-n (demos to generate) must be >= 1, got {args.n}")
     path = generate_demos(args.pair, args.domain, args.magnitude, args.n, args.seed, args.out,
-                          expert_noise=args.noise, progress=not args.quiet)
+                          expert_noise=args.noise, progress=not args.quiet, overwrite=args.overwrite)
     data = load_dataset(path)
     print(f"wrote {path}: {data.n_demos} demos of {data.attrs['tried']} tried, "
           f"{sum(len(a) for a in data.actions)} steps, obs_dim {data.obs_dim}")
@@ -67,6 +69,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--noise", type=float, default=0.1, help="expert noise")
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace the file at --out")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_demos)
 

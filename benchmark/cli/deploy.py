@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cotrain_robot.cli import add_eval_arguments, add_serve_arguments
 
@@ -11,18 +12,26 @@ def _export(args: argparse.Namespace) -> None:
     from benchmark.deploy.export import export_bundle
 
     out = export_bundle(args.run_dir, args.out, tolerance=args.tolerance, domain=args.domain,
-                        guidance=args.guidance, opset=args.opset, overwrite=args.overwrite)
-    check = json.loads((out / "policy.json").read_text())["check"]
+                        guidance=args.guidance, opset=args.opset, overwrite=args.overwrite,
+                        allow_unfinished=args.allow_unfinished)
+    spec = json.loads((out / "policy.json").read_text())
+    check, prov = spec["check"], spec["provenance"]
     diffs = ", ".join(f"{k} {v:.2e}" for k, v in check["max_abs_diff"].items())
     print(f"wrote {out}: max abs difference vs PyTorch {diffs} (tolerance {args.tolerance:g}, "
           f"{check['samples']} histories from {check['observations']})")
+    if not prov["finished"]:
+        print(f"cotrain export: warning: {args.run_dir} is not finished: the bundle's policy is its checkpoint at "
+              f"step {prov['checkpoint_step']} of {prov['total_steps'] or 'an unknown number'} (policy.json: "
+              "provenance.finished is false)", file=sys.stderr)
 
 
 def _arm_eval(args: argparse.Namespace) -> None:
     from benchmark.deploy.standin import make_robot
     from cotrain_robot.cli import run_eval
 
-    run_eval(args, make_robot)
+    status = run_eval(args, make_robot)
+    if status:
+        raise SystemExit(status)  # the session ended early (the reason is on stderr)
 
 
 def _arm_server(args: argparse.Namespace) -> None:
@@ -44,6 +53,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--guidance", type=float, help="guidance scale (guided methods; default: the run's)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--allow-unfinished", action="store_true",
+                   help="export a run that has not finished training (policy.json then says so)")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("arm-eval", help="evaluate a bundle on an arm: sim:PAIR or tcp://host:port")

@@ -45,6 +45,17 @@ def _quickstart(args: argparse.Namespace) -> None:
                threads=args.threads, profile=args.profile)
 
 
+def _calibrate(args: argparse.Namespace) -> None:
+    from benchmark.harness.calibrate import LADDER, SEEDS, Calibration, run_calibration, write_report
+
+    cal = Calibration(args.pair, tuple(args.ladder or LADDER), tuple(args.seeds or SEEDS), args.episodes, args.profile)
+    runs_dir = Path(args.runs_dir)
+    if not args.report_only:
+        run_calibration(cal, runs_dir, workers=args.workers, progress=not args.quiet)
+    out = Path(args.out or Path("results/calibration") / args.pair.replace("/", "_"))
+    print(f"wrote {write_report(cal, runs_dir, out)}")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="one run: demos, training, evaluation, metrics")
     add_run_options(p)
@@ -68,3 +79,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--profile", default="quick")
     add_execution_options(p)
     p.set_defaults(func=_quickstart)
+
+    p = sub.add_parser("calibrate", help="learning curves of a pair on validation start states; its training length")
+    p.add_argument("pair")
+    p.add_argument("--ladder", type=int, nargs="+", help="step counts, each double the one before (default 500-8000)")
+    p.add_argument("--seeds", type=int, nargs="+", help="run seeds (default 0 1 2)")
+    p.add_argument("--episodes", type=int, default=50, help="validation episodes per run and domain")
+    p.add_argument("--profile", default="quick", help="profile of every run (its steps replaced by the ladder's)")
+    p.add_argument("--out", help="report folder (default results/calibration/<pair>)")
+    p.add_argument("--report-only", action="store_true", help="write the report from finished runs only")
+    add_execution_options(p)
+    p.set_defaults(func=_calibrate, runs_dir="results/calibration/runs")

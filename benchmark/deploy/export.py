@@ -15,6 +15,10 @@ runs it) on recorded observations with fixed noise; the maximum absolute differe
 policy.json, and the export fails (raises `ExportError`, leaves nothing behind) above `tolerance`.
 The bundle is written into a temporary folder and renamed into place.
 
+Only a finished run is exported (its `done` marker, or a checkpoint at the last of the steps its config
+names); an unfinished one only when asked (`allow_unfinished`), and then policy.json says so
+(`provenance.finished`: false, with `checkpoint_step` and `total_steps`).
+
 The traced computation is the policy's own batched sampler, `DiffusionPolicy.ddim` (the one
 `DiffusionPolicy.sample` runs, written to keep the batch dimension symbolic under `torch.export`);
 `SamplingGraph` only fixes its domain token and guidance scale and maps the graph's inputs to an
@@ -129,33 +133,40 @@ def _latency_ms(policy: Any, obs: Any, noise: np.ndarray, calls: int = 20) -> fl
     return (time.perf_counter() - t0) / calls * 1e3
 
 
+def training_progress(run_dir: Path, config: dict) -> dict[str, Any]:
+    """{"finished", "checkpoint_step", "total_steps"} of the run: finished when its `done` marker is there or
+    its checkpoint is at the last step its config names (`steps`, else `profile_size.steps`; None where it
+    names none)."""
+    from baselines import read_checkpoint_meta
+
+    step = read_checkpoint_meta(run_dir / "checkpoint" if (run_dir / "checkpoint").is_dir() else run_dir)["step"]
+    total = config.get("steps") or (config.get("profile_size") or {}).get("steps")
+    finished = (run_dir / "done").exists() or (total is not None and step >= total)
+    return {"finished": finished, "checkpoint_step": step, "total_steps": total}
+
+
 def export_bundle(run_dir: str | Path, out_dir: str | Path, tolerance: float = DEFAULT_TOLERANCE,
                   domain: str = "target", guidance: float | None = None, observations: Any = None,
-                  opset: int = ONNX_OPSET, overwrite: bool = False, check_samples: int = CHECK_SAMPLES) -> Path:
+                  opset: int = ONNX_OPSET, overwrite: bool = False, check_samples: int = CHECK_SAMPLES,
+                  allow_unfinished: bool = False) -> Path:
     """Export the run in `run_dir` (its `checkpoint/`, `config.json`, `record.json`) to the bundle `out_dir`.
 
     domain: the domain token baked in ("target": the robot the policy is for); used only by methods with
     a domain embedding. guidance: overrides a guided method's guidance hyperparameter (None: the run's).
     observations: the check's observation histories (K, T_o, D) or an HDF5 dataset path; None: the run's
     target replay demos from `<runs_dir>/_demos`, else its target demos, else a short target rollout.
+    allow_unfinished: export a run that is not finished (`training_progress`) instead of raising ValueError.
     Raises ExportError (and leaves no bundle) when either format differs from the PyTorch policy by more
-    than `tolerance` (max abs, action units). Returns `out_dir`.
+    than `tolerance` (max abs, action units); a write that fails raises its OSError, noted with `out_dir`
+    (and leaves no bundle). Returns `out_dir`.
     """
     with _torch_threads(1):
         return _export(Path(run_dir), Path(out_dir), tolerance, domain, guidance, observations, opset, overwrite,
-                       check_samples)
+                       check_samples, allow_unfinished)
 
 
 def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidance: float | None,
-            observations: Any, opset: int, overwrite: bool, check_samples: int) -> Path:
-    from baselines import load_checkpoint
-    from baselines.methods import domain_id
-    from tasks import BASE_TASKS, get_pair, obs_layout
-    from tasks.base_tasks import LAYOUT_VERSION
-
-    from benchmark.harness.config import SUITE_VERSION
-    from benchmark.harness.fingerprint import git_revision, package_versions
-
+            observations: Any, opset: int, overwrite: bool, check_samples: int, allow_unfinished: bool) -> Path:
     ckpt = run_dir / "checkpoint" if (run_dir / "checkpoint").is_dir() else run_dir
     if out_dir.exists() and not overwrite:
         raise ValueError(f"{out_dir} exists (pass overwrite=True / --overwrite to replace it)")
@@ -163,6 +174,38 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
     record = json.loads((run_dir / "record.json").read_text()) if (run_dir / "record.json").is_file() else None
     if config is None:
         raise FileNotFoundError(f"{run_dir}: no config.json (the bundle needs the run's pair for its layout)")
+    progress = training_progress(run_dir, config)
+    if not progress["finished"] and not allow_unfinished:
+        total = "an unknown number" if progress["total_steps"] is None else progress["total_steps"]
+        raise ValueError(f"{run_dir} is not finished: no done marker, its checkpoint is at step "
+                         f"{progress['checkpoint_step']} of {total}; finish the run, or pass "
+                         "allow_unfinished=True / --allow-unfinished to export it as it is")
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    try:  # before the work: a folder that cannot be written fails now
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as err:
+        err.add_note(f"writing the bundle {out_dir}")
+        raise
+    try:
+        return _export_into(tmp, run_dir, out_dir, ckpt, config, record, progress, tolerance, domain, guidance,
+                            observations, opset, check_samples)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _export_into(tmp: Path, run_dir: Path, out_dir: Path, ckpt: Path, config: dict, record: dict | None,
+                 progress: dict[str, Any], tolerance: float, domain: str, guidance: float | None,
+                 observations: Any, opset: int, check_samples: int) -> Path:
+    """Export into the empty folder `tmp`, check the bundle there, and rename it to `out_dir`."""
+    from baselines import load_checkpoint
+    from baselines.methods import domain_id
+    from tasks import BASE_TASKS, get_pair, obs_layout
+    from tasks.base_tasks import LAYOUT_VERSION
+
+    from benchmark.harness.config import SUITE_VERSION
+    from benchmark.harness.fingerprint import git_revision, package_versions
 
     method = load_checkpoint(ckpt, device="cpu")
     policy = method.ema.model.eval()
@@ -235,7 +278,8 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
         "provenance": {"run_id": config.get("run_id"), "config_hash": config.get("run_id"),
                        "pair": pair.name, "pair_version": pair.version, "magnitude": config.get("magnitude"),
                        "method": method.name, "seed": config.get("seed"), "profile": config.get("profile"),
-                       "hparams": method.hparams, "checkpoint_step": method.step,
+                       "hparams": method.hparams, "finished": progress["finished"],
+                       "checkpoint_step": method.step, "total_steps": progress["total_steps"],
                        "success": simulated_success(record), "suite_version": SUITE_VERSION,
                        "git_revision": git_revision(),
                        "trained_at_git_revision": (record or {}).get("fingerprint", {}).get("git"),
@@ -251,15 +295,13 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
                   "max_abs_diff": None},
     }
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     try:
         example = (torch.from_numpy(lowdim[:2]), torch.from_numpy(noise[:2]),
                    *(torch.from_numpy(f[:2]) for f in frames))
         try:
             _export_files(graph, example, tmp, opset)
+        except OSError:
+            raise  # a write that failed: named below as such
         except Exception as err:  # noqa: BLE001 - re-raised with context
             raise ExportError(f"export failed: {type(err).__name__}: {err}") from err
         (tmp / SPEC_FILE).write_text(json.dumps(spec, indent=2))
@@ -280,10 +322,16 @@ def _export(run_dir: Path, out_dir: Path, tolerance: float, domain: str, guidanc
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         if out_dir.exists():
             out_dir.rename(old)
-        tmp.rename(out_dir)
+        try:
+            tmp.rename(out_dir)
+        except BaseException:
+            if old.exists():
+                old.rename(out_dir)  # the bundle it was to replace stays
+            raise
         shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as err:
+        err.add_note(f"writing the bundle {out_dir}")
+        raise
     log.info("exported %s: max abs diff %s", out_dir, diffs)
     return out_dir
 

@@ -95,12 +95,38 @@ class SimRobot(Robot):
 
 
 def parse_sim_spec(spec: str) -> tuple[str, float]:
-    """`sim:<pair>` or `sim:<pair>@<magnitude>` -> (pair, magnitude)."""
+    """`sim:<pair>` or `sim:<pair>@<magnitude>` -> (pair, magnitude), the pair known and the magnitude one it
+    runs at; ValueError naming the bad part otherwise. A factor pair's own `@` (`sim:lift+object_mass@0.5`)
+    belongs to its name."""
+    from tasks import check_magnitude
+
     body = spec[len("sim:"):]
-    pair, _, mag = body.partition("@")
+    pair, magnitude = body, "1"
+    if "@" in body and not _is_pair(body):
+        pair, _, magnitude = body.rpartition("@")
     if not pair:
         raise ValueError(f"robot spec {spec!r}: expected sim:<pair>[@<magnitude>]")
-    return pair, float(mag) if mag else 1.0
+    try:
+        value = float(magnitude)
+    except ValueError:
+        raise ValueError(f"robot spec {spec!r}: the magnitude {magnitude!r} is not a number") from None
+    try:
+        check_magnitude(pair, value)
+    except KeyError as err:
+        raise ValueError(f"robot spec {spec!r}: {err.args[0]}") from None
+    except ValueError as err:
+        raise ValueError(f"robot spec {spec!r}: {err}") from None
+    return pair, value
+
+
+def _is_pair(name: str) -> bool:
+    from tasks import get_pair
+
+    try:
+        get_pair(name)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 def make_robot(spec: str, timeout_s: float = 2.0, domain: str = "target") -> Robot:

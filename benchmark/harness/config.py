@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -79,6 +80,9 @@ class RunConfig:
     """`last`, or `best_val` (best target validation loss, named as such in the record)."""
     episodes: int | None = None
     """Evaluation episodes (default: the profile's)."""
+    steps: int | None = None
+    """Training steps (default: the profile's; hashed only where it departs from the profile's, so a
+    run at the profile's length is the same run either way). `cotrain calibrate` sets it."""
     eval_split: str = "test"
     """Start states of the evaluation: `test` (what every reported number uses) or `validation` (for
     choosing hyperparameters and recipes, never for reporting: `tasks.seeds`' validation stream, whose
@@ -94,20 +98,28 @@ class RunConfig:
     success; a run is bitwise reproducible at the same thread count and device)."""
 
     def __post_init__(self) -> None:
+        import torch
+
         from tasks import BASE_TASKS, check_magnitude, get_pair
         from baselines import METHODS
+        from baselines.hparams import validate_hparams
 
+        for name in ("pair", "method", "profile", "network", "backend", "checkpoint_rule", "eval_split", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         object.__setattr__(self, "pair", get_pair(self.pair).name)
         METHODS[self.method]
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r}; known: {', '.join(PROFILES)}")
-        if not 0.0 <= self.magnitude <= 1.0:
-            raise ValueError(f"magnitude {self.magnitude} is outside [0, 1]")
+        if not is_number(self.magnitude) or not 0.0 <= self.magnitude <= 1.0:
+            raise ValueError(f"magnitude {self.magnitude!r} is outside [0, 1]")
         check_magnitude(self.pair, self.magnitude)
-        for name in ("n_target", "n_source", "episodes"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+        _check_int("seed", self.seed, 0)
+        for name in ("n_target", "n_source", "episodes", "steps"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 1)
+        if self.steps == self.size.steps:
+            object.__setattr__(self, "steps", None)
         if self.network not in ("mlp", "unet"):
             raise ValueError(f"network must be 'mlp' or 'unet', got {self.network!r}")
         if self.backend not in ("fast", "robosuite"):
@@ -121,9 +133,17 @@ class RunConfig:
                              f"got eval_split={self.eval_split!r}")
         if self.checkpoint_rule not in ("last", "best_val"):
             raise ValueError(f"checkpoint_rule must be 'last' or 'best_val', got {self.checkpoint_rule!r}")
-        if self.workers < 1 or self.threads < 1:
-            raise ValueError(f"workers and threads must be >= 1, got {self.workers} and {self.threads}")
+        _check_int("workers", self.workers, 1)
+        _check_int("threads", self.threads, 1)
+        try:
+            torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"device {self.device!r} is not a torch device ({err})") from None
         object.__setattr__(self, "hparams", tuple(sorted(dict(self.hparams).items())))
+        w = dict(self.hparams).get("w")
+        if is_number(w) and METHODS[self.method].mixes and not 0.0 < w < 1.0:
+            raise ValueError(f"w={w}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
+        validate_hparams(self.method, dict(self.hparams))
 
     @property
     def size(self) -> Profile:
@@ -143,17 +163,14 @@ class RunConfig:
     def method_hparams(self) -> dict[str, Any]:
         """The method's defaults updated with the overrides; `w` resolved to the default ratio if unset.
 
-        Raises ValueError for an unknown or out-of-range hyperparameter, and for a co-training `w`
-        of 0 or 1 (those are `source_only` and `target_only`).
+        The overrides were checked when the config was made (names, types, limits, and a co-training
+        `w` strictly between 0 and 1: w = 0 and 1 are `source_only` and `target_only`).
         """
         from baselines import METHODS
         from baselines.data import default_ratio
         from baselines.hparams import resolve_hparams
 
         cfg = self.resolved()
-        w = dict(cfg.hparams).get("w")
-        if w is not None and METHODS[cfg.method].mixes and not 0.0 < w < 1.0:
-            raise ValueError(f"w={w}: co-training needs 0 < w < 1 (w = 0 is source_only, w = 1 is target_only)")
         hp = resolve_hparams(cfg.method, dict(cfg.hparams))
         if not METHODS[cfg.method].mixes:
             return {**hp, "w": None}
@@ -171,6 +188,8 @@ class RunConfig:
 
         cfg = self.resolved()
         out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.compare}
+        if out["steps"] is None:  # the profile's length: run ids as before `steps` existed
+            del out["steps"]
         out["hparams"] = cfg.method_hparams()
         out["pair_version"] = get_pair(cfg.pair).version
         out["expert_version"] = EXPERT_VERSION
@@ -197,15 +216,29 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_int(name: str, value: Any, least: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
-    """`["w=0.1", "adversarial_weight=0.05"]` -> {"w": 0.1, ...}; values parsed as JSON where possible."""
+    """`["w=0.1", "adversarial_weight=0.05"]` -> {"w": 0.1, ...}; values parsed as JSON where possible (the
+    method checks them: `RunConfig`)."""
     out: dict[str, Any] = {}
     for item in items:
-        if "=" not in item:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"--set expects key=value, got {item!r}")
-        key, raw = item.split("=", 1)
+        if key in out:
+            raise ValueError(f"--set {key} is given twice")
         try:
-            out[key.strip()] = json.loads(raw)
+            out[key] = json.loads(raw)
         except json.JSONDecodeError:
-            out[key.strip()] = raw
+            out[key] = raw
     return out

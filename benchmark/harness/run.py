@@ -2,19 +2,22 @@
 
 Each stage writes its output into the run directory (named by the config hash) and is skipped
 when that output exists, so a crashed or killed run resumes where it stopped and a finished
-run (`done` marker) is never redone.
+run (`done` marker) is never redone. A run holds its folder's lock (`benchmark.harness.lock`) while it
+works, so a second process of the same run stops at once and names the first.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
+from benchmark.harness.lock import run_lock
 
 if TYPE_CHECKING:
     from baselines import DiffusionPolicy, PolicyConfig
@@ -35,8 +38,14 @@ RAW_IMAGE_POOL = 4  # image pixels pooled 4 x 4 for the raw-history probe (84x84
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (temporary file, then rename)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=float))
+        os.replace(tmp, path)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)  # a full disk or an interruption leaves no partial file
+        if isinstance(err, OSError) and err.filename is None:  # a failed write names no file: name it
+            err.filename = str(path)
+        raise
 
 
 def read_json(path: Path) -> Any:
@@ -155,8 +164,9 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
     built = build_training(pcfg, cfg.method, hp, src, tgt, cfg.seed, device=cfg.device, fit=hooks.fit_normalizer)
-    tcfg = TrainConfig(steps=size.steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
-                       log_every=max(1, size.steps // 50), val_every=max(1, size.steps // 10), seed=cfg.seed,
+    steps = cfg.steps or size.steps
+    tcfg = TrainConfig(steps=steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
+                       log_every=max(1, steps // 50), val_every=max(1, steps // 10), seed=cfg.seed,
                        device=cfg.device, num_threads=cfg.threads)
     return train(built.method, built.sampler, tcfg, run_dir, val_target=val, progress=progress)
 
@@ -256,41 +266,67 @@ def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dic
     return metrics
 
 
-def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = True) -> dict[str, Any]:
-    """Run (or resume, or read back) one run; returns its record."""
-    from benchmark.harness.fingerprint import fingerprint
+@contextmanager
+def _doing(what: str) -> Iterator[None]:
+    """Name what the run was doing in an OSError raised in the block (the CLI's one-line message)."""
+    try:
+        yield
+    except OSError as err:
+        err.add_note(what)
+        raise
 
+
+def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = True) -> dict[str, Any]:
+    """Run (or resume, or read back) one run under its folder's lock; returns its record.
+
+    Raises `RunInProgress` where another process holds the run's lock (`benchmark.harness.lock`).
+    """
     cfg = cfg.resolved()
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / cfg.run_id()
     if (run_dir / "done").exists():
         return read_json(run_dir / "record.json")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with _doing(f"creating the folder of run {run_dir.name}"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        if (run_dir / "done").exists():  # finished by another process while this one waited for its lock
+            return read_json(run_dir / "record.json")
+        return _execute_locked(cfg, runs_dir, run_dir, progress)
+
+
+def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: bool) -> dict[str, Any]:
+    from benchmark.harness.fingerprint import fingerprint
+
     config = cfg.to_json()
     if (run_dir / "config.json").exists() and read_json(run_dir / "config.json")["run_id"] != config["run_id"]:
         raise RuntimeError(f"{run_dir}/config.json belongs to another run")
     hp = config["hparams"]
-    write_json(run_dir / "config.json", config)
+    with _doing(f"writing the config of run {run_dir.name}"):
+        write_json(run_dir / "config.json", config)
 
     n_val = max(1, cfg.n_target // 5)
     n_replay = cfg.size.replay_episodes
-    demos = {
-        "source": ensure_demos(runs_dir, cfg, "source", cfg.n_source, "source_demos", progress),
-        "target": ensure_demos(runs_dir, cfg, "target", cfg.n_target, "target_demos", progress),
-        "validation": ensure_demos(runs_dir, cfg, "target", n_val, "validation", progress),
-    }
-    replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
+    with _doing(f"generating the demos of run {run_dir.name}"):
+        demos = {
+            "source": ensure_demos(runs_dir, cfg, "source", cfg.n_source, "source_demos", progress),
+            "target": ensure_demos(runs_dir, cfg, "target", cfg.n_target, "target_demos", progress),
+            "validation": ensure_demos(runs_dir, cfg, "target", n_val, "validation", progress),
+        }
+        replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
 
     needs_model = not ((run_dir / "eval.json").exists() and (run_dir / "metrics.json").exists())
     if not (run_dir / "train_summary.json").exists() or (needs_model and not (run_dir / "checkpoint").exists()):
         # (a run folder copied without its checkpoint retrains before evaluating)
-        write_json(run_dir / "train_summary.json", stage_train(cfg, run_dir, demos, hp, progress))
+        with _doing(f"training run {run_dir.name}"):
+            write_json(run_dir / "train_summary.json", stage_train(cfg, run_dir, demos, hp, progress))
     train_summary = read_json(run_dir / "train_summary.json")
     if not (run_dir / "eval.json").exists():
-        write_json(run_dir / "eval.json", stage_eval(cfg, run_dir, progress))
+        with _doing(f"evaluating run {run_dir.name}"):
+            write_json(run_dir / "eval.json", stage_eval(cfg, run_dir, progress))
     evaluation = read_json(run_dir / "eval.json")
     if not (run_dir / "metrics.json").exists():
-        write_json(run_dir / "metrics.json", stage_metrics(cfg, run_dir, replay))
+        with _doing(f"measuring run {run_dir.name}"):
+            write_json(run_dir / "metrics.json", stage_metrics(cfg, run_dir, replay))
     metrics = read_json(run_dir / "metrics.json")
 
     record = {
@@ -301,6 +337,7 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
         "timing": {"train_s": train_summary["wall_time_s"], "eval_s": evaluation.get("wall_s")},
         "fingerprint": fingerprint(cfg.device),
     }
-    write_json(run_dir / "record.json", record)
-    (run_dir / "done").touch()
+    with _doing(f"writing the record of run {run_dir.name}"):
+        write_json(run_dir / "record.json", record)
+        (run_dir / "done").touch()
     return record

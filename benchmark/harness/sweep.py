@@ -13,15 +13,9 @@ import yaml
 from tqdm import tqdm
 
 from benchmark.harness.config import RunConfig
+from benchmark.harness.gridspec import GridError, check_spec
 
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
-GRID_KEYS = {"pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w", "profile", "episodes",
-             "set", "vary", "network", "hparam_trials", "nogap_control", "budgets", "description", "guidance",
-             "eval_split"}
-
-
-class GridError(ValueError):
-    """A grid file or track is malformed."""
 
 
 @dataclass(frozen=True)
@@ -88,33 +82,12 @@ def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hp.items() if k in known}
 
 
-def _as_tuple(value: Any) -> tuple:
-    return tuple(value) if isinstance(value, (list, tuple)) else (value,)
-
-
 def grid_from_dict(spec: dict[str, Any], source: str = "grid") -> Grid:
-    """Validate a grid mapping (as read from YAML) into a `Grid`."""
-    if not isinstance(spec, dict):
-        raise GridError(f"{source}: a grid is a mapping of keys to lists")
-    unknown = set(spec) - GRID_KEYS
-    if unknown:
-        raise GridError(f"{source}: unknown keys {sorted(unknown)}; known: {sorted(GRID_KEYS)}")
-    for key in ("pairs", "methods"):
-        if not spec.get(key):
-            raise GridError(f"{source}: `{key}` is required and must be non-empty")
-    kwargs: dict[str, Any] = {}
-    for key in ("pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w"):
-        if key in spec:
-            kwargs[key] = _as_tuple(spec[key])
-    for key in ("profile", "episodes", "network", "hparam_trials", "nogap_control", "eval_split"):
-        if key in spec:
-            kwargs[key] = spec[key]
-    kwargs["set"] = dict(spec.get("set") or {})
-    kwargs["vary"] = {m: {k: list(_as_tuple(v)) for k, v in hp.items()} for m, hp in (spec.get("vary") or {}).items()}
-    grid = Grid(**kwargs)
+    """Check a grid mapping (as read from YAML; `benchmark.harness.gridspec`) and make it a `Grid`."""
+    grid = Grid(**check_spec(spec, source))
     try:
         grid.runs()
-    except (KeyError, ValueError, TypeError) as err:
+    except (KeyError, ValueError) as err:
         raise GridError(f"{source}: {err.args[0] if err.args else err}") from None
     return grid
 
@@ -134,6 +107,9 @@ def load_spec(path: str | None = None, track: str | None = None, budget: str | N
         raise GridError(f"{source}: not valid YAML ({err})") from None
     if isinstance(spec, dict) and "budgets" in spec:
         budgets = spec.pop("budgets")
+        if not isinstance(budgets, dict) or not all(isinstance(b, dict) or b is None for b in budgets.values()):
+            raise GridError(f"{source}: `budgets` must be a mapping of budget name to a mapping of grid keys, "
+                            f"got {budgets!r}")
         if budget not in budgets:
             raise GridError(f"{source}: budget {budget!r} unknown; known: {', '.join(budgets)}")
         spec.update(budgets[budget] or {})
@@ -158,23 +134,38 @@ def _execute(cfg: RunConfig, runs_dir: str) -> dict[str, Any]:
     return execute_run(cfg, runs_dir, progress=False)
 
 
+class InProgressElsewhere(str):
+    """What `_run_one` returns for a run that another process holds (its lock's message): neither finished
+    nor failed here."""
+
+
 def _run_one(cfg: RunConfig, runs_dir: str) -> tuple[str, str | None]:
-    """Execute a run; return (run_id, None) or (run_id, error text), writing error.txt on failure."""
+    """Execute a run; return (run_id, None), or (run_id, error text) writing error.txt where it can, or
+    (run_id, `InProgressElsewhere`) where another process holds the run."""
+    from benchmark.harness.errors import describe_os_error
+    from benchmark.harness.lock import RunInProgress
+
     try:
         _execute(cfg, runs_dir)
         return cfg.run_id(), None
+    except RunInProgress as err:
+        return cfg.run_id(), InProgressElsewhere(err)
     except Exception as err:  # a failed run is reported in the sweep summary, never lost
-        text = "".join(traceback.format_exception(err))
-        run_dir = Path(runs_dir) / cfg.run_id()
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "error.txt").write_text(text)
-        return cfg.run_id(), f"{type(err).__name__}: {err}"
+        summary = describe_os_error(err) if isinstance(err, OSError) else f"{type(err).__name__}: {err}"
+        try:
+            run_dir = Path(runs_dir) / cfg.run_id()
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "error.txt").write_text("".join(traceback.format_exception(err)))
+        except OSError as write_err:  # e.g. the runs folder is read-only: the summary still says what failed
+            summary += f" (error.txt not written: {write_err.strerror})"
+        return cfg.run_id(), summary
 
 
 def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
               parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
               progress: bool = True) -> dict[str, str | None]:
-    """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched."""
+    """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched, leaving
+    out the runs found in progress in another process (named in the summary, not failed)."""
     runs_dir = Path(runs_dir)
     runs = [replace(cfg, device=device, workers=workers, threads=threads) for cfg in grid.runs()]
     todo = [cfg for cfg in runs if not is_done(cfg, runs_dir)]
@@ -204,10 +195,15 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
     else:
         raise ValueError(f"unknown executor {executor!r}; known: local, ray")
     bar.close()
+    busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
+    results = {k: v for k, v in results.items() if k not in busy}
     failed = {k: v for k, v in results.items() if v}
-    print(f"sweep: {len(results) - len(failed)} finished, {len(failed)} failed")
+    print(f"sweep: {len(results) - len(failed)} finished, {len(failed)} failed, {len(busy)} in progress elsewhere")
     for run_id, error in failed.items():
-        print(f"  FAILED {run_id}: {error} (see {runs_dir / run_id / 'error.txt'})")
+        where = runs_dir / run_id / "error.txt"
+        print(f"  FAILED {run_id}: {error}" + (f" (see {where})" if where.is_file() else ""))
+    for message in busy.values():
+        print(f"  IN PROGRESS ELSEWHERE {message} (run the sweep again once it ends)")
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(results)} runs failed")
     return results

@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from baselines import Method, MixedSampler, Windows, restore_checkpoint, save_checkpoint
 from baselines.build import derive_seed
+from baselines.checkpoints import save_torch
 from baselines.data import TARGET
 from baselines.policy import map_obs
 
@@ -97,8 +98,12 @@ def _save(run_dir: Path, method: Method, sampler: MixedSampler) -> None:
     """Write the checkpoint to a temporary folder, then swap it in (old kept until the new one is in place)."""
     tmp, final, old = run_dir / f"{CKPT_DIR}.tmp", run_dir / CKPT_DIR, run_dir / f"{CKPT_DIR}.old"
     shutil.rmtree(tmp, ignore_errors=True)
-    save_checkpoint(tmp, method)
-    torch.save(_rng_state(sampler, method.device), tmp / TRAINER_FILE)
+    try:
+        save_checkpoint(tmp, method)
+        save_torch(_rng_state(sampler, method.device), tmp / TRAINER_FILE)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # e.g. a full disk: no partial checkpoint left behind
+        raise
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
@@ -114,10 +119,16 @@ def _existing_checkpoint(run_dir: Path) -> Path | None:
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines past `step` (written after the checkpoint a resumed run restarts from)."""
+    """Drop log lines past `step` (written after the checkpoint a resumed run restarts from), and a last line
+    cut short (a write that failed, e.g. on a full disk)."""
     if path.exists():
-        lines = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        path.write_text("".join(line + "\n" for line in lines))
+        lines = [line for line in path.read_text().splitlines() if line]
+        if lines:
+            try:
+                json.loads(lines[-1])
+            except ValueError:
+                lines.pop()
+        path.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
 
 
 def train(method: Method, sampler: MixedSampler, cfg: TrainConfig, run_dir: str | Path,

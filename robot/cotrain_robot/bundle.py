@@ -38,15 +38,63 @@ class BundleError(ValueError):
     """A bundle folder is missing, incomplete, or was written by an incompatible version."""
 
 
-def read_spec(bundle_dir: str | Path) -> dict[str, Any]:
-    """The bundle's `policy.json`, checked for format and version."""
-    path = Path(bundle_dir) / SPEC_FILE
-    if not path.is_file():
-        raise BundleError(f"not a policy bundle: {path} is missing")
-    spec = json.loads(path.read_text())
+SPEC_FIELDS: dict[str, tuple[type, ...]] = {
+    "observation.layout": (list,), "observation.dim": (int,), "observation.n_obs_steps": (int,),
+    "action.dim": (int,), "action.low": (list,), "action.high": (list,), "chunk.horizon": (int,),
+    "chunk.n_action_steps": (int,), "chunk.control_hz": (int, float), "files.onnx": (str,), "files.torch": (str,)}
+"""The policy.json fields a bundle is run from, and their JSON types."""
+
+
+def _field(spec: dict[str, Any], dotted: str) -> Any:
+    value: Any = spec
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def check_spec(spec: Any, path: Path) -> None:
+    """BundleError naming `path` and the field when `spec` lacks a field a bundle is run from or has it
+    of the wrong type or size."""
+    if not isinstance(spec, dict):
+        raise BundleError(f"{path}: expected a JSON object, got a JSON {type(spec).__name__}")
     if spec.get("format") != BUNDLE_FORMAT or spec.get("bundle_version") != BUNDLE_VERSION:
         raise BundleError(f"{path}: format {spec.get('format')!r} version {spec.get('bundle_version')!r}, "
                           f"expected {BUNDLE_FORMAT!r} version {BUNDLE_VERSION}")
+    for dotted, types in SPEC_FIELDS.items():
+        value = _field(spec, dotted)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise BundleError(f"{path}: field {dotted!r} must be a JSON {' or '.join(t.__name__ for t in types)}, "
+                              f"got {value!r}")
+        if isinstance(value, (int, float)) and value <= 0:
+            raise BundleError(f"{path}: field {dotted!r} must be positive, got {value!r}")
+    layout = spec["observation"]["layout"]
+    if not all(isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("size"), int)
+               and not isinstance(e.get("size"), bool) and e["size"] > 0 for e in layout):
+        raise BundleError(f"{path}: field 'observation.layout' must list {{\"key\": str, \"size\": int > 0}} entries")
+    if sum(e["size"] for e in layout) != spec["observation"]["dim"]:
+        raise BundleError(f"{path}: 'observation.layout' sizes add up to {sum(e['size'] for e in layout)}, "
+                          f"'observation.dim' is {spec['observation']['dim']}")
+    act = spec["action"]
+    for side in ("low", "high"):
+        if len(act[side]) != act["dim"] or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in act[side]):
+            raise BundleError(f"{path}: field 'action.{side}' must list {act['dim']} numbers ('action.dim')")
+    if spec["chunk"]["n_action_steps"] > spec["chunk"]["horizon"]:
+        raise BundleError(f"{path}: 'chunk.n_action_steps' {spec['chunk']['n_action_steps']} exceeds "
+                          f"'chunk.horizon' {spec['chunk']['horizon']}")
+
+
+def read_spec(bundle_dir: str | Path) -> dict[str, Any]:
+    """The bundle's `policy.json`, checked for format, version and the fields a bundle is run from
+    (`check_spec`); BundleError naming the file otherwise."""
+    path = Path(bundle_dir) / SPEC_FILE
+    if not path.is_file():
+        raise BundleError(f"not a policy bundle: {path} is missing")
+    try:
+        spec = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{path}: not valid JSON ({err})") from None
+    check_spec(spec, path)
     return spec
 
 
@@ -80,7 +128,14 @@ class BundlePolicy:
         path = self.dir / spec["files"][backend]
         if not path.is_file():
             raise BundleError(f"{self.dir}: the {backend} file {path.name} is missing")
-        if backend == "onnx":
+        try:
+            self._load(path, num_threads)
+        except Exception as err:  # noqa: BLE001 - each runtime has its own errors for a corrupt or truncated file
+            first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise BundleError(f"{path}: cannot load the {backend} graph ({first_line})") from None
+
+    def _load(self, path: Path, num_threads: int | None) -> None:
+        if self.backend == "onnx":
             import onnxruntime as ort
 
             options = ort.SessionOptions()

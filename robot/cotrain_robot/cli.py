@@ -5,6 +5,10 @@
 
 The suite's `cotrain arm-server` / `cotrain arm-eval` use the same pieces (`serve`, `add_eval_arguments`,
 `run_eval`) and add its simulated stand-in.
+
+Exit status: 0 when the session ran every episode (or the server was stopped by Ctrl-C / SIGTERM),
+1 when the session ended early (`EXIT_ENDED_EARLY`: link lost, robot error, operator stop), 2 for an
+error before or instead of the work (bad options, bundle or output folder; a failed serving loop).
 """
 from __future__ import annotations
 
@@ -23,6 +27,8 @@ from .safety import SafetyLimits
 from .server import ArmServer
 from .session import arm_eval
 
+EXIT_ENDED_EARLY = 1
+
 
 def load_robot(spec: str) -> Robot:
     """`module:Class` -> an instance of that `Robot` subclass, built with no arguments."""
@@ -33,7 +39,10 @@ def load_robot(spec: str) -> Robot:
 
 
 def serve(robot: Robot, address: str, link_timeout_s: float) -> None:
-    """Serve `robot` at `address` until Ctrl-C or SIGTERM (the arm is held on the way out)."""
+    """Serve `robot` at `address` until Ctrl-C or SIGTERM (the arm is held on the way out); RuntimeError when
+    the serving loop fails (the arm is held)."""
+    if not link_timeout_s > 0:
+        raise ValueError(f"--link-timeout must be > 0 seconds, got {link_timeout_s}")
     log_to_stderr(logging.INFO)
     server = ArmServer(robot, address, link_timeout_s=link_timeout_s).start()
     print(f"arm server ready on {server.bound_address} (Ctrl-C to stop)", flush=True)
@@ -65,20 +74,61 @@ def add_eval_arguments(p: argparse.ArgumentParser, robot_help: str = "tcp://host
     p.add_argument("--quiet", action="store_true")
 
 
-def run_eval(args: argparse.Namespace, make_robot: Callable[[str, float], Robot] = remote_robot) -> dict[str, Any]:
-    """Run the session `add_eval_arguments` describes, print its result line; returns the summary."""
+def check_eval_options(args: argparse.Namespace, spec: dict[str, Any]) -> None:
+    """ValueError naming the option when one of `add_eval_arguments`'s values is out of range for `spec`
+    (the bundle's policy.json), before any work starts."""
+    horizon, rule = spec["chunk"]["horizon"], spec.get("evaluation")
+    checks = [("--episodes", args.episodes, args.episodes >= 1, "must be >= 1"),
+              ("--max-steps", args.max_steps, args.max_steps is None or args.max_steps >= 1, "must be >= 1"),
+              ("--execution-horizon", args.execution_horizon,
+               args.execution_horizon is None or 1 <= args.execution_horizon <= horizon,
+               f"must be in [1, {horizon}] (the bundle's chunk horizon)"),
+              ("--temporal-ensembling", args.temporal_ensembling,
+               args.temporal_ensembling is None or args.temporal_ensembling >= 0, "must be >= 0"),
+              ("--max-step", args.max_step, args.max_step is None or args.max_step > 0, "must be > 0 metres"),
+              ("--action-tolerance", args.action_tolerance, args.action_tolerance >= 0, "must be >= 0"),
+              ("--timeout", args.timeout, args.timeout > 0, "must be > 0 seconds")]
+    if rule is not None:
+        checks += [("--seed", args.seed, 0 <= args.seed < rule["max_run_seed"],
+                    f"must be in [0, {rule['max_run_seed']}) (the bundle's evaluation seeds)"),
+                   ("--episodes", args.episodes, args.episodes <= rule["seeds_per_run_seed"],
+                    f"must be at most {rule['seeds_per_run_seed']} (the bundle's test seeds per run seed)")]
+    if (args.workspace_low is None) != (args.workspace_high is None):
+        raise ValueError("give both --workspace-low and --workspace-high, or neither")
+    if args.workspace_low is not None:
+        checks.append(("--workspace-low", args.workspace_low,
+                       all(lo < hi for lo, hi in zip(args.workspace_low, args.workspace_high)),
+                       f"must be below --workspace-high {args.workspace_high} in every axis"))
+    for option, value, ok, rule_text in checks:
+        if not ok:
+            raise ValueError(f"{option} {value} {rule_text}")
+
+
+def run_eval(args: argparse.Namespace, make_robot: Callable[[str, float], Robot] = remote_robot) -> int:
+    """Run the session `add_eval_arguments` describes and print its result line; returns the exit status
+    (0, or `EXIT_ENDED_EARLY` with the reason on stderr). Options, bundle and robot spec are checked first."""
     log_to_stderr(logging.WARNING if args.quiet else logging.INFO)
-    limits = SafetyLimits.from_bundle(read_spec(args.bundle), workspace_low=args.workspace_low,
+    spec = read_spec(args.bundle)
+    check_eval_options(args, spec)
+    limits = SafetyLimits.from_bundle(spec, workspace_low=args.workspace_low,
                                       workspace_high=args.workspace_high, max_eef_step_m=args.max_step,
                                       action_tolerance=args.action_tolerance)
+    try:
+        robot = make_robot(args.robot, args.timeout)
+    except (ValueError, KeyError) as err:
+        raise ValueError(f"--robot: {err.args[0] if err.args else err}") from None
     out = Path(args.out or Path("arm_eval") / f"{Path(args.bundle).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     summary = arm_eval(args.bundle, args.robot, args.episodes, out, backend=args.backend, limits=limits,
                        execution_horizon=args.execution_horizon, temporal_ensembling=args.temporal_ensembling,
-                       max_steps=args.max_steps, seed=args.seed, timeout_s=args.timeout, make_robot=make_robot)
+                       max_steps=args.max_steps, seed=args.seed, timeout_s=args.timeout,
+                       make_robot=lambda spec, timeout_s: robot)
     lo, hi = summary["ci95"] or (float("nan"), float("nan"))
-    print(f"{summary['successes']}/{summary['n']} successes [{lo:.3f}, {hi:.3f}] on {args.robot}"
-          + (f"; stopped: {summary['aborted']}" if summary["aborted"] else "") + f"; wrote {out}")
-    return summary
+    print(f"{summary['successes']}/{summary['n']} successes [{lo:.3f}, {hi:.3f}] on {args.robot}; wrote {out}")
+    if summary["complete"]:
+        return 0
+    print(f"the session ended early, after {summary['n']} of {summary['episodes_requested']} episodes: "
+          f"{summary['aborted']}", file=sys.stderr)
+    return EXIT_ENDED_EARLY
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,9 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"cotrain-robot {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    return 0

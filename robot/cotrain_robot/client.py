@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from .protocol import PROTOCOL, pack, unpack
+from .protocol import PROTOCOL, MalformedMessage, pack, unpack
 from .robot import ConnectionLost, Robot, RobotError
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ class RemoteRobot(Robot):
         self._lock = threading.Lock()
         self._busy = threading.Event()  # a request is in flight on the main socket
         self._lost: str | None = None
+        self._hold_confirmed = False  # the server answered `link_lost`: it holds the arm
         self._stop_heartbeat = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.session: str | None = None
@@ -51,7 +52,7 @@ class RemoteRobot(Robot):
     def _call(self, op: str, arrays: dict[str, np.ndarray] | None = None, timeout_s: float | None = None,
               **fields: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         if self._lost:
-            raise ConnectionLost(self._lost)
+            raise ConnectionLost(self._lost, self._hold_confirmed)
         if self._sock is None:
             raise ConnectionLost(f"not connected to {self.address}")
         self._id += 1
@@ -61,23 +62,28 @@ class RemoteRobot(Robot):
             if not self._sock.poll(int(1000 * (timeout_s or self.timeout_s))):
                 self._drop(f"no reply to {op!r} from {self.address} within {timeout_s or self.timeout_s} s")
             header, out = unpack(self._sock.recv_multipart())
+        except MalformedMessage as err:
+            raise RobotError(f"{op}: the arm server's reply is malformed: {err}") from None
         finally:
             self._busy.clear()
+        if header.get("id") != self._id:
+            raise RobotError(f"{op}: the arm server answered request {header.get('id')!r}, not {self._id}")
         if not header.get("ok"):
             if header.get("code") == "link_lost":
-                self._drop(f"the arm server dropped the session: {header.get('error')}")
+                self._drop(f"the arm server dropped the session: {header.get('error')}", hold_confirmed=True)
             raise RobotError(f"{op}: {header.get('code')}: {header.get('error')}")
         if self._lost:
-            raise ConnectionLost(self._lost)
+            raise ConnectionLost(self._lost, self._hold_confirmed)
         return header, out
 
-    def _drop(self, why: str) -> None:
+    def _drop(self, why: str, hold_confirmed: bool = False) -> None:
+        self._hold_confirmed = self._hold_confirmed or hold_confirmed
         self._lost = self._lost or why
         log.error("connection lost: %s", why)
         if self._sock is not None:
             self._sock.close(0)
             self._sock = None
-        raise ConnectionLost(self._lost)
+        raise ConnectionLost(self._lost, self._hold_confirmed)
 
     def _heartbeat_loop(self) -> None:
         assert self._ctx is not None
@@ -94,9 +100,14 @@ class RemoteRobot(Robot):
                         self._lost = self._lost or f"no heartbeat reply from {self.address} within {self.timeout_s} s"
                         log.error("connection lost: %s", self._lost)
                         return
-                header, _ = unpack(sock.recv_multipart())
+                try:
+                    header, _ = unpack(sock.recv_multipart())
+                except MalformedMessage as err:
+                    log.warning("malformed heartbeat reply from %s: %s", self.address, err)
+                    continue
                 silent_since = None
                 if not header.get("ok") and header.get("code") == "link_lost":
+                    self._hold_confirmed = True  # before _lost: a reader of _lost sees the confirmation
                     self._lost = self._lost or f"the arm server dropped the session: {header.get('error')}"
                     return
         finally:
@@ -108,7 +119,7 @@ class RemoteRobot(Robot):
         self.close()
         self._ctx = zmq.Context()
         self._sock = self._socket()
-        self._lost, self.session = None, None
+        self._lost, self._hold_confirmed, self.session = None, False, None
         header, _ = self._call("hello")
         if header.get("protocol") != PROTOCOL:
             raise RobotError(f"arm server protocol {header.get('protocol')}, this client speaks {PROTOCOL}")

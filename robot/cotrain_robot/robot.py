@@ -42,6 +42,7 @@ calibrated camera with a known camera-to-base transform `T_base_cam`, one marker
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -52,20 +53,34 @@ HOLD_GRIPPER_KEEP = 0.0  # gripper command meaning "keep the current state" (bef
 
 
 class ConnectionLost(RuntimeError):
-    """The link to a remote robot dropped (no reply in time, or the server held the arm): the episode stops."""
+    """The link to a remote robot dropped (no reply in time, or the server held the arm): the episode stops.
+
+    hold_confirmed: the arm server said it holds the arm (its `link_lost` reply); False when it went
+    silent, so whether the arm is held is not known on this side."""
+
+    def __init__(self, message: str, hold_confirmed: bool = False):
+        super().__init__(message)
+        self.hold_confirmed = hold_confirmed
 
 
 class RobotError(RuntimeError):
     """The robot (or its server) reported an error executing a command."""
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to `sys.stderr` as it is then (a redirected stderr included)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def log_to_stderr(level: int = logging.INFO) -> None:
     """Show this package's log lines (`cotrain_robot.*` loggers: violations, holds, timing) on stderr."""
     logger = logging.getLogger("cotrain_robot")
-    if not any(getattr(h, "_cotrain_robot", False) for h in logger.handlers):
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler._cotrain_robot = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
     logger.setLevel(level)
 

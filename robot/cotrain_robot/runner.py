@@ -3,7 +3,8 @@
 On a refusal by the safety checks or an operator interrupt (Ctrl-C) the runner sends the hold action,
 logs the violation and ends the episode as failed (an interrupted episode is judged by the operator).
 `ConnectionLost` (raised by a remote robot when the link drops) ends the episode as failed; the arm
-server holds the arm on its side.
+server holds the arm on its side when it is still running, and the episode records `held` only when the
+server confirmed it.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class PolicyRunner:
             raise ValueError(f"temporal_ensembling decay must be >= 0, got {temporal_ensembling}")
         self.ensemble = temporal_ensembling
         default_h = 1 if temporal_ensembling is not None else policy.n_action_steps
-        self.execution_horizon = int(execution_horizon or default_h)
+        self.execution_horizon = default_h if execution_horizon is None else int(execution_horizon)
         if not 1 <= self.execution_horizon <= policy.horizon:
             raise ValueError(f"execution_horizon {self.execution_horizon} must be in [1, {policy.horizon}]")
         self.control_hz = float(control_hz or policy.control_hz)
@@ -104,8 +105,12 @@ class PolicyRunner:
         hold = self.checker.hold_action(ep.actions[-1] if ep.actions else None)
         try:
             self.robot.send_action(hold)
-        except ConnectionLost:
-            return  # the server holds the arm on its side
+        except ConnectionLost as err:
+            ep.held = err.hold_confirmed  # a live server holds the arm on its side
+            return
+        except RobotError as err:
+            log.error("episode seed %s: the hold action failed: %s", ep.seed, err)
+            return
         ep.held = True
         if obs is not None:
             ep.obs.append(obs)
@@ -176,7 +181,7 @@ class PolicyRunner:
         except ConnectionLost as err:
             self._violation(ep, step, "connection_lost", str(err))
             ep.stop_reason = "connection_lost"
-            ep.held = True  # by the server's link watchdog
+            ep.held = err.hold_confirmed  # by the server's link watchdog, when it said so
         except RobotError as err:
             self._violation(ep, step, "robot_error", str(err))
             ep.stop_reason = "robot_error"
@@ -185,9 +190,12 @@ class PolicyRunner:
         if ep.stop_reason in ("done", "max_steps", "interrupt"):
             try:
                 ep.success = self.robot.success()
-            except (ConnectionLost, RobotError) as err:
+            except ConnectionLost as err:
                 self._violation(ep, step, "connection_lost", str(err))
-                ep.stop_reason, ep.success = "connection_lost", False
+                ep.stop_reason, ep.success, ep.held = "connection_lost", False, err.hold_confirmed
+            except RobotError as err:
+                self._violation(ep, step, "robot_error", str(err))
+                ep.stop_reason, ep.success = "robot_error", False
             if ep.stop_reason == "interrupt" and ep.success is not None:
                 ep.success = bool(ep.success)
         else:

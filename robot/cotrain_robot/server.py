@@ -1,5 +1,9 @@
 """`ArmServer`: serves a `Robot` on the robot computer to one client session at a time (protocol and
-liveness rules in `cotrain_robot.protocol`); it holds the arm when its client goes silent."""
+liveness rules in `cotrain_robot.protocol`); it holds the arm when its client goes silent.
+
+No message ends the serving loop: a malformed one is answered `bad_request`, a robot's exception
+`robot_error`. Should the loop itself fail, the server holds the arm, records why in `error` and stops;
+`wait()` then raises, so a command serving the arm exits non-zero."""
 from __future__ import annotations
 
 import logging
@@ -11,10 +15,46 @@ from typing import Any
 import numpy as np
 import zmq
 
-from .protocol import PROTOCOL, pack, unpack
+from .protocol import ARRAY_KINDS, MAX_FRAME_BYTES, PROTOCOL, MalformedMessage, pack, unpack
 from .robot import HOLD_GRIPPER_KEEP, Robot
 
 log = logging.getLogger(__name__)
+NO_ARRAY_OPS = ("hello", "connect", "reset", "get_observation", "status", "heartbeat", "close")
+OPS = (*NO_ARRAY_OPS, "send_action")
+
+
+def describe(err: BaseException) -> str:
+    """`Type: message` of an exception, even one whose message cannot be formatted."""
+    try:
+        return f"{type(err).__name__}: {err}"
+    except Exception:  # noqa: BLE001 - a broken __str__ must not take the server down
+        return type(err).__name__
+
+
+def request_problem(header: dict[str, Any], arrays: dict[str, np.ndarray], action_dim: int | None) -> str | None:
+    """Why a well-framed request breaks its op's rules (None when it does not): an unknown op, arrays an
+    op does not take, a `seed` that is not an integer or null, an `action` that is not one finite 1-D float
+    array (of `action_dim` values once the session has sent one)."""
+    op = header.get("op")
+    if op not in OPS:
+        return f"unknown op {op!r}: expected one of {list(OPS)}"
+    if op in NO_ARRAY_OPS and arrays:
+        return f"{op} takes no arrays, got {sorted(arrays)}"
+    if op == "reset" and header.get("seed") is not None and (
+            not isinstance(header["seed"], int) or isinstance(header["seed"], bool)):
+        return f"reset: 'seed' must be an integer or null, got {header['seed']!r}"
+    if op == "send_action":
+        if set(arrays) != {"action"}:
+            return f"send_action takes one array named 'action', got {sorted(arrays)}"
+        action = arrays["action"]
+        if action.dtype.kind != "f" or action.ndim != 1 or action.size == 0:
+            return (f"send_action: 'action' must be a non-empty 1-D float array, "
+                    f"got {action.dtype.str} {list(action.shape)}")
+        if action_dim is not None and action.size != action_dim:
+            return f"send_action: 'action' has {action.size} values, this session's actions have {action_dim}"
+        if not np.isfinite(action).all():
+            return "send_action: 'action' has non-finite values"
+    return None
 
 
 class ArmServer:
@@ -39,6 +79,7 @@ class ArmServer:
         self.bound_address: str | None = None
         self.robot_info: dict[str, Any] = {}
         self.error: str | None = None
+        self.crashed = False  # the serving loop failed (the arm was held on the way out)
 
     # -- running
     def start(self) -> "ArmServer":
@@ -50,7 +91,8 @@ class ArmServer:
         return self
 
     def wait(self) -> None:
-        """Block until the server thread ends; Ctrl-C or SIGTERM stops it (the arm is held on the way out)."""
+        """Block until the server thread ends; Ctrl-C or SIGTERM stops it (the arm is held on the way out).
+        RuntimeError when the serving loop failed."""
         import signal
 
         def _terminate(signum: int, frame: Any) -> None:
@@ -64,6 +106,8 @@ class ArmServer:
         except KeyboardInterrupt:
             log.warning("interrupted: stopping the arm server")
             self.stop()
+        if self.crashed:
+            raise RuntimeError(f"the arm server stopped: {self.error}")
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -82,6 +126,7 @@ class ArmServer:
         ctx = zmq.Context()
         sock = ctx.socket(zmq.REP)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
         try:
             sock.bind(self.address)
             self.bound_address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -94,8 +139,13 @@ class ArmServer:
                 self._watchdog()
         except KeyboardInterrupt:
             log.warning("arm server interrupted")
+        except BaseException as err:  # noqa: BLE001 - whatever ends the loop, the arm is held below
+            self.crashed, self.error = True, f"serving loop failed: {describe(err)}"
+            log.critical("arm server %s", self.error, exc_info=True)
         finally:
-            if self.session_state == "active":
+            if self.crashed:
+                self._hold("the serving loop failed", logging.CRITICAL)
+            elif self.session_state == "active":
                 self._hold("server shutting down")
             sock.close(0)
             ctx.term()
@@ -115,8 +165,8 @@ class ArmServer:
         try:
             self.robot.send_action(self.hold_action())
             self.holds += 1
-        except Exception as err:  # noqa: BLE001 - nothing else to do than report it
-            log.error("hold action failed: %s", err)
+        except BaseException as err:  # noqa: BLE001 - nothing else to do than report it
+            log.error("hold action failed: %s", describe(err))
 
     def _watchdog(self) -> None:
         if self.session_state == "active" and time.monotonic() - self.last_seen > self.link_timeout_s:
@@ -133,9 +183,12 @@ class ArmServer:
     def _handle(self, frames: list[bytes]) -> list[bytes]:
         try:
             header, arrays = unpack(frames)
-        except ValueError as err:
+        except MalformedMessage as err:
             return self._error({}, "bad_request", str(err))
-        op = header.get("op")
+        problem = request_problem(header, arrays, None if self.last_action is None else len(self.last_action))
+        if problem:
+            return self._error(header, "bad_request", problem)
+        op = header["op"]
         try:
             if op == "hello":
                 return self._reply(header, protocol=PROTOCOL, robot=self.robot_info,
@@ -159,29 +212,30 @@ class ArmServer:
             return result
         except Exception as err:  # noqa: BLE001 - reported to the client, the server keeps serving
             log.exception("robot error in %r", op)
-            return self._error(header, "robot_error", f"{type(err).__name__}: {err}")
+            return self._error(header, "robot_error", describe(err))
 
     def _session_op(self, op: str, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> list[bytes]:
         if op == "heartbeat":
             return self._reply(header, state=self.session_state)
         if op == "reset":
             seed = header.get("seed")
-            self.robot.reset(None if seed is None else int(seed))
+            self.robot.reset(seed)
             self.last_action = None
             return self._reply(header)
         if op == "get_observation":
-            return self._reply(header, {k: np.asarray(v) for k, v in self.robot.get_observation().items()})
+            observation = {k: np.asarray(v) for k, v in self.robot.get_observation().items()}
+            odd = {k: v.dtype.str for k, v in observation.items() if v.dtype.kind not in ARRAY_KINDS}
+            if odd:
+                raise TypeError(f"observation values must be bool, integer or float arrays, got {odd}")
+            return self._reply(header, observation)
         if op == "send_action":
-            if "action" not in arrays:
-                return self._error(header, "bad_request", "send_action needs an array named 'action'")
             action = arrays["action"]
             self.robot.send_action(action)
             self.last_action = action
             return self._reply(header)
         if op == "status":
             return self._reply(header, done=bool(self.robot.done()), success=self.robot.success())
-        if op == "close":
-            self._hold("session closed", logging.INFO)
-            self.session_state = "idle"
-            return self._reply(header)
-        return self._error(header, "bad_request", f"unknown op {op!r}")
+        # close (request_problem admits the ops above and this one only)
+        self._hold("session closed", logging.INFO)
+        self.session_state = "idle"
+        return self._reply(header)

@@ -11,13 +11,19 @@ writes, after every episode:
 - `summary.json`: successes, rate, the 95% Wilson interval, the per-episode records (seed, success,
   length, stop reason, hold, violations, inference timing), the runner's settings and safety limits.
 
-An episode stopped by a safety check or a lost connection counts as a failure; a lost connection also
-ends the session (the arm server holds the arm). An operator interrupt (Ctrl-C) holds the arm, asks
-for that episode's success and ends the session.
+An episode stopped by a safety check counts as a failure and the session goes on. A lost connection,
+a robot error, an operator interrupt (Ctrl-C: the arm is held and the operator judges that episode)
+or the operator's stop ends the session early: `summary.json` then has `complete: false` and `stopped`
+({reason, episode, detail, hold_confirmed}), and `aborted` says in words what is known: after a lost
+link, whether the arm server confirmed that it holds the arm (a server that went silent cannot).
+
+The output folder is made and tested for writing before the robot is connected; a session that fails
+before writing anything leaves no folder behind.
 """
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import logging
 import math
@@ -76,8 +82,64 @@ def _ask_success(ask: Callable[[str], str], index: int, ep: Episode) -> bool:
 
 def _write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(obj, indent=2, default=float))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _os_error_line(err: OSError, path: Path) -> str:
+    why = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+           errno.ENOSPC: "no space left on the device"}.get(err.errno or 0, err.strerror or str(err))
+    return f"cannot write {err.filename or path}: {why}"
+
+
+def _make_output_folder(out: Path) -> list[Path]:
+    """Create `out` (and missing parents) and check that a file can be written in it; returns the folders
+    created here, deepest first. RuntimeError naming the path and the reason otherwise."""
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        _remove_empty(created)
+        raise RuntimeError(_os_error_line(err, out)) from None
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return  # not empty (or never made): it and its parents stay
+
+
+def _stop_record(index: int, ep: Episode) -> dict[str, Any] | None:
+    """What ended the session in episode `index` (1-based), or None when the session goes on."""
+    if ep.stop_reason not in ("connection_lost", "robot_error", "interrupt"):
+        return None
+    detail = ep.violations[-1]["detail"] if ep.violations else ep.stop_reason
+    return {"reason": ep.stop_reason, "episode": index, "detail": detail, "hold_confirmed": ep.held}
+
+
+def _stop_message(stop: dict[str, Any]) -> str:
+    """The stop in words, claiming only what this side knows."""
+    where = f"in episode {stop['episode']}"
+    if stop["reason"] == "operator_stop":
+        return f"stopped by the operator before episode {stop['episode']}"
+    runner_hold = ("the runner sent the hold action" if stop["hold_confirmed"]
+                   else "the hold action could not be sent: check the arm")
+    if stop["reason"] == "interrupt":
+        return f"operator interrupt {where}: {runner_hold}"
+    if stop["reason"] == "robot_error":
+        return f"robot error {where} ({stop['detail']}): {runner_hold}"
+    return f"connection lost {where} ({stop['detail']}): " + (
+        "the arm server confirmed that it holds the arm" if stop["hold_confirmed"] else
+        "the arm server did not confirm a hold, so whether the arm is held is unknown: check the arm")
 
 
 def arm_eval(bundle_dir: str | Path, robot_spec: str | Robot, episodes: int, out_dir: str | Path,
@@ -97,21 +159,39 @@ def arm_eval(bundle_dir: str | Path, robot_spec: str | Robot, episodes: int, out
     max_steps: control steps per episode (default: the robot's horizon where it states one).
     realtime: keep the control period (default: on for robots that are not simulated).
     threads: inference threads (1: one chunk gains nothing from more; None: the backend's default).
-    Returns the summary.
+    Returns the summary (`complete` false when the session ended early, see the module docstring).
     """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     policy = load_bundle(bundle_dir, backend, num_threads=threads)
-    owned = isinstance(robot_spec, str)  # a robot made here is closed here; a given one stays the caller's
-    robot = make_robot(robot_spec, timeout_s) if owned else robot_spec
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     seeds = list(seeds) if seeds is not None else bundle_test_seeds(policy.spec, seed, episodes)
     if len(seeds) < episodes:
         raise ValueError(f"{episodes} episodes need as many seeds, got {len(seeds)}")
-    robot.connect()
-    t0 = time.time()
+    owned = isinstance(robot_spec, str)  # a robot made here is closed here; a given one stays the caller's
+    robot = make_robot(robot_spec, timeout_s) if owned else robot_spec
+    out = Path(out_dir)
+    created = _make_output_folder(out)
+    try:
+        return _run_session(policy, robot, robot_spec, episodes, out, seeds, ask_operator, backend, limits,
+                            execution_horizon, temporal_ensembling, max_steps, realtime, owned)
+    except OSError as err:
+        raise RuntimeError(_os_error_line(err, out)) from None
+    finally:
+        _remove_empty(created)
+
+
+def _run_session(policy: BundlePolicy, robot: Robot, robot_spec: str | Robot, episodes: int, out: Path,
+                 seeds: list[int], ask_operator: Callable[[str], str] | None, backend: str,
+                 limits: SafetyLimits | None, execution_horizon: int | None, temporal_ensembling: float | None,
+                 max_steps: int | None, realtime: bool | None, owned: bool) -> dict[str, Any]:
+    """`arm_eval`'s session on a built robot and a writable `out`."""
     results: list[Episode] = []
     summary: dict[str, Any] = {}
+    t0 = time.time()
     try:
+        robot.connect()
         info = robot.info()
         simulated = info.get("kind") == "sim"
         if not simulated and ask_operator is None:
@@ -124,15 +204,16 @@ def arm_eval(bundle_dir: str | Path, robot_spec: str | Robot, episodes: int, out
         prov = policy.spec.get("provenance", {})
         attrs = {"pair": info.get("pair", prov.get("pair")), "domain": "target", "source": "arm-eval",
                  "robot": str(robot_spec) if isinstance(robot_spec, str) else type(robot_spec).__name__,
-                 "robot_info": info, "bundle": str(bundle_dir), "bundle_run_id": prov.get("run_id"),
+                 "robot_info": info, "bundle": str(policy.dir), "bundle_run_id": prov.get("run_id"),
                  "method": prov.get("method"), "backend": backend,
                  "env_args": {"env_name": "arm-eval", "type": 1, "env_kwargs": {"robot": str(robot_spec)}}}
-        aborted = None
+        stop: dict[str, Any] | None = None
         for index in range(episodes):
             if not simulated:
                 answer = ask_operator(f"episode {index + 1}/{episodes}: reset the scene, then Enter (q to stop) ")
                 if answer.strip().lower() == "q":
-                    aborted = "stopped by the operator"
+                    stop = {"reason": "operator_stop", "episode": index + 1, "detail": "q at the prompt",
+                            "hold_confirmed": None}
                     break
             ep = runner.run_episode(seeds[index], int(steps))
             if ep.success is None:
@@ -140,18 +221,15 @@ def arm_eval(bundle_dir: str | Path, robot_spec: str | Robot, episodes: int, out
             results.append(ep)
             log.info("episode %d seed %s: success %s (%s, %d steps)", index + 1, ep.seed, ep.success,
                      ep.stop_reason, ep.length)
-            if ep.stop_reason == "connection_lost":
-                aborted = f"connection lost in episode {index + 1}: the arm server holds the arm"
-            elif ep.stop_reason == "interrupt":
-                aborted = f"operator interrupt in episode {index + 1}"
-            summary = _summary(policy, runner, robot_spec, info, results, aborted, t0, backend)
+            stop = _stop_record(index + 1, ep)
+            summary = _summary(policy, runner, robot_spec, info, results, episodes, stop, t0, backend)
             summary["episodes_in_hdf5"] = write_episodes(out / EPISODES_FILE, policy.layout, results, attrs)
             _write_json(out / SUMMARY_FILE, summary)
-            if aborted:
+            if stop:
                 break
-        if not results:
-            summary = _summary(policy, runner, robot_spec, info, results, aborted, t0, backend)
-            summary["episodes_in_hdf5"] = 0
+        if stop and stop["reason"] == "operator_stop" or not results:
+            summary = _summary(policy, runner, robot_spec, info, results, episodes, stop, t0, backend)
+            summary["episodes_in_hdf5"] = sum(1 for ep in results if ep.length)
             _write_json(out / SUMMARY_FILE, summary)
     finally:
         if owned:
@@ -160,13 +238,14 @@ def arm_eval(bundle_dir: str | Path, robot_spec: str | Robot, episodes: int, out
 
 
 def _summary(policy: BundlePolicy, runner: PolicyRunner, robot_spec: Any, info: dict, results: list[Episode],
-             aborted: str | None, t0: float, backend: str) -> dict[str, Any]:
+             requested: int, stop: dict[str, Any] | None, t0: float, backend: str) -> dict[str, Any]:
     n = len(results)
     k = sum(bool(ep.success) for ep in results)
     lo, hi = wilson_interval(k, n)
     prov = policy.spec.get("provenance", {})
     return {"n": n, "successes": k, "success_rate": k / n if n else None, "ci95": [lo, hi] if n else None,
-            "aborted": aborted, "episodes": [ep.summary() for ep in results],
+            "episodes_requested": requested, "complete": stop is None and n == requested, "stopped": stop,
+            "aborted": _stop_message(stop) if stop else None, "episodes": [ep.summary() for ep in results],
             "robot": str(robot_spec) if isinstance(robot_spec, str) else type(robot_spec).__name__,
             "robot_info": info, "bundle": str(policy.dir), "backend": backend,
             "policy": {"run_id": prov.get("run_id"), "method": prov.get("method"), "pair": prov.get("pair"),

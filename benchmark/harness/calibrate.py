@@ -1,0 +1,187 @@
+"""Learning curves per pair on validation start states, and the training length where success stops rising.
+
+`cotrain calibrate PAIR` trains `target_only`, `source_only` and `cotrain` (its default w) for each seed to
+every step count of a doubling ladder (500, 1000, ... by default) and evaluates each on the run seed's
+*validation* start states, never its test ones: the target domain for every method, and the source domain
+too for `source_only` (its drop in the target is measured against its own source success). A longer run of
+the ladder starts from the shorter run's final checkpoint, which is the same training (the optimizer, EMA,
+sampler and noise streams are all in the checkpoint, and no schedule depends on the total length), so the
+ladder costs one run of its longest length.
+
+The chosen length: for each method, the first step count S whose paired gain to 2S (the same seeds and
+start states; two-level bootstrap over seeds, then episodes) has a 95% interval reaching 0, i.e. the last
+doubling gains nothing the budget resolves; the pair's length is the largest over the three methods (the
+ladder's longest where some method still gains at its end: then the ladder is too short, and the report
+says so). Curves, the choice and the commands go to `results/calibration/<pair>/`.
+"""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.analysis.stats import paired_bootstrap_diff, wilson_interval
+from benchmark.harness.config import RunConfig
+from benchmark.harness.run import execute_run, read_json, write_json
+
+CURVE_METHODS = ("target_only", "source_only", "cotrain")
+LADDER = (500, 1000, 2000, 4000, 8000)
+SEEDS = (0, 1, 2)
+EPISODES = 50  # validation episodes per run and domain
+SOURCE_EVAL = "source_eval.json"  # source_only's success in the source, beside its record
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """One pair's calibration grid: the ladder of step counts, the seeds, the validation episodes."""
+
+    pair: str
+    ladder: tuple[int, ...] = LADDER
+    seeds: tuple[int, ...] = SEEDS
+    episodes: int = EPISODES
+    profile: str = "quick"
+    methods: tuple[str, ...] = CURVE_METHODS
+
+    def __post_init__(self) -> None:
+        if len(self.ladder) < 2 or any(b != 2 * a for a, b in zip(self.ladder, self.ladder[1:])):
+            raise ValueError(f"ladder {self.ladder}: needs two or more step counts, each double the one before")
+        if not set(self.methods) <= set(CURVE_METHODS) or not self.methods:
+            raise ValueError(f"methods {self.methods}: a calibration curves some of {', '.join(CURVE_METHODS)}")
+        if not self.seeds or self.episodes < 1:
+            raise ValueError(f"seeds {self.seeds} and episodes {self.episodes}: need at least one of each")
+        RunConfig(pair=self.pair, profile=self.profile)  # names a bad pair or profile now
+
+    def run(self, method: str, seed: int, steps: int) -> RunConfig:
+        return RunConfig(pair=self.pair, method=method, seed=seed, profile=self.profile, steps=steps,
+                         episodes=self.episodes, eval_split="validation").resolved()
+
+    def runs(self) -> list[RunConfig]:
+        return [self.run(m, s, n) for m in self.methods for s in self.seeds for n in self.ladder]
+
+
+def _warm_start(shorter: Path, longer: Path) -> None:
+    """Seed `longer`'s folder with `shorter`'s final checkpoint and log, so its training resumes there."""
+    if (longer / "checkpoint").exists() or not (shorter / "checkpoint").exists():
+        return
+    longer.mkdir(parents=True, exist_ok=True)
+    tmp = longer / "checkpoint.warm"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(shorter / "checkpoint", tmp)
+    shutil.copyfile(shorter / "train_log.jsonl", longer / "train_log.jsonl")
+    tmp.rename(longer / "checkpoint")
+
+
+def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
+    """`source_only`'s success in the source on the same validation start states (cached beside its record)."""
+    from benchmark.harness.evaluate import EvalSpec, evaluate, summarize
+    from tasks.seeds import episode_seeds
+
+    path = run_dir / SOURCE_EVAL
+    if not path.exists():
+        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, "source", cfg.magnitude, backend=cfg.backend,
+                        device=cfg.device)
+        write_json(path, summarize(evaluate(spec, episode_seeds("validation", cfg.seed, cfg.episodes),
+                                            workers=cfg.workers, progress=progress)))
+    return read_json(path)
+
+
+def run_calibration(cal: Calibration, runs_dir: Path, workers: int = 1, progress: bool = True,
+                    log=print) -> None:
+    """Run every chain (method, seed) up the ladder; finished runs are read back, never redone."""
+    for method in cal.methods:
+        for seed in cal.seeds:
+            previous: Path | None = None
+            for steps in cal.ladder:
+                cfg = cal.run(method, seed, steps)
+                run_dir = runs_dir / cfg.run_id()
+                if previous is not None and not (run_dir / "done").exists():
+                    _warm_start(previous, run_dir)
+                record = execute_run(replace(cfg, workers=workers), runs_dir, progress)
+                if method == "source_only":
+                    _source_eval(cfg, run_dir, progress)
+                log(f"{cal.pair} {method} seed {seed} {steps} steps: validation success "
+                    f"{record['eval']['target']['success_rate']:.2f}")
+                previous = run_dir
+
+
+def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
+    """Per method and step count: the seeds' outcomes, mean success with its interval; the chosen length."""
+    out: dict[str, Any] = {"pair": cal.pair, "ladder": list(cal.ladder), "seeds": list(cal.seeds),
+                           "episodes": cal.episodes, "profile": cal.profile, "methods": {}}
+    for method in cal.methods:
+        rows = []
+        outcomes: dict[int, dict[int, np.ndarray]] = {}
+        for steps in cal.ladder:
+            per_seed = {}
+            source = []
+            for seed in cal.seeds:
+                run_dir = runs_dir / cal.run(method, seed, steps).run_id()
+                if not (run_dir / "done").exists():
+                    continue
+                episodes = read_json(run_dir / "record.json")["eval"]["target"]["episodes"]
+                per_seed[seed] = np.array([float(e["success"]) for e in episodes])
+                if (run_dir / SOURCE_EVAL).exists():
+                    source.append(read_json(run_dir / SOURCE_EVAL)["success_rate"])
+            outcomes[steps] = per_seed
+            if not per_seed:
+                rows.append({"steps": steps, "seeds": 0})
+                continue
+            k = int(sum(v.sum() for v in per_seed.values()))
+            n = int(sum(v.size for v in per_seed.values()))
+            rows.append({"steps": steps, "seeds": len(per_seed), "success": k / n, "ci95": wilson_interval(k, n),
+                         "per_seed": {s: float(v.mean()) for s, v in per_seed.items()},
+                         **({"source_success": float(np.mean(source))} if source else {})})
+        gains = []
+        for short, long in zip(cal.ladder, cal.ladder[1:]):
+            if set(outcomes[short]) & set(outcomes[long]):
+                gains.append({"from": short, "to": long,
+                              **dict(zip(("gain", "lo", "hi"), paired_bootstrap_diff(outcomes[long], outcomes[short])))})
+        out["methods"][method] = {"curve": rows, "gains": gains, "converged_at": _converged(cal.ladder, gains)}
+    chosen = [m["converged_at"] for m in out["methods"].values()]
+    out["steps"] = None if None in chosen else max(chosen)
+    return out
+
+
+def _converged(ladder: tuple[int, ...], gains: list[dict[str, Any]]) -> int | None:
+    """The first step count whose gain to the next doubling has a 95% interval reaching 0 (None: every
+    measured doubling still gains, or the curve is incomplete)."""
+    if len(gains) < len(ladder) - 1:
+        return None
+    for gain in gains:
+        if gain["lo"] <= 0.0:
+            return gain["from"]
+    return None
+
+
+def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
+    """`curves.json` and `README.md` (the curves as a table, the chosen length, the command)."""
+    data = curves(cal, runs_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "curves.json", data)
+    lines = [f"# Calibration of `{cal.pair}` (validation start states)", "",
+             f"Command: `cotrain calibrate {cal.pair} --runs-dir {runs_dir}` ({cal.profile} profile except its "
+             f"steps; seeds {', '.join(map(str, cal.seeds))}; {cal.episodes} validation episodes per run and domain).",
+             "Success in the target, pooled over seeds, with its 95% Wilson interval; `source_only` also in the "
+             "source. Gain: paired difference to the next doubling (two-level bootstrap over seeds, then episodes).",
+             "", "| method | steps | seeds | success [95%] | source | gain to 2× [95%] |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for method, info in data["methods"].items():
+        gains = {g["from"]: g for g in info["gains"]}
+        for row in info["curve"]:
+            if not row["seeds"]:
+                lines.append(f"| {method} | {row['steps']} | 0 | — | — | — |")
+                continue
+            lo, hi = row["ci95"]
+            g = gains.get(row["steps"])
+            lines.append(f"| {method} | {row['steps']} | {row['seeds']} | {row['success']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                         f"{row.get('source_success', float('nan')):.3f} | "
+                         + (f"{g['gain']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]" if g else "—") + " |")
+    lines += ["", "Converged (first step count whose doubling gains nothing resolved): " + ", ".join(
+        f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),
+        "", f"**Chosen training length: {data['steps'] or 'none yet (incomplete, or still rising at the ladder end)'}"
+        + (" steps.**" if data["steps"] else "**"), ""]
+    (out_dir / "README.md").write_text("\n".join(lines))
+    return out_dir / "README.md"

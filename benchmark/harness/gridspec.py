@@ -1,0 +1,162 @@
+"""A grid file's schema, checked before any run starts: the type and range of every key, the task pairs
+and methods it names, and each method's hyperparameters in `set` and `vary`. Every error names the file,
+the key and what the key expects."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from benchmark.harness.config import EVAL_SPLITS, PROFILES, is_number
+
+LIST_KEYS = ("pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w")
+NETWORKS = ("mlp", "unet")
+
+
+class GridError(ValueError):
+    """A grid file or track is malformed."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_at_least(least: int) -> Callable[[Any], bool]:
+    return lambda v: _is_int(v) and v >= least
+
+
+def _unit(value: Any) -> bool:
+    return is_number(value) and 0.0 <= value <= 1.0
+
+
+def _optional(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+# key: (check of one value, what it expects); the LIST_KEYS take a value or a non-empty list of them
+VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pairs": (lambda v: isinstance(v, str), "task pair names"),
+    "methods": (lambda v: isinstance(v, str), "method names"),
+    "seeds": (_int_at_least(0), "integers >= 0"),
+    "magnitudes": (_unit, "numbers in [0, 1]"),
+    "n_target": (_optional(_int_at_least(1)), "integers >= 1 or null (the pair's default)"),
+    "n_source": (_optional(_int_at_least(1)), "integers >= 1 or null (the pair's default)"),
+    "w": (_optional(_unit), "numbers in [0, 1] or null (the default ratio)"),
+    "profile": (lambda v: isinstance(v, str) and v in PROFILES, f"one of {', '.join(PROFILES)}"),
+    "episodes": (_optional(_int_at_least(1)), "an integer >= 1 or null (the profile's)"),
+    "network": (lambda v: isinstance(v, str) and v in NETWORKS, f"one of {', '.join(NETWORKS)}"),
+    "hparam_trials": (_int_at_least(0), "an integer >= 0"),
+    "nogap_control": (lambda v: isinstance(v, bool), "true or false"),
+    "eval_split": (lambda v: isinstance(v, str) and v in EVAL_SPLITS, f"one of {', '.join(EVAL_SPLITS)}"),
+    "description": (lambda v: isinstance(v, str), "a string"),
+}
+GRID_KEYS = set(VALUES) | {"set", "vary", "guidance", "budgets"}
+# the study's guidance-scale sweep (`benchmark.study.guidance`)
+GUIDANCE: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "pair": (lambda v: isinstance(v, str), "a task pair name"),
+    "methods": (lambda v: isinstance(v, list) and all(isinstance(m, str) for m in v), "a list of method names"),
+    "w": (_unit, "a number in [0, 1]"),
+    "scales": (lambda v: isinstance(v, list) and all(is_number(x) for x in v), "a list of numbers"),
+}
+
+
+def _fail(source: str, key: str, expected: str, value: Any) -> GridError:
+    return GridError(f"{source}: `{key}` must be {expected}, got {value!r}")
+
+
+def _list(spec: dict[str, Any], key: str, source: str) -> tuple:
+    check, expected = VALUES[key]
+    values = spec[key] if isinstance(spec[key], list) else [spec[key]]
+    if not values:
+        raise _fail(source, key, f"a non-empty list of {expected}", spec[key])
+    for value in values:
+        if not check(value):
+            raise _fail(source, key, f"a list of {expected}", value)
+    return tuple(values)
+
+
+def _mapping(source: str, key: str, value: Any, expected: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise _fail(source, key, expected, value)
+    return value
+
+
+def _check_guidance(spec: dict[str, Any], source: str) -> None:
+    guidance = _mapping(source, "guidance", spec.get("guidance"), f"a mapping with {', '.join(GUIDANCE)}")
+    unknown = set(guidance) - set(GUIDANCE)
+    if unknown:
+        raise GridError(f"{source}: `guidance` has unknown keys {sorted(unknown)}; known: {sorted(GUIDANCE)}")
+    for key, value in guidance.items():
+        check, expected = GUIDANCE[key]
+        if not check(value):
+            raise _fail(source, f"guidance.{key}", expected, value)
+
+
+def _check_hparams(method: str, hparams: dict[str, Any], source: str, key: str) -> None:
+    from baselines.hparams import validate_hparams
+
+    for name, value in hparams.items():
+        try:
+            validate_hparams(method, {name: value})
+        except ValueError as err:
+            raise GridError(f"{source}: `{key}.{name}`: {err}") from None
+
+
+def check_spec(spec: Any, source: str) -> dict[str, Any]:
+    """Check a grid mapping (as read from YAML) key by key; returns the `Grid` fields it sets."""
+    from baselines import METHODS
+    from baselines.hparams import default_hparams
+    from tasks import get_pair
+
+    if not isinstance(spec, dict):
+        raise GridError(f"{source}: a grid is a mapping of keys to values, got {type(spec).__name__}")
+    unknown = set(spec) - GRID_KEYS
+    if unknown:
+        raise GridError(f"{source}: unknown keys {sorted(map(str, unknown))}; known: {sorted(GRID_KEYS)}")
+    for key in ("pairs", "methods"):
+        if spec.get(key) in (None, [], ""):
+            raise GridError(f"{source}: `{key}` is required and must be a non-empty list of "
+                            f"{VALUES[key][1]}")
+    fields: dict[str, Any] = {}
+    for key, (check, expected) in VALUES.items():
+        if key not in spec:
+            continue
+        if key not in LIST_KEYS and not check(spec[key]):
+            raise _fail(source, key, expected, spec[key])
+        if key != "description":  # (read by people and the study, not by the runs)
+            fields[key] = _list(spec, key, source) if key in LIST_KEYS else spec[key]
+    for key, lookup in (("pairs", get_pair), ("methods", METHODS.__getitem__)):
+        for name in fields[key]:
+            try:
+                lookup(name)
+            except (KeyError, ValueError) as err:
+                raise GridError(f"{source}: {err.args[0] if err.args else err} (in `{key}`)") from None
+    methods = fields["methods"]
+
+    hparams_set = _mapping(source, "set", spec.get("set"), "a mapping of hyperparameter to value")
+    for name, value in hparams_set.items():
+        owners = [m for m in methods if name in default_hparams(m)]
+        if not owners:
+            raise GridError(f"{source}: `set.{name}`: no method of the grid ({', '.join(methods)}) has a "
+                            f"hyperparameter {name!r}")
+        for method in owners:
+            _check_hparams(method, {name: value}, source, "set")
+    fields["set"] = dict(hparams_set)
+
+    vary = _mapping(source, "vary", spec.get("vary"), "a mapping of method to {hyperparameter: list of values}")
+    fields["vary"] = {}
+    for method, varied in vary.items():
+        if method not in methods:
+            raise GridError(f"{source}: `vary.{method}`: {method!r} is not one of the grid's methods "
+                            f"({', '.join(methods)})")
+        varied = _mapping(source, f"vary.{method}", varied, "a mapping of hyperparameter to a list of values")
+        lists = {name: values if isinstance(values, list) else [values] for name, values in varied.items()}
+        for name, values in lists.items():
+            if not values:
+                raise _fail(source, f"vary.{method}.{name}", "a non-empty list of values", values)
+            for value in values:
+                _check_hparams(method, {name: value}, source, f"vary.{method}")
+        fields["vary"][method] = lists
+
+    _check_guidance(spec, source)
+    return fields

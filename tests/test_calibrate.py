@@ -1,0 +1,67 @@
+"""Calibration: learning curves on validation start states, the warm-started ladder, the chosen length."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from baselines.checkpoints import STATE_FILE
+from benchmark.harness.calibrate import (SOURCE_EVAL, Calibration, _converged, curves,
+                                         run_calibration, write_report)
+from benchmark.harness.run import execute_run, read_json
+
+PAIR = "lift/dynamics"
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("calibration")
+    cal = Calibration(PAIR, ladder=(20, 40), seeds=(0,), episodes=4, profile="smoke", methods=("source_only",))
+    run_calibration(cal, runs_dir, progress=False, log=lambda *a: None)
+    return cal, runs_dir
+
+
+def test_a_warm_started_run_is_the_run_trained_from_scratch(calibrated, tmp_path):
+    """The 40-step run of the ladder resumed from the 20-step run's checkpoint: the same weights and the
+    same episodes as 40 steps trained in one go."""
+    cal, runs_dir = calibrated
+    cfg = cal.run("source_only", 0, 40)
+    laddered = runs_dir / cfg.run_id()
+    assert read_json(laddered / "train_summary.json")["start_step"] == 20
+    fresh = execute_run(cfg, tmp_path, progress=False)
+    assert read_json(tmp_path / cfg.run_id() / "train_summary.json")["start_step"] == 0
+    assert fresh["eval"]["target"] == read_json(laddered / "record.json")["eval"]["target"]
+    a = torch.load(laddered / "checkpoint" / STATE_FILE, weights_only=True)
+    b = torch.load(tmp_path / cfg.run_id() / "checkpoint" / STATE_FILE, weights_only=True)
+    for key, value in a["policy"].items():
+        assert torch.equal(value, b["policy"][key]), key
+
+
+def test_curves_use_validation_states_and_measure_source_only_in_both_domains(calibrated, tmp_path):
+    cal, runs_dir = calibrated
+    data = curves(cal, runs_dir)
+    info = data["methods"]["source_only"]
+    assert list(data["methods"]) == ["source_only"]
+    assert [row["steps"] for row in info["curve"]] == [20, 40] and all(r["seeds"] == 1 for r in info["curve"])
+    assert len(info["gains"]) == 1 and all("source_success" in row for row in info["curve"])
+    record = read_json(runs_dir / cal.run("source_only", 0, 20).run_id() / "record.json")
+    assert record["config"]["eval_split"] == "validation" and record["config"]["steps"] == 20
+    assert read_json(runs_dir / cal.run("source_only", 0, 20).run_id() / SOURCE_EVAL)["n"] == 4
+    text = write_report(cal, runs_dir, tmp_path / "report").read_text()
+    assert text.count("| source_only |") == 2 and "Chosen training length" in text
+
+
+def test_the_chosen_length_is_the_first_doubling_that_gains_nothing_resolved():
+    ladder = (500, 1000, 2000, 4000)
+    rising = {"gain": 0.2, "lo": 0.05, "hi": 0.3}
+    flat = {"gain": 0.02, "lo": -0.04, "hi": 0.08}
+    gains = [dict(rising, **{"from": 500}), dict(flat, **{"from": 1000}), dict(rising, **{"from": 2000})]
+    assert _converged(ladder, gains) == 1000
+    assert _converged(ladder, [dict(rising, **{"from": n}) for n in ladder[:-1]]) is None  # still rising
+    assert _converged(ladder, gains[:2]) is None  # incomplete
+
+
+@pytest.mark.parametrize("bad", [dict(ladder=(500, 900)), dict(ladder=(500,)), dict(seeds=()),
+                                 dict(episodes=0), dict(pair="lift/nonsense"), dict(methods=("ot",))])
+def test_a_bad_calibration_is_refused_naming_the_input(bad):
+    with pytest.raises((ValueError, KeyError)):
+        Calibration(**{"pair": PAIR, **bad})

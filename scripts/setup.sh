@@ -3,13 +3,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-# Offscreen rendering for image pairs (MuJoCo through EGL; osmesa as the fallback).
+# Optional system packages: offscreen rendering for image pairs (MuJoCo through EGL; osmesa as the fallback)
+# and Chromium for the leaderboard page's headless browser test.
 GL_PACKAGES="libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6"
-if command -v dpkg >/dev/null && ! dpkg -s $GL_PACKAGES >/dev/null 2>&1; then
+BROWSER_PACKAGES="chromium"
+if command -v dpkg >/dev/null && ! dpkg -s $GL_PACKAGES $BROWSER_PACKAGES >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $GL_PACKAGES >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $GL_PACKAGES $BROWSER_PACKAGES >/dev/null
   else
-    echo "note: install $GL_PACKAGES for image observations (rendering)" >&2
+    echo "note: install $GL_PACKAGES for image observations (rendering)" \
+      "and $BROWSER_PACKAGES for the leaderboard page's browser test" >&2
   fi
 fi
 if [ ! -x .venv/bin/python ]; then

@@ -92,6 +92,54 @@ def test_paired_bootstrap_diff():
         S.paired_bootstrap_diff({0: np.ones(3)}, {0: np.ones(4)})
 
 
+def test_probability_of_improvement_known_answers():
+    same = [0.2, 0.5, 0.9]
+    assert S.probability_of_improvement(same, same) == 0.5  # identical arms: ties and wins balance
+    assert S.probability_of_improvement([0.8, 0.9], [0.1, 0.7]) == 1.0  # every score of X beats every one of Y
+    assert S.probability_of_improvement([0.1, 0.7], [0.8, 0.9]) == 0.0
+    # (0.5 vs 0.5) ties count half, (0.5 vs 0.4) wins: (0.5 + 1 + 0.5 + 1) / 4
+    assert S.probability_of_improvement([0.5, 0.5], [0.5, 0.4]) == 0.75
+    x, y = np.random.default_rng(0).uniform(size=(2, 7))
+    assert S.probability_of_improvement(x, y) + S.probability_of_improvement(y, x) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        S.probability_of_improvement([], [0.5])
+
+
+def _arms(seeds: int, episodes: int, spread: float) -> tuple[dict, dict]:
+    """Arm a succeeds on the first (0.5 +- spread) share of each seed's episodes (seeds alternate the sign),
+    arm b on every other episode: their paired difference has episode variance and, with spread, seed variance."""
+    a = {s: (np.arange(episodes) < round(episodes * (0.5 + spread * (-1) ** s))).astype(float) for s in range(seeds)}
+    b = {s: (np.arange(episodes) % 2).astype(float) for s in range(seeds)}
+    return a, b
+
+
+def test_bootstrap_mdd_shrinks_with_seeds_and_episodes_and_grows_with_seed_spread():
+    def mdd(seeds, episodes, spread):
+        return S.bootstrap_mdd(S.paired_diff_se(*_arms(seeds, episodes, spread)))
+
+    base = mdd(4, 50, 0.1)
+    assert mdd(8, 50, 0.1) < base and mdd(4, 200, 0.1) < base  # more seeds, more episodes: resolves less
+    assert mdd(4, 50, 0.3) > base > mdd(4, 50, 0.0)  # seed-to-seed spread widens it
+    # the z factor at 95% confidence and 80% power
+    assert S.bootstrap_mdd(0.1) == pytest.approx(0.1 * (1.959964 + 0.841621), abs=1e-6)
+    # identical arms: no difference to resolve, on every start state
+    a, _ = _arms(4, 50, 0.1)
+    assert S.paired_diff_se(a, a) == 0.0
+    with pytest.raises(ValueError):
+        S.bootstrap_mdd(-0.1)
+
+
+def test_two_level_bootstrap_ci_counts_seed_spread():
+    flat = {s: (np.arange(40) < 20).astype(float) for s in range(5)}
+    spread = {s: (np.arange(40) < 20 + 8 * (-1) ** s).astype(float) for s in range(5)}
+    point, lo, hi = S.two_level_bootstrap_ci(flat)
+    assert point == 0.5 and lo < 0.5 < hi
+    assert S.two_level_bootstrap_ci(flat) == (point, lo, hi)  # deterministic for its seed
+    _, slo, shi = S.two_level_bootstrap_ci(spread)
+    assert shi - slo > hi - lo
+    assert S.two_level_bootstrap_ci({0: np.ones(10), 1: np.ones(10)}) == (1.0, 1.0, 1.0)
+
+
 def test_min_detectable_difference():
     # (z_0.975 + z_0.8) * sqrt(2 p (1 - p) / n) = (1.959964 + 0.841621) * sqrt(0.5 / 50) = 0.280159
     assert S.min_detectable_difference(50) == pytest.approx(0.280159, abs=1e-5)
@@ -131,6 +179,41 @@ def test_aggregate_hand_computed(table):
     # a record without structured_alignment: the mean is over the records that have it
     assert to1.structured_alignment == 0.2
     assert table.target_error_mean.isna().all()
+
+
+def test_probability_of_improvement_and_intervals_in_the_table(table):
+    to1, to0 = _row(table, 1.0, "target_only"), _row(table, 0.0, "target_only")
+    # per-seed rates 0.5, 0.4 against cotrain's 0.7, 0.8: every one lower; at gap 0, 0.8, 0.9 against 0.9, 0.8
+    assert to1.prob_improvement == 0.0 and to0.prob_improvement == 0.5
+    assert math.isnan(_row(table, 1.0, "cotrain").prob_improvement)
+    for r in table.itertuples():
+        assert r.success_lo < r.success_mean < r.success_hi
+    # the drop's paired interval holds its point; at gap 0 the control is the run itself
+    assert to1.drop_lo < to1.drop_vs_nogap < to1.drop_hi and to0.drop_lo == to0.drop_hi == 0.0
+
+
+def test_no_gap_control_is_found_in_whole_configs(records):
+    """A run's config names its run id and workers, a no-gap evaluation its trained run: none of them stops a
+    record from being the control of the same config at magnitude 1."""
+    whole = json.loads(json.dumps(records))
+    for rec in whole:
+        rec["config"].update(run_id=rec["run_id"], workers=1 + int(rec["config"]["magnitude"]))
+        if rec["config"]["magnitude"] == 0.0:
+            rec["config"]["checkpoint_of"] = "0123456789ab"
+    table = L.aggregate(whole)
+    assert _row(table, 1.0, "cotrain").drop_vs_nogap == pytest.approx(0.1)
+    assert _row(table, 1.0, "target_only").drop_vs_nogap == pytest.approx(0.4)
+
+
+def test_one_seed_shows_the_wilson_interval_and_no_flat_interval(tmp_path, records):
+    one = [r for r in records if r["config"]["seed"] == 0]
+    md = L.write_leaderboard(one, tmp_path / "lb")["md"].read_text()
+    lo, hi = S.wilson_interval(7, 10)  # cotrain, gap 1, seed 0: 7 of 10
+    assert f"0.70 [{lo:.2f}, {hi:.2f}] (1 seed, Wilson)" in md
+    assert "n/a (1 seed" not in md and "± n/a" not in md
+    # one seed per pair: the across-pair IQM has no spread, and says so instead of "[0.70, 0.70]"
+    assert "0.70 (no interval: no spread among the seeds of any pair)" in md and "[0.70, 0.70]" not in md
+    assert "| 1 (episode variance only) |" in md
 
 
 def test_aggregate_is_pure_and_order_free(records, table):
@@ -201,11 +284,15 @@ def test_write_leaderboard(tmp_path, records):
     paths = L.write_leaderboard(records, tmp_path / "lb")
     assert set(paths) == {"md", "csv", "html"} and all(p.stat().st_size > 0 for p in paths.values())
     md, page = paths["md"].read_text(), paths["html"].read_text()
-    assert "http" not in page and "<style>" in page and "<script" not in page
-    # 10 episodes x 2 seeds per arm: 2.801585 * sqrt(0.5 / 20) = 0.44
-    assert "8 runs read" in md and "resolves: 0.44" in md
-    assert "0.45 ± 0.05 (2 seeds)" in md and "\u22120.30 [\u22120.55, \u22120.10]" in md
-    assert "0.45 ± 0.05 (2 seeds)" in page
+    assert "http" not in page and "<style>" in page and "<script src" not in page
+    assert "8 runs read" in md
+    assert "0.45 [0.20, 0.70] (2 seeds)" in md and "\u22120.30 [\u22120.55, \u22120.10]" in md
+    # the resolution: the bootstrap MDD of the one comparison per cell, beside the binomial formula's
+    # 2.801585 * sqrt(0.5 / 20) = 0.44 (10 episodes x 2 seeds per arm)
+    gap = L.resolution(records).query("magnitude == 1.0").iloc[0]
+    assert f"lift/dynamics {gap.mdd:.2f}" in md.split("\n")[2]
+    assert f"| {gap.se:.2f} (target_only) | {gap.mdd:.2f} | 0.44 |" in md
+    assert "0.45 [0.20, 0.70] (2 seeds)" in page and "0.45 [0.20, 0.70] (2 seeds)" in md
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), pd.read_csv(GOLDEN))
 
 

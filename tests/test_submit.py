@@ -14,7 +14,8 @@ import pytest
 from benchmark.analysis.analyze import analyze, correlations, metrics_frame
 from benchmark.cli import main
 from benchmark.analysis.leaderboard import load_records
-from benchmark.analysis.submit import LEADERBOARD_PROTOCOL, Protocol, check_records, submit
+from benchmark.analysis.rules import LEADERBOARD_PROTOCOL, Protocol, check_records
+from benchmark.analysis.submit import submit
 
 MINI = Path(__file__).parent / "data" / "mini_sweep"
 LENIENT = Protocol(profile="quick", min_seeds=2, min_episodes=10, pairs=("lift/dynamics",), expert_version=1)

@@ -1,15 +1,16 @@
 """Collect ``record.json`` files into leaderboards with uncertainty (markdown, csv, html).
 
 Only records of the current schema (``benchmark.harness.run.RECORD_SCHEMA``) are read; an older record is
-refused with the reason its measures are not today's. A partial sweep gives a partial, honest table. Success is
-reported as mean ± standard error over seeds with the seed count, each method's difference
-from ``cotrain`` with a paired bootstrap interval, and across pairs the IQM with a stratified
-bootstrap interval (docs/PROTOCOL.md, "Evaluation and statistics" and "Results").
+refused with the reason its measures are not today's. A partial sweep gives a partial, honest table. Comparisons
+are paired on shared start states with seeds as the outer level: success with a 95% interval (two-level
+bootstrap; Wilson on the pooled episodes where that has no spread), each method's difference from ``cotrain``
+with its paired interval and rliable's probability of improvement, the drop against the no-gap control with
+its paired interval, per pair the minimum detectable difference of the budget (:func:`resolution`), and across
+pairs the IQM with a stratified bootstrap interval (docs/PROTOCOL.md, "Evaluation and statistics" and "Results").
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
 from pathlib import Path
@@ -18,14 +19,21 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from benchmark.analysis.cells import num, success_text
+from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
 from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
 from benchmark.analysis.stats import (
+    bootstrap_mdd,
     iqm,
     mean_stderr,
     min_detectable_difference,
     paired_bootstrap_diff,
+    paired_diff_se,
+    probability_of_improvement,
     stratified_bootstrap_ci,
+    two_level_bootstrap_ci,
+    wilson_interval,
 )
 
 __all__ = [
@@ -35,6 +43,7 @@ __all__ = [
     "runs_frame",
     "aggregate",
     "aggregate_across_pairs",
+    "resolution",
     "write_leaderboard",
 ]
 
@@ -42,10 +51,14 @@ REFERENCE = "cotrain"
 CELL = ["pair", "magnitude", "n_target", "n_source"]
 GROUP = CELL + ["method", "w"]
 COLUMNS = GROUP + [
-    "seeds", "episodes", "success_mean", "success_se", "target_error_mean", "drop_vs_nogap",
-    "diff_vs_cotrain", "diff_lo", "diff_hi", "align_wasserstein", "align_wasserstein_norm",
-    "discern_mlp_cond", "structured_alignment", "rank",
+    "seeds", "episodes", "success_mean", "success_se", "success_lo", "success_hi", "target_error_mean",
+    "drop_vs_nogap", "drop_lo", "drop_hi", "diff_vs_cotrain", "diff_lo", "diff_hi", "prob_improvement",
+    "align_wasserstein", "align_wasserstein_norm", "discern_mlp_cond", "structured_alignment", "rank",
 ]
+RESOLUTION_COLUMNS = CELL + ["seeds", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial"]
+# config keys that do not make a run another one's no-gap control: the run's own id, a no-gap evaluation's
+# trained run, evaluation workers
+_NOT_CONTROL = ("magnitude", "run_id", "checkpoint_of", "workers")
 ACROSS_COLUMNS = ["magnitude", "method", "w", "pairs", "runs", "iqm", "iqm_lo", "iqm_hi"]
 _REQUIRED_CONFIG = ("pair", "magnitude", "method", "n_target", "n_source", "seed")
 
@@ -107,7 +120,7 @@ def _outcomes(rec: dict) -> dict[int, float]:
 
 
 def _control_key(rec: dict) -> str:
-    return json.dumps({k: v for k, v in rec["config"].items() if k != "magnitude"}, sort_keys=True)
+    return json.dumps({k: v for k, v in rec["config"].items() if k not in _NOT_CONTROL}, sort_keys=True)
 
 
 def _mean(values: Iterable[Any]) -> float:
@@ -121,6 +134,12 @@ def _metric(group: list[dict], name: str) -> float:
 
 def _paired(group: list[dict], ref: list[dict]) -> tuple[float, float, float]:
     """Paired bootstrap of ``group − ref`` over the seeds and episode start states both have."""
+    a, b = _paired_outcomes(group, ref)
+    return paired_bootstrap_diff(a, b) if a else (math.nan, math.nan, math.nan)
+
+
+def _paired_outcomes(group: list[dict], ref: list[dict]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Outcomes of ``group`` and ``ref`` per shared seed on the start states both have, index-aligned."""
     a, b = {}, {}
     ref_by_seed = {r["config"]["seed"]: _outcomes(r) for r in ref}
     for rec in group:
@@ -132,7 +151,20 @@ def _paired(group: list[dict], ref: list[dict]) -> tuple[float, float, float]:
         if common:
             a[rec["config"]["seed"]] = np.array([mine[e] for e in common])
             b[rec["config"]["seed"]] = np.array([other[e] for e in common])
-    return paired_bootstrap_diff(a, b) if a else (math.nan, math.nan, math.nan)
+    return a, b
+
+
+def _success_interval(group: list[dict]) -> tuple[float, float]:
+    """95% interval of a group's success: two-level bootstrap over seeds and episodes; the Wilson interval of
+    the pooled episodes where the bootstrap has no spread (one seed, or every episode alike)."""
+    outcomes = {r["config"]["seed"]: np.repeat([1.0, 0.0], [r["eval"]["target"]["successes"],
+                                                            r["eval"]["target"]["n"] - r["eval"]["target"]["successes"]])
+                for r in group}
+    _, lo, hi = two_level_bootstrap_ci(outcomes)
+    if len(group) == 1 or lo == hi:
+        return wilson_interval(sum(int(r["eval"]["target"]["successes"]) for r in group),
+                               sum(int(r["eval"]["target"]["n"]) for r in group))
+    return lo, hi
 
 
 def _reference(groups: dict[tuple, list[dict]], key: tuple) -> list[dict] | None:
@@ -152,7 +184,9 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
     ``drop_vs_nogap`` averages control − this success over seeds that have a no-gap control
     (the record whose config equals this one except ``magnitude`` = 0). ``diff_*`` is the
     paired bootstrap difference from the ``cotrain`` group of the same cell (NaN for cotrain
-    itself). ``rank`` is 1 for the best mean success in its cell; ties share the lower rank.
+    itself), ``prob_improvement`` rliable's P(this > cotrain) over per-seed success rates.
+    ``success_lo/hi`` is the 95% interval of the success (module docstring), ``drop_lo/hi`` the paired
+    bootstrap interval of the drop. ``rank`` is 1 for the best mean success in its cell; ties share the lower rank.
     Raises ValueError when two records of one group share a seed.
     """
     groups: dict[tuple, list[dict]] = {}
@@ -169,17 +203,22 @@ def aggregate(records: list[dict]) -> pd.DataFrame:
     for key, g in groups.items():
         mean, se = mean_stderr([_rate(r) for r in g])
         drops = [_rate(controls[_control_key(r)]) - _rate(r) for r in g if _control_key(r) in controls]
+        drop = _paired([controls[_control_key(r)] for r in g if _control_key(r) in controls], g)
         ref = _reference(groups, key)
-        diff = (math.nan,) * 3 if key[4] == REFERENCE or ref is None else _paired(g, ref)
+        compared = key[4] != REFERENCE and ref is not None
+        diff = _paired(g, ref) if compared else (math.nan,) * 3
+        poi = probability_of_improvement([_rate(r) for r in g], [_rate(r) for r in ref]) if compared else math.nan
+        success_lo, success_hi = _success_interval(g)
         rows.append(dict(
             zip(GROUP, key),
             seeds=len(g),
             episodes=min(int(r["eval"]["target"]["n"]) for r in g),
             success_mean=mean,
             success_se=se,
+            success_lo=success_lo, success_hi=success_hi,
             target_error_mean=_mean(r.get("target_error") for r in g),
-            drop_vs_nogap=_mean(drops),
-            diff_vs_cotrain=diff[0], diff_lo=diff[1], diff_hi=diff[2],
+            drop_vs_nogap=_mean(drops), drop_lo=drop[1], drop_hi=drop[2],
+            diff_vs_cotrain=diff[0], diff_lo=diff[1], diff_hi=diff[2], prob_improvement=poi,
             align_wasserstein=_metric(g, "align_wasserstein"),
             discern_mlp_cond=_metric(g, "discern_mlp_cond"),
             structured_alignment=_metric(g, "structured_alignment"),
@@ -226,44 +265,97 @@ def aggregate_across_pairs(df_or_records: pd.DataFrame | list[dict]) -> pd.DataF
     return out.reset_index(drop=True)
 
 
-def _num(x: float, signed: bool = False) -> str:
-    if x is None or pd.isna(x):
-        return "n/a"
-    s = f"{x:+.2f}" if signed else f"{x:.2f}"
-    return s.replace("-", "\u2212")
+def resolution(records: list[dict]) -> pd.DataFrame:
+    """Per (pair, magnitude, n_target, n_source): the smallest success difference the budget resolves.
+
+    For each method compared with ``cotrain`` in the cell, the standard error of the paired difference is
+    estimated by the two-level bootstrap (seeds, then shared start states: :func:`stats.paired_diff_se`);
+    ``se`` is the largest of them (``widest`` names its method), ``mdd`` = 2.80 · ``se`` the minimum
+    detectable difference at 95% confidence and 80% power (:func:`stats.bootstrap_mdd`). ``mdd_binomial`` is
+    the two-proportion formula over the pooled episodes, which ignores seed-to-seed spread; ``seeds`` and
+    ``episodes`` are the cell's smallest per group. With one seed the bootstrap holds the episode variance alone.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for rec in records:
+        groups.setdefault(_key(rec), []).append(rec)
+    cells: dict[tuple, list[tuple]] = {}
+    for key in groups:
+        cells.setdefault(key[:4], []).append(key)
+    rows = []
+    for cell, keys in cells.items():
+        ses = {}
+        for key in keys:
+            ref = _reference(groups, key)
+            if key[4] != REFERENCE and ref is not None:
+                a, b = _paired_outcomes(groups[key], ref)
+                if a:
+                    ses[f"{key[4]} w={key[5]:g}" if key[5] is not None else key[4]] = paired_diff_se(a, b)
+        seeds = min(len(groups[k]) for k in keys)
+        episodes = min(int(r["eval"]["target"]["n"]) for k in keys for r in groups[k])
+        widest = max(ses, key=ses.get) if ses else None
+        se = ses[widest] if ses else math.nan
+        rows.append(dict(zip(CELL, cell), seeds=seeds, episodes=episodes, comparisons=len(ses), widest=widest,
+                         se=se, mdd=bootstrap_mdd(se) if ses else math.nan,
+                         mdd_binomial=min_detectable_difference(seeds * episodes)))
+    out = pd.DataFrame(rows, columns=RESOLUTION_COLUMNS).round(4)
+    return out.sort_values(CELL, kind="mergesort").reset_index(drop=True)
 
 
-def _interval(point: float, lo: float, hi: float) -> str:
+def _interval(point: float, lo: float, hi: float, flat: str, signed: bool = True) -> str:
+    """``point [lo, hi]``; an interval of zero width is not printed as one: ``point (flat)`` says why."""
     if pd.isna(point):
         return "n/a"
-    return f"{_num(point, signed=True)} [{_num(lo)}, {_num(hi)}]"
+    if lo == hi:
+        return f"{num(point, signed=signed)} ({flat})"
+    return f"{num(point, signed=signed)} [{num(lo)}, {num(hi)}]"
 
 
 def _w(w: float) -> str:
     return "\u2014" if pd.isna(w) else f"{w:g}"
 
 
+def _drop(r: Any) -> str:
+    if r.magnitude == 0:
+        return "(the control)"
+    if pd.isna(r.drop_vs_nogap):
+        return "n/a (no control)"
+    return _interval(r.drop_vs_nogap, r.drop_lo, r.drop_hi, "the same outcome on every shared start state")
+
+
 def _pair_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     has_error = df["target_error_mean"].notna().any()
-    header = ["pair", "gap", "N", "M", "method", "w", "success (mean ± se)", "episodes/seed",
-              "diff vs cotrain [95% CI]", "drop vs no-gap", "rank", "Wasserstein (norm.)",
-              "discern. MLP z_cond", "structured alignment"] + (["target error"] if has_error else [])
+    header = ["pair", "gap", "N", "M", "method", "w", "success [95% CI]", "episodes/seed",
+              "diff vs cotrain [95% CI]", "P(> cotrain)", "drop vs no-gap [95% CI]", "rank",
+              "Wasserstein (norm.)", "discern. MLP z_cond", "structured alignment"] + (
+              ["target error"] if has_error else [])
     rows = []
     for r in df.itertuples(index=False):
-        seeds = f"{r.seeds} seed" + ("" if r.seeds == 1 else "s")
-        diff = "reference" if r.method == REFERENCE else _interval(r.diff_vs_cotrain, r.diff_lo, r.diff_hi)
+        reference = r.method == REFERENCE
+        diff = "reference" if reference else _interval(r.diff_vs_cotrain, r.diff_lo, r.diff_hi,
+                                                       "identical outcomes on every shared start state")
         rows.append([r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source), r.method, _w(r.w),
-                     f"{_num(r.success_mean)} ± {_num(r.success_se)} ({seeds})", str(r.episodes), diff,
-                     _num(r.drop_vs_nogap), str(r.rank), _num(r.align_wasserstein_norm),
-                     _num(r.discern_mlp_cond), _num(r.structured_alignment)]
-                    + ([_num(r.target_error_mean)] if has_error else []))
+                     success_text(r), str(r.episodes), diff, "reference" if reference else num(r.prob_improvement),
+                     _drop(r), str(r.rank), num(r.align_wasserstein_norm),
+                     num(r.discern_mlp_cond), num(r.structured_alignment)]
+                    + ([num(r.target_error_mean)] if has_error else []))
     return header, rows
 
 
 def _across_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["gap", "method", "w", "pairs", "runs", "IQM success [95% CI]"]
     rows = [[f"{r.magnitude:g}", r.method, _w(r.w), str(r.pairs), str(r.runs),
-             f"{_num(r.iqm)} [{_num(r.iqm_lo)}, {_num(r.iqm_hi)}]"] for r in df.itertuples(index=False)]
+             _interval(r.iqm, r.iqm_lo, r.iqm_hi, "no interval: no spread among the seeds of any pair", signed=False)]
+            for r in df.itertuples(index=False)]
+    return header, rows
+
+
+def _resolution_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    header = ["pair", "gap", "N", "M", "seeds", "episodes/seed", "SE of a paired difference (widest)",
+              "smallest resolved difference (MDD)", "binomial formula alone"]
+    rows = [[r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source),
+             str(r.seeds) + (" (episode variance only)" if r.seeds == 1 else ""), str(r.episodes),
+             f"{num(r.se)} ({r.widest})" if r.comparisons else "n/a (no comparison with cotrain)",
+             num(r.mdd), num(r.mdd_binomial)] for r in df.itertuples(index=False)]
     return header, rows
 
 
@@ -275,51 +367,47 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_md_row(header), "|" + "---|" * len(header)] + [_md_row(r) for r in rows])
 
 
-def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>\n" for r in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>"
-
-
-_CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-        "table{border-collapse:collapse;font-size:0.9em;margin-bottom:1em}"
-        "th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:left}"
-        "th{background:#f3f3f3}tr:nth-child(even){background:#fafafa}p{max-width:60em}")
-
-
 def write_leaderboard(records: list[dict], out_dir: str | Path,
                       title: str = "cotrain-bench leaderboard") -> dict[str, Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv`` (per-pair table) and a self-contained
     ``leaderboard.html`` to ``out_dir``; returns their paths keyed ``md``, ``csv``, ``html``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    df, across = aggregate(records), aggregate_across_pairs(records)
+    df, across, resolved = aggregate(records), aggregate_across_pairs(records), resolution(records)
     if df.empty:
         summary = f"{len(records)} runs read; nothing to report."
     else:
         episodes, seeds = int(df["episodes"].min()), int(df["seeds"].min())
-        mdd = min_detectable_difference(episodes * seeds)
+        gaps = resolved[resolved.magnitude > 0].dropna(subset=["mdd"])
+        per_pair = "; ".join(f"{r.pair} {r.mdd:.2f}" for r in gaps.itertuples(index=False)) or "n/a"
         summary = (f"{len(records)} runs read; {episodes} evaluation episodes per seed and {seeds} "
-                   f"seed(s) per row (minimum over rows). Smallest success difference this budget "
-                   f"resolves: {mdd:.2f} (two-sided two-proportion z-test, alpha 0.05, power 0.8, "
-                   f"base rate 0.5, {episodes * seeds} episodes per arm).")
-    notes = ("Success: mean ± standard error over seeds. Diff: paired bootstrap over seeds (outer) and "
-             "shared start states (inner), against cotrain at the same w, else the best cotrain w of the "
-             "cell. Drop: no-gap control (magnitude 0) minus this success. Rank: by mean success within "
+                   f"seed(s) per row (minimum over rows). Smallest success difference this budget resolves "
+                   f"per pair (minimum detectable difference at 95% confidence and 80% power, from the "
+                   f"two-level bootstrap): {per_pair}.")
+    notes = ("Success: mean over seeds with its 95% interval (two-level bootstrap over seeds, then start "
+             "states; Wilson on the pooled episodes with one seed or where every episode is alike). Diff: "
+             "paired bootstrap over seeds (outer) and shared start states (inner), against cotrain at the "
+             "same w, else the best cotrain w of the cell. P(> cotrain): rliable's probability of improvement "
+             "over the per-seed success rates, ties counted half. Drop: no-gap control (magnitude 0) minus "
+             "this success, paired on seeds and start states. Rank: by mean success within "
              "pair, gap and N/M; ties share the lower rank; read it with the intervals. Wasserstein is "
              "min-max normalized across the rows of this table.")
+    resolution_note = ("Per pair, the standard error of a paired difference against cotrain from the two-level "
+                       "bootstrap (the widest over the methods compared), and the minimum detectable difference "
+                       "2.80 × SE (95% confidence, 80% power). The binomial formula (two independent arms at a "
+                       "base rate of 0.5 over the pooled episodes) knows neither the pairing on start states nor "
+                       "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
                    "interval (seeds resampled within each pair; Agarwal et al. 2021).")
-    tables = [("Per pair", _pair_table(df), notes), ("Across pairs", _across_table(across), across_note)]
+    tables = [("Per pair", _pair_table(df), notes), ("Resolution per pair", _resolution_table(resolved),
+                                                      resolution_note),
+              ("Across pairs", _across_table(across), across_note)]
 
     md = [f"# {title}", "", summary, ""]
     for name, (header, rows), note in tables:
         md += [f"## {name}", "", _markdown(header, rows), "", note, ""]
-    body = "".join(f"<h2>{html.escape(name)}</h2>\n{_html_table(h, r)}\n<p>{html.escape(note)}</p>\n"
-                   for name, (h, r), note in tables)
-    page = (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-            f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
-            f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(summary)}</p>\n{body}</body>\n</html>\n")
+    page = leaderboard_page(df, across, records, title=title, summary=summary, pair_note=notes,
+                            across_note=across_note, folder=out, reference=REFERENCE)
 
     paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
     paths["md"].write_text("\n".join(md), encoding="utf-8")

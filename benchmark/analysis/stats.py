@@ -3,7 +3,11 @@
 Pure numpy/scipy functions; every resampling function is deterministic for its ``seed``.
 References: Wilson (1927), "Probable inference, the law of succession, and statistical
 inference", JASA 22; Agarwal et al. (2021), "Deep Reinforcement Learning at the Edge of the
-Statistical Precipice" (rliable: IQM and stratified bootstrap intervals).
+Statistical Precipice" (rliable: IQM, stratified bootstrap intervals, probability of improvement).
+
+Outcomes of a run are per-episode successes indexed by start state; runs are keyed by training seed. The
+two-level bootstrap resamples seeds (outer level: seed-to-seed variance) and, within each drawn seed, its
+episodes (inner level: episode variance).
 """
 
 from __future__ import annotations
@@ -14,31 +18,20 @@ from typing import Callable, Mapping
 import numpy as np
 from scipy import stats as sps
 
+from cotrain_robot.session import wilson_interval  # the one formula: the robot side reports with it too
+
 __all__ = [
     "wilson_interval",
     "mean_stderr",
     "iqm",
     "stratified_bootstrap_ci",
     "paired_bootstrap_diff",
+    "two_level_bootstrap_ci",
+    "paired_diff_se",
+    "bootstrap_mdd",
+    "probability_of_improvement",
     "min_detectable_difference",
 ]
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson (1927) score interval for a binomial proportion; ``n == 0`` gives ``(nan, nan)``.
-
-    With ``p = successes / n``: centre ``(p + z²/2n) / (1 + z²/n)``, half-width
-    ``z / (1 + z²/n) · sqrt(p(1 − p)/n + z²/4n²)``.
-    """
-    if n < 0 or not 0 <= successes <= n:
-        raise ValueError(f"need 0 <= successes <= n, got successes={successes}, n={n}")
-    if n == 0:
-        return (math.nan, math.nan)
-    p, z2 = successes / n, z * z
-    denom = 1.0 + z2 / n
-    centre = (p + z2 / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def mean_stderr(values) -> tuple[float, float]:
@@ -100,6 +93,13 @@ def paired_bootstrap_diff(
     drawn seed independently, episode indices shared by both arms (inner level). Returns
     ``(mean_diff, lo, hi)``.
     """
+    diffs = _paired_diffs(a, b)
+    point = float(np.mean([d.mean() for d in diffs]))
+    return (point, *_percentile_ci(_two_level_replicates(diffs, reps, seed)))
+
+
+def _paired_diffs(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray]) -> list[np.ndarray]:
+    """Per shared seed (sorted), the episode-wise differences ``a[s] − b[s]``."""
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError("a and b share no seeds")
@@ -110,14 +110,58 @@ def paired_bootstrap_diff(
             raise ValueError(f"seed {s}: paired episodes must be equal in number and nonempty "
                              f"(got {xa.size} and {xb.size})")
         diffs.append(xa - xb)
+    return diffs
+
+
+def _two_level_replicates(values: list[np.ndarray], reps: int, seed: int) -> np.ndarray:
+    """``reps`` two-level bootstrap replicates of the mean over seeds of each seed's mean: seeds drawn with
+    replacement, then each drawn seed's episodes drawn with replacement."""
     rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, len(seeds), size=(reps, len(seeds)))
+    drawn = rng.integers(0, len(values), size=(reps, len(values)))
     per_seed = np.empty(drawn.shape)
-    for j, d in enumerate(diffs):
+    for j, d in enumerate(values):
         mask = drawn == j
         per_seed[mask] = d[rng.integers(0, d.size, size=(int(mask.sum()), d.size))].mean(axis=1)
-    point = float(np.mean([d.mean() for d in diffs]))
-    return (point, *_percentile_ci(per_seed.mean(axis=1)))
+    return per_seed.mean(axis=1)
+
+
+def two_level_bootstrap_ci(outcomes: Mapping[int, np.ndarray], reps: int = 2000,
+                           seed: int = 0) -> tuple[float, float, float]:
+    """Success of one arm, the mean over seeds of each seed's mean outcome, with its 95% two-level bootstrap
+    percentile interval; returns ``(mean, lo, hi)``."""
+    values = [np.asarray(outcomes[s], dtype=np.float64).ravel() for s in sorted(outcomes)]
+    if not values or any(v.size == 0 for v in values):
+        raise ValueError("need at least one seed, each with at least one episode")
+    point = float(np.mean([v.mean() for v in values]))
+    return (point, *_percentile_ci(_two_level_replicates(values, reps, seed)))
+
+
+def paired_diff_se(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray], reps: int = 2000,
+                   seed: int = 0) -> float:
+    """Standard error of the paired difference ``a − b`` (as in :func:`paired_bootstrap_diff`): the standard
+    deviation of its two-level bootstrap replicates, so both seed-to-seed and episode variance count. With one
+    shared seed it holds the episode variance alone."""
+    return float(_two_level_replicates(_paired_diffs(a, b), reps, seed).std(ddof=1))
+
+
+def bootstrap_mdd(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable difference of a paired comparison with standard error ``se``:
+    ``(z_{1−alpha/2} + z_{power}) · se``, 2.80 · se at 95% confidence and 80% power."""
+    if not se >= 0 or not 0 < alpha < 1 or not 0 < power < 1:
+        raise ValueError(f"need se >= 0 and alpha, power in (0, 1); got {se}, {alpha}, {power}")
+    return float((sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)) * se)
+
+
+def probability_of_improvement(x, y) -> float:
+    """rliable's probability of improvement P(X > Y) on one task: over every pair of a score of X and a score of
+    Y (runs: here, per-seed success rates), the fraction where X's is higher, ties counted half (the
+    Mann–Whitney U statistic over the number of pairs; Agarwal et al. 2021)."""
+    xs, ys = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if xs.size == 0 or ys.size == 0:
+        raise ValueError("both arms need at least one score")
+    greater = (xs[:, None] > ys[None, :]).mean()
+    ties = (xs[:, None] == ys[None, :]).mean()
+    return float(greater + 0.5 * ties)
 
 
 def min_detectable_difference(n_per_arm: float, p: float = 0.5, alpha: float = 0.05,

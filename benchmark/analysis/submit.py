@@ -1,5 +1,10 @@
 """`cotrain submit`: add a method's records to the leaderboard if they are valid and follow the protocol.
 
+A record names the track it was made under (`record["track"]`: {"name", "budget"}, set by `cotrain sweep --track`;
+none outside a track). A board remembers its track (`track.json`) and takes records of that track alone; a
+record of a track is checked against the track's rules at its budget (`check_track`), one of no track against
+a `Protocol`.
+
 Every record is checked in full before anything is written: its types and ranges, its internal consistency
 (successes within the episodes, the episode list matching the counts, the success rate and the Wilson
 interval recomputed from them), its pair, method and seed, and, where the config is whole (as
@@ -9,8 +14,8 @@ names the file and the field.
 A board folder holds versions and one link that alone says which is current::
 
     board/current -> versions/<v>        swapped with os.replace of a new link (atomic)
-    board/versions/<v>/records/<run id>/record.json, leaderboard.md, .csv, .html
-    board/records, board/leaderboard.md, .csv, .html -> current/...   (fixed links, for readers)
+    board/versions/<v>/records/<run id>/record.json, leaderboard.md, .csv, .html, track.json
+    board/records, board/leaderboard.md, .csv, .html, track.json -> current/...   (fixed links, for readers)
 
 A submission stages a new version beside the current one (the current records plus the new ones, and the
 leaderboard of them all) and then swaps `current`; a new board is staged whole beside its folder and renamed
@@ -24,39 +29,20 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from tasks.experts import EXPERT_VERSION
-
-from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
+from benchmark.harness.config import RunConfig, content_hash
 from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
 from benchmark.analysis.leaderboard import RecordError, load_records, write_leaderboard
+from benchmark.analysis.rules import LEADERBOARD_PROTOCOL, Protocol, check_records, check_track, track_label
 from benchmark.analysis.stats import wilson_interval
 
-
-@dataclass(frozen=True)
-class Protocol:
-    """What a leaderboard record must satisfy."""
-
-    profile: str = "full"
-    """Size profile of every run."""
-    min_seeds: int = 3
-    """Seeds per (pair, method, w)."""
-    min_episodes: int = 50
-    """Evaluation episodes per domain and seed."""
-    pairs: tuple[str, ...] = ("lift/dynamics", "stack/dynamics", "square/dynamics")
-    """Pairs every submission covers."""
-    expert_version: int = EXPERT_VERSION
-    """Version of the scripted experts that made every run's demos."""
-
-
-LEADERBOARD_PROTOCOL = Protocol()
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 ROUNDING = 1e-4  # a stored rate or interval bound may differ from its recomputed value by rounding only
 NOT_HASHED = ("run_id", "w") + tuple(f.name for f in fields(RunConfig) if not f.compare)
-BOARD_LINKS = ("records", "leaderboard.md", "leaderboard.csv", "leaderboard.html")
+BOARD_LINKS = ("records", "leaderboard.md", "leaderboard.csv", "leaderboard.html", "track.json")
 
 
 # -- validation
@@ -190,6 +176,11 @@ def check_record(rec: Any) -> list[str]:
                      if v is not None and not _is_number(v)]
     if rec.get("target_error") is not None and not _is_number(rec["target_error"]):
         problems.append(f"target_error: expected a number or null, got {rec['target_error']!r}")
+    track = rec.get("track")
+    if track is not None and not (isinstance(track, dict) and set(track) == {"name", "budget"}
+                                  and isinstance(track["name"], str)
+                                  and (track["budget"] is None or isinstance(track["budget"], str))):
+        problems.append(f"track: expected null or {{\"name\": a string, \"budget\": a string or null}}, got {track!r}")
     return problems
 
 
@@ -223,40 +214,12 @@ def read_submission(record_paths: list[str | Path]) -> dict[str, tuple[Path, dic
     return records
 
 
-def check_records(records: list[dict], protocol: Protocol = LEADERBOARD_PROTOCOL) -> list[str]:
-    """Every reason the (valid) records break the protocol (empty when they follow it)."""
-    from tasks import get_pair
-
-    problems = []
-    seeds: dict[tuple, set] = {}
-    for rec in records:
-        cfg, rid = rec["config"], rec["run_id"]
-        if cfg.get("suite_version") != SUITE_VERSION:
-            problems.append(f"{rid}: suite version {cfg.get('suite_version')} (this suite is {SUITE_VERSION})")
-        if cfg.get("expert_version") != protocol.expert_version:
-            problems.append(f"{rid}: expert version {cfg.get('expert_version')}, "
-                            f"the protocol is {protocol.expert_version}")
-        pair = get_pair(cfg["pair"])
-        if cfg.get("pair_version") != pair.version:
-            problems.append(f"{rid}: {cfg['pair']} version {cfg.get('pair_version')} (current {pair.version})")
-        if cfg.get("profile") != protocol.profile:
-            problems.append(f"{rid}: profile {cfg.get('profile')!r}, the protocol is {protocol.profile!r}")
-        if rec["eval"]["target"]["n"] < protocol.min_episodes:
-            problems.append(f"{rid}: {rec['eval']['target']['n']} episodes, the protocol needs {protocol.min_episodes}")
-        seeds.setdefault((cfg["pair"], cfg["method"], cfg.get("w")), set()).add(cfg["seed"])
-    for (pair, method, w), s in sorted(seeds.items(), key=str):
-        if len(s) < protocol.min_seeds:
-            problems.append(f"{pair} {method} w={w}: {len(s)} seed(s), the protocol needs {protocol.min_seeds}")
-    for method in sorted({m for _, m, _ in seeds}):
-        missing = set(protocol.pairs) - {p for p, m, _ in seeds if m == method}
-        if missing:
-            problems.append(f"{method}: no records for {', '.join(sorted(missing))}")
-    return problems
-
-
 # -- publishing
-def _stage_version(version: Path, old_records: Path | None, records: dict[str, tuple[Path, dict]]) -> None:
-    """Fill `version` with the current board's records (bytes as they are), the new ones, and the leaderboard."""
+def _stage_version(version: Path, old_records: Path | None, records: dict[str, tuple[Path, dict]],
+                   track: dict | None) -> None:
+    """Fill `version` with the board's track, the current board's records (bytes as they are), the new ones,
+    and the leaderboard."""
+    (version / "track.json").write_text(json.dumps(track, sort_keys=True))
     (version / "records").mkdir()
     for old in sorted(old_records.glob("*/record.json")) if old_records else []:
         if old.parent.name not in records:
@@ -293,12 +256,12 @@ def _version_dir(versions: Path) -> Path:
     return version
 
 
-def _new_board(board: Path, records: dict[str, tuple[Path, dict]]) -> None:
+def _new_board(board: Path, records: dict[str, tuple[Path, dict]], track: dict | None) -> None:
     """Stage a whole board beside `board` and rename it into place (`board` absent or an empty folder)."""
     staging = Path(tempfile.mkdtemp(prefix=f".{board.name}.staging-", dir=board.parent))
     try:
         version = _version_dir(staging / "versions")
-        _stage_version(version, None, records)
+        _stage_version(version, None, records, track)
         os.symlink(f"versions/{version.name}", staging / "current")
         for name in BOARD_LINKS:
             os.symlink(f"current/{name}", staging / name)
@@ -308,11 +271,11 @@ def _new_board(board: Path, records: dict[str, tuple[Path, dict]]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _add_version(board: Path, records: dict[str, tuple[Path, dict]]) -> None:
+def _add_version(board: Path, records: dict[str, tuple[Path, dict]], track: dict | None) -> None:
     """Stage a new version of an existing board, then swap `current` to it and drop the older versions."""
     version = _version_dir(board / "versions")
     try:
-        _stage_version(version, board / "current" / "records", records)
+        _stage_version(version, board / "current" / "records", records, track)
         _link(f"versions/{version.name}", board / "current")
     except BaseException:
         shutil.rmtree(version, ignore_errors=True)
@@ -327,29 +290,45 @@ def _is_board(board: Path) -> bool:
     return current.is_symlink() and os.readlink(current).startswith("versions/") and current.is_dir()
 
 
+def board_track(board: Path) -> dict | None:
+    """The track a board takes records of (None: records of no track)."""
+    path = board / "current" / "track.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def submit(record_paths: list[str | Path], board_dir: str | Path,
            protocol: Protocol = LEADERBOARD_PROTOCOL) -> dict[str, Path]:
-    """Check the records (files or run folders) and, if all are valid and follow the protocol, publish them
-    with the board's other records and their leaderboard as the board's new version (module docstring).
+    """Check the records (files or run folders) and, if all are valid, of the board's track and follow its rules
+    (`check_track`; `protocol` for records of no track), publish them with the board's other records and their
+    leaderboard as the board's new version (module docstring). A new board takes the records' track.
 
-    Raises RecordError naming each invalid record's file and field, ValueError listing every protocol
-    problem or for a folder that is not a board, and the OSError of a write that failed (noted with the
-    board; the board is left as it was)."""
+    Raises RecordError naming each invalid record's file and field, ValueError for records of several tracks or of
+    another track than the board's (naming both), listing every rule a record breaks, or for a folder that is not
+    a board, and the OSError of a write that failed (noted with the board; the board is left as it was)."""
     records = read_submission(record_paths)
-    problems = check_records([rec for _, rec in records.values()], protocol)
-    if problems:
-        raise ValueError("records do not follow the protocol:\n  " + "\n  ".join(problems))
+    recs = [rec for _, rec in records.values()]
+    tracks = {json.dumps(rec.get("track"), sort_keys=True): rec.get("track") for rec in recs}
+    if len(tracks) > 1:
+        raise ValueError("records of several tracks (" + ", ".join(sorted(map(track_label, tracks.values())))
+                         + "): each track's records go to a board of their own")
+    track = next(iter(tracks.values()), None)
     board = Path(board_dir)
     is_board = _is_board(board)
     if not is_board and board.exists() and (not board.is_dir() or any(board.iterdir())):
         raise ValueError(f"{board} is not a leaderboard folder (no current -> versions/ link); "
                          "give a new or empty folder")
+    if is_board and board_track(board) != track:
+        raise ValueError(f"the records were made under {track_label(track)}, but {board} is the board of "
+                         f"{track_label(board_track(board))}: submit them to a board of their own")
+    problems = check_track(recs, track) if track is not None else check_records(recs, protocol)
+    if problems:
+        raise ValueError("records do not follow the protocol:\n  " + "\n  ".join(problems))
     try:
         if is_board:
-            _add_version(board, records)
+            _add_version(board, records, track)
         else:
             board.parent.mkdir(parents=True, exist_ok=True)
-            _new_board(board, records)
+            _new_board(board, records, track)
     except OSError as err:
         err.add_note(f"writing the leaderboard {board}, which is left as it was")
         raise

@@ -23,11 +23,11 @@ def _leaderboard(args: argparse.Namespace) -> None:
     if not records:
         raise ValueError(f"{runs_dir}: no record.json found (no finished runs)")
     out = Path(args.out or runs_dir)
-    paths = write_leaderboard(records, out)
     logs = {f"{r['config']['method']} w={r['config'].get('w')} s{r['config']['seed']}":
             runs_dir / r["run_id"] / "train_log.jsonl" for r in records
             if (runs_dir / r["run_id"] / "train_log.jsonl").exists()}
-    figures = write_plots(aggregate(records), logs, out)
+    figures = write_plots(aggregate(records), logs, out)  # first: the html page embeds them
+    paths = write_leaderboard(records, out)
     print(Path(paths["md"]).read_text())
     print("wrote " + ", ".join(str(p) for p in [*paths.values(), *figures]))
 

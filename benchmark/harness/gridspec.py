@@ -7,6 +7,9 @@ from typing import Any, Callable
 
 from benchmark.harness.config import EVAL_SPLITS, PROFILES, is_number
 
+CHECKPOINT_RULES = ("last", "best_val")
+NOGAP_KINDS = ("retrain", "evaluate")  # a method's no-gap control: trained at magnitude 0, or its checkpoint evaluated
+
 LIST_KEYS = ("pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w")
 NETWORKS = ("mlp", "unet")
 
@@ -46,9 +49,10 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "hparam_trials": (_int_at_least(0), "an integer >= 0"),
     "nogap_control": (lambda v: isinstance(v, bool), "true or false"),
     "eval_split": (lambda v: isinstance(v, str) and v in EVAL_SPLITS, f"one of {', '.join(EVAL_SPLITS)}"),
+    "checkpoint_rule": (lambda v: isinstance(v, str) and v in CHECKPOINT_RULES, f"one of {', '.join(CHECKPOINT_RULES)}"),
     "description": (lambda v: isinstance(v, str), "a string"),
 }
-GRID_KEYS = set(VALUES) | {"set", "vary", "guidance", "budgets"}
+GRID_KEYS = set(VALUES) | {"set", "vary", "guidance", "budgets", "steps", "nogap"}
 # the study's guidance-scale sweep (`benchmark.study.guidance`)
 GUIDANCE: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pair": (lambda v: isinstance(v, str), "a task pair name"),
@@ -158,5 +162,37 @@ def check_spec(spec: Any, source: str) -> dict[str, Any]:
                 _check_hparams(method, {name: value}, source, f"vary.{method}")
         fields["vary"][method] = lists
 
+    fields["steps"] = _check_steps(spec, source, fields["pairs"])
+    fields["nogap"] = _check_nogap(spec, source, methods, fields.get("checkpoint_rule", "last"))
     _check_guidance(spec, source)
     return fields
+
+
+def _check_steps(spec: dict[str, Any], source: str, pairs: tuple[str, ...]) -> dict[str, int | None]:
+    """`steps`: training steps per pair of the grid (null: the profile's)."""
+    steps = _mapping(source, "steps", spec.get("steps"), "a mapping of pair to training steps")
+    for pair, value in steps.items():
+        if pair not in pairs:
+            raise GridError(f"{source}: `steps.{pair}`: {pair!r} is not one of the grid's pairs ({', '.join(pairs)})")
+        if value is not None and not _int_at_least(1)(value):
+            raise _fail(source, f"steps.{pair}", "an integer >= 1 or null (the profile's)", value)
+    return dict(steps)
+
+
+def _check_nogap(spec: dict[str, Any], source: str, methods: tuple[str, ...], checkpoint_rule: str) -> dict[str, str]:
+    """`nogap`: method -> `retrain` (trained again at magnitude 0) or `evaluate` (its trained checkpoint
+    evaluated at magnitude 0: only for a method that uses no target data, under the `last` checkpoint rule,
+    whose policy then does not depend on the target's magnitude)."""
+    from baselines import METHODS
+
+    nogap = _mapping(source, "nogap", spec.get("nogap"), f"a mapping of method to {' or '.join(NOGAP_KINDS)}")
+    for method, kind in nogap.items():
+        if method not in methods:
+            raise GridError(f"{source}: `nogap.{method}`: {method!r} is not one of the grid's methods "
+                            f"({', '.join(methods)})")
+        if kind not in NOGAP_KINDS:
+            raise _fail(source, f"nogap.{method}", f"one of {', '.join(NOGAP_KINDS)}", kind)
+        if kind == "evaluate" and (METHODS[method].uses_target or checkpoint_rule != "last"):
+            raise GridError(f"{source}: `nogap.{method}: evaluate` needs a policy that does not depend on the "
+                            f"target: a method without target data under the `last` checkpoint rule")
+    return dict(nogap)

@@ -276,8 +276,12 @@ def _doing(what: str) -> Iterator[None]:
         raise
 
 
-def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = True) -> dict[str, Any]:
+def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = True,
+                track: dict[str, str | None] | None = None) -> dict[str, Any]:
     """Run (or resume, or read back) one run under its folder's lock; returns its record.
+
+    `track` ({"name", "budget"}, from a sweep of a track) is named in the record as `track`; a run outside any
+    track names none. A finished run's record is read back as it was made.
 
     Raises `RunInProgress` where another process holds the run's lock (`benchmark.harness.lock`).
     """
@@ -291,10 +295,11 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
     with run_lock(run_dir):
         if (run_dir / "done").exists():  # finished by another process while this one waited for its lock
             return read_json(run_dir / "record.json")
-        return _execute_locked(cfg, runs_dir, run_dir, progress)
+        return _execute_locked(cfg, runs_dir, run_dir, progress, track)
 
 
-def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: bool) -> dict[str, Any]:
+def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: bool,
+                    track: dict[str, str | None] | None) -> dict[str, Any]:
     from benchmark.harness.fingerprint import fingerprint
 
     config = cfg.to_json()
@@ -335,7 +340,7 @@ def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: boo
         "eval": evaluation, "metrics": metrics, "target_error": evaluation["target"].get("target_error"),
         "train": train_summary,
         "timing": {"train_s": train_summary["wall_time_s"], "eval_s": evaluation.get("wall_s")},
-        "fingerprint": fingerprint(cfg.device),
+        "fingerprint": fingerprint(cfg.device), "track": track,
     }
     with _doing(f"writing the record of run {run_dir.name}"):
         write_json(run_dir / "record.json", record)

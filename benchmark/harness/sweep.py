@@ -1,4 +1,9 @@
-"""Sweeps: a grid of runs, listed, launched where not done, on local processes or Ray."""
+"""Sweeps: a grid of runs, listed, launched where not done, on local processes or Ray.
+
+A sweep of a track (`load_grid(track=...)`) names the track and budget in every record it makes
+(`record["track"]`); a run outside any track names none. A no-gap control of kind `evaluate` is a `NoGapEval`:
+a trained run's checkpoint evaluated at magnitude 0, recorded under its own id, run after the trained runs.
+"""
 from __future__ import annotations
 
 import itertools
@@ -12,7 +17,7 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
-from benchmark.harness.config import RunConfig
+from benchmark.harness.config import RunConfig, content_hash
 from benchmark.harness.gridspec import GridError, check_spec
 
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
@@ -30,6 +35,11 @@ class Grid:
     `hparam_trials` adds that many random-search draws per method (each hyperparameter from its
     own seeded stream, `baselines.hparams.random_hparams`). `eval_split` names the start states the
     runs are evaluated on (`validation` to choose hyperparameters, `test` to report).
+
+    `nogap_control` adds magnitude 0 for every method; `nogap` for some: {method: `retrain`} trains the method
+    at magnitude 0, {method: `evaluate`} evaluates its trained checkpoints there (`evaluations`). `steps`
+    sets training steps per pair (absent or null: the profile's). `track` ({"name", "budget"}) is named in
+    every record the grid's runs make.
     """
 
     pairs: tuple[str, ...]
@@ -47,6 +57,10 @@ class Grid:
     hparam_trials: int = 0
     nogap_control: bool = False
     eval_split: str = "test"
+    checkpoint_rule: str = "last"
+    steps: dict[str, int | None] = field(default_factory=dict)
+    nogap: dict[str, str] = field(default_factory=dict)
+    track: dict[str, str | None] | None = None
 
     def runs(self) -> list[RunConfig]:
         """Every run of the grid, deduplicated, in a stable order."""
@@ -54,9 +68,12 @@ class Grid:
         from baselines.hparams import random_hparams
 
         out: dict[str, RunConfig] = {}
-        mags = sorted(set(self.magnitudes) | ({0.0} if self.nogap_control else set()))
+        retrain = set(self.methods) if self.nogap_control else {k for k, v in self.nogap.items() if v == "retrain"}
+        mags = sorted(set(self.magnitudes) | ({0.0} if retrain else set()))
         for pair, mag, n, m, seed, method in itertools.product(
                 self.pairs, mags, self.n_target, self.n_source, self.seeds, self.methods):
+            if mag not in self.magnitudes and method not in retrain:
+                continue
             trials = [{}] + [random_hparams(method, t) for t in range(1, self.hparam_trials + 1)]
             varied = self.vary.get(method, {})
             trials += [dict(zip(varied, values)) for values in itertools.product(*varied.values())]
@@ -69,9 +86,76 @@ class Grid:
                     hp["w"] = w
                 cfg = RunConfig(pair=pair, method=name, magnitude=mag, n_target=n, n_source=m, seed=seed,
                                 profile=self.profile, episodes=self.episodes, network=self.network,
-                                hparams=tuple(hp.items()), eval_split=self.eval_split)
+                                hparams=tuple(hp.items()), eval_split=self.eval_split,
+                                checkpoint_rule=self.checkpoint_rule, steps=self.steps.get(pair))
                 out.setdefault(cfg.run_id(), cfg)
         return list(out.values())
+
+    def evaluations(self) -> list[NoGapEval]:
+        """The no-gap controls of kind `evaluate`: one per trained run of such a method at a magnitude > 0."""
+        return [NoGapEval(cfg) for cfg in self.runs() if self.nogap.get(cfg.method) == "evaluate" and cfg.magnitude > 0]
+
+
+@dataclass(frozen=True)
+class NoGapEval:
+    """A trained run's checkpoint evaluated at magnitude 0 (the no-gap control of a policy that does not depend on
+    the target's magnitude, `gridspec._check_nogap`): no retraining. Its config is the trained run's at magnitude 0
+    with `checkpoint_of` naming the trained run; its id hashes that config."""
+
+    trained: RunConfig
+
+    @property
+    def method(self) -> str:
+        return self.trained.method
+
+    def control(self) -> RunConfig:
+        """The trained run's config at magnitude 0: what the evaluation runs."""
+        return replace(self.trained, magnitude=0.0).resolved()
+
+    def hashed_dict(self) -> dict[str, Any]:
+        return {**self.trained.hashed_dict(), "magnitude": 0.0, "checkpoint_of": self.trained.run_id()}
+
+    def run_id(self) -> str:
+        return content_hash(self.hashed_dict())
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.hashed_dict(), "workers": self.trained.workers, "run_id": self.run_id()}
+
+
+def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None = None,
+                       progress: bool = False) -> dict[str, Any]:
+    """Evaluate (or read back) a `NoGapEval` under its own folder's lock; its trained run must be done with its
+    checkpoint. The record has the trained run's `w`, no representation metrics and no training of its own."""
+    from benchmark.harness.fingerprint import fingerprint
+    from benchmark.harness.lock import run_lock
+    from benchmark.harness.run import RECORD_SCHEMA, pair_hooks, read_json, write_json
+
+    runs_dir = Path(runs_dir)
+    trained_dir, run_dir = runs_dir / ev.trained.run_id(), runs_dir / ev.run_id()
+    if (run_dir / "done").exists():
+        return read_json(run_dir / "record.json")
+    if not (trained_dir / "done").exists() or not (trained_dir / "checkpoint").exists():
+        raise RuntimeError(f"the no-gap evaluation {ev.run_id()} evaluates run {trained_dir.name}, which is not "
+                           f"finished with its checkpoint in {runs_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        if (run_dir / "done").exists():
+            return read_json(run_dir / "record.json")
+        config = ev.to_json()
+        write_json(run_dir / "config.json", config)
+        if not (run_dir / "eval.json").exists():
+            write_json(run_dir / "eval.json", pair_hooks(ev.trained.pair).evaluate(ev.control(), trained_dir, progress))
+        evaluation = read_json(run_dir / "eval.json")
+        trained = read_json(trained_dir / "record.json")
+        record = {
+            "schema": RECORD_SCHEMA, "run_id": config["run_id"], "config": {**config, "w": trained["config"]["w"]},
+            "eval": evaluation, "metrics": {}, "target_error": evaluation["target"].get("target_error"),
+            "train": None, "timing": {"train_s": 0.0, "eval_s": evaluation.get("wall_s")},
+            "fingerprint": fingerprint(ev.trained.device), "track": track,
+        }
+        write_json(run_dir / "record.json", record)
+        (run_dir / "done").touch()
+    return record
 
 
 def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
@@ -82,9 +166,9 @@ def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hp.items() if k in known}
 
 
-def grid_from_dict(spec: dict[str, Any], source: str = "grid") -> Grid:
-    """Check a grid mapping (as read from YAML; `benchmark.harness.gridspec`) and make it a `Grid`."""
-    grid = Grid(**check_spec(spec, source))
+def grid_from_dict(spec: dict[str, Any], source: str = "grid", track: dict | None = None) -> Grid:
+    """Check a grid mapping (as read from YAML; `benchmark.harness.gridspec`) and make it a `Grid` (of `track`)."""
+    grid = Grid(**check_spec(spec, source), track=track)
     try:
         grid.runs()
     except (KeyError, ValueError) as err:
@@ -119,19 +203,24 @@ def load_spec(path: str | None = None, track: str | None = None, budget: str | N
 
 
 def load_grid(path: str | None = None, track: str | None = None, budget: str | None = None) -> Grid:
-    """The `Grid` of a YAML file or a track at a budget."""
+    """The `Grid` of a YAML file or a track at a budget (a track's names it: `Grid.track`)."""
     spec, source = load_spec(path, track, budget)
-    return grid_from_dict(spec, source)
+    return grid_from_dict(spec, source, track={"name": track, "budget": budget} if track else None)
 
 
-def is_done(cfg: RunConfig, runs_dir: Path) -> bool:
-    return (runs_dir / cfg.run_id() / "done").exists()
+Item = RunConfig | NoGapEval  # what a sweep launches
 
 
-def _execute(cfg: RunConfig, runs_dir: str) -> dict[str, Any]:
+def is_done(item: Item, runs_dir: Path) -> bool:
+    return (runs_dir / item.run_id() / "done").exists()
+
+
+def _execute(item: Item, runs_dir: str, track: dict | None) -> dict[str, Any]:
     from benchmark.harness.run import execute_run
 
-    return execute_run(cfg, runs_dir, progress=False)
+    if isinstance(item, NoGapEval):
+        return execute_nogap_eval(item, runs_dir, track)
+    return execute_run(item, runs_dir, progress=False, track=track)
 
 
 class InProgressElsewhere(str):
@@ -139,14 +228,14 @@ class InProgressElsewhere(str):
     nor failed here."""
 
 
-def _run_one(cfg: RunConfig, runs_dir: str) -> tuple[str, str | None]:
+def _run_one(cfg: Item, runs_dir: str, track: dict | None = None) -> tuple[str, str | None]:
     """Execute a run; return (run_id, None), or (run_id, error text) writing error.txt where it can, or
     (run_id, `InProgressElsewhere`) where another process holds the run."""
     from benchmark.harness.errors import describe_os_error
     from benchmark.harness.lock import RunInProgress
 
     try:
-        _execute(cfg, runs_dir)
+        _execute(cfg, runs_dir, track)
         return cfg.run_id(), None
     except RunInProgress as err:
         return cfg.run_id(), InProgressElsewhere(err)
@@ -167,33 +256,28 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
     """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched, leaving
     out the runs found in progress in another process (named in the summary, not failed)."""
     runs_dir = Path(runs_dir)
-    runs = [replace(cfg, device=device, workers=workers, threads=threads) for cfg in grid.runs()]
+    runs: list[Item] = [replace(cfg, device=device, workers=workers, threads=threads) for cfg in grid.runs()]
+    runs += [NoGapEval(replace(ev.trained, device=device, workers=workers, threads=threads))
+             for ev in grid.evaluations()]
     todo = [cfg for cfg in runs if not is_done(cfg, runs_dir)]
     print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})")
     if dry_run:
         for cfg in runs:
             state = "done" if is_done(cfg, runs_dir) else "todo"
+            if isinstance(cfg, NoGapEval):
+                print(f"  {cfg.run_id()} {state:<4} {cfg.trained.pair} m=0 {cfg.method} seed={cfg.trained.seed} "
+                      f"(evaluates {cfg.trained.run_id()})")
+                continue
             w = dict(cfg.hparams).get("w")
             print(f"  {cfg.run_id()} {state:<4} {cfg.pair} m={cfg.magnitude:g} {cfg.method} w={w} seed={cfg.seed}")
         return {}
+    if executor not in ("local", "ray"):
+        raise ValueError(f"unknown executor {executor!r}; known: local, ray")
     results: dict[str, str | None] = {}
     bar = tqdm(total=len(todo), desc="sweep", disable=not progress)
-    if executor == "local" and parallel <= 1:
-        for cfg in todo:
-            run_id, error = _run_one(cfg, str(runs_dir))
-            results[run_id] = error
-            bar.update(1)
-    elif executor == "local":
-        with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(_run_one, cfg, str(runs_dir)) for cfg in todo]
-            for fut in as_completed(futures):
-                run_id, error = fut.result()
-                results[run_id] = error
-                bar.update(1)
-    elif executor == "ray":
-        results = _run_ray(todo, runs_dir.resolve(), address, bar)
-    else:
-        raise ValueError(f"unknown executor {executor!r}; known: local, ray")
+    # the evaluations of trained checkpoints after the training runs
+    for phase in ([c for c in todo if isinstance(c, RunConfig)], [c for c in todo if isinstance(c, NoGapEval)]):
+        results.update(_launch(phase, runs_dir, executor, address, parallel, grid.track, bar))
     bar.close()
     busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
     results = {k: v for k, v in results.items() if k not in busy}
@@ -209,7 +293,31 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
     return results
 
 
-def _run_ray(todo: list[RunConfig], runs_dir: Path, address: str | None, bar: tqdm) -> dict[str, str | None]:
+def _launch(todo: list[Item], runs_dir: Path, executor: str, address: str | None, parallel: int,
+            track: dict | None, bar: tqdm) -> dict[str, str | None]:
+    """Run `todo` on the executor; returns {run_id: error or None}."""
+    results: dict[str, str | None] = {}
+    if not todo:
+        return results
+    if executor == "local" and parallel <= 1:
+        for cfg in todo:
+            run_id, error = _run_one(cfg, str(runs_dir), track)
+            results[run_id] = error
+            bar.update(1)
+    elif executor == "local":
+        with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_run_one, cfg, str(runs_dir), track) for cfg in todo]
+            for fut in as_completed(futures):
+                run_id, error = fut.result()
+                results[run_id] = error
+                bar.update(1)
+    else:
+        results = _run_ray(todo, runs_dir.resolve(), address, track, bar)
+    return results
+
+
+def _run_ray(todo: list[Item], runs_dir: Path, address: str | None, track: dict | None,
+             bar: tqdm) -> dict[str, str | None]:
     """Each run a Ray task; a local instance unless `address` names a cluster (runs_dir must be shared)."""
     import ray
 
@@ -221,7 +329,7 @@ def _run_ray(todo: list[RunConfig], runs_dir: Path, address: str | None, bar: tq
             ray.init(include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=1)(_run_one)
-        pending = [remote.remote(cfg, str(runs_dir)) for cfg in todo]
+        pending = [remote.remote(cfg, str(runs_dir), track) for cfg in todo]
         results: dict[str, str | None] = {}
         while pending:
             done, pending = ray.wait(pending, num_returns=1)

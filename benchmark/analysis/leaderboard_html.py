@@ -1,0 +1,398 @@
+"""The leaderboard as one self-contained HTML page: sortable, filterable tables with their intervals drawn.
+
+Built from the same frames as ``leaderboard.md`` and ``leaderboard.csv``
+(:func:`benchmark.analysis.leaderboard.aggregate` and ``aggregate_across_pairs``): every row carries each
+column's raw value as a ``data-<column>`` attribute (what the page sorts by, equal to the CSV's value) and
+shows it formatted as the markdown does. The PNG figures beside the page are embedded as data URIs and the
+little CSS and JavaScript are inline, so the file opens from disk without a server or a network. Videos
+beside it are linked by relative path; the page works without them. The state of the per-pair table (sort,
+filters) lives in the URL's fragment, e.g. ``leaderboard.html#sort=success_mean&dir=desc&method=cotrain``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import quote
+
+import pandas as pd
+
+from benchmark.analysis.cells import num, success_text
+
+__all__ = ["Column", "leaderboard_page"]
+
+VIDEO_SUFFIXES = (".mp4", ".webm")
+REBUILD_COMMAND = "cotrain leaderboard RUNS_DIR"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One displayed column: ``key`` (the frame column it sorts by), header ``label``, how a row's cell is
+    drawn (``cell``, HTML), ``numeric`` for right alignment, and the first direction a header click sorts."""
+
+    key: str
+    label: str
+    cell: Callable[[Any], str]
+    numeric: bool = True
+    first_dir: str = "asc"
+    hint: str = ""
+
+
+def _missing(x: Any) -> bool:
+    return x is None or (not isinstance(x, str) and pd.isna(x))
+
+
+def _raw(x: Any) -> str:
+    """A frame value as the CSV writes it: empty when missing, else its plain text."""
+    return "" if _missing(x) else str(x)
+
+
+def _pct(x: float, lo: float, hi: float) -> float:
+    """Position of ``x`` on a ``[lo, hi]`` scale, in percent, clipped."""
+    return 100.0 * min(max((x - lo) / (hi - lo), 0.0), 1.0)
+
+
+def _whisker(lo: Any, hi: Any, a: float, b: float) -> str:
+    if _missing(lo) or _missing(hi):
+        return ""
+    left, right = _pct(float(lo), a, b), _pct(float(hi), a, b)
+    return f'<i class="ci" style="left:{left:.1f}%;width:{right - left:.1f}%"></i>'
+
+
+def _rate_bar(point: Any, lo: Any, hi: Any, text: str, title: str) -> str:
+    """A 0–1 bar filled to ``point`` with a whisker from ``lo`` to ``hi``, then ``text``."""
+    fill = "" if _missing(point) else f'<i class="fill" style="width:{_pct(float(point), 0, 1):.1f}%"></i>'
+    return (f'<span class="bar" title="{html.escape(title)}">{fill}{_whisker(lo, hi, 0, 1)}</span>'
+            f'<span class="txt">{html.escape(text)}</span>')
+
+
+def _diff_scale(df: pd.DataFrame) -> float:
+    """Half-width of the difference bars: the largest |interval end| rounded up to a quarter, at most 1."""
+    ends = pd.concat([df["diff_lo"], df["diff_hi"], df["diff_vs_cotrain"]]).abs().dropna()
+    return min(1.0, max(0.25, math.ceil(float(ends.max()) * 4) / 4)) if len(ends) else 1.0
+
+
+def _diff_cell(r: Any, scale: float, reference: str) -> str:
+    if r.method == reference:
+        return '<span class="txt ref">reference</span>'
+    if _missing(r.diff_vs_cotrain):
+        return '<span class="txt">n/a</span>'
+    side = "up" if r.diff_lo > 0 else "down" if r.diff_hi < 0 else "even"
+    point = _pct(float(r.diff_vs_cotrain), -scale, scale)
+    text = f"{num(r.diff_vs_cotrain, signed=True)} [{num(r.diff_lo)}, {num(r.diff_hi)}]"
+    verdict = {"up": "above cotrain", "down": "below cotrain", "even": "interval includes 0"}[side]
+    return (f'<span class="bar diff {side}" title="{html.escape(text)}: {verdict}"><i class="zero"></i>'
+            f'{_whisker(r.diff_lo, r.diff_hi, -scale, scale)}<i class="pt" style="left:{point:.1f}%"></i></span>'
+            f'<span class="txt">{html.escape(text)}</span>')
+
+
+def _success_cell(r: Any) -> str:
+    text = success_text(r)
+    return _rate_bar(r.success_mean, r.success_lo, r.success_hi, text, f"{text}; whisker: the 95% interval")
+
+
+def _plain(key: str, fmt: Callable[[Any], str] = num) -> Callable[[Any], str]:
+    return lambda r: html.escape(fmt(getattr(r, key)))
+
+
+def pair_columns(df: pd.DataFrame, reference: str) -> list[Column]:
+    """The per-pair table's columns; frame columns none of them shows follow under their CSV names."""
+    scale = _diff_scale(df)
+    cols = [
+        Column("pair", "pair", _plain("pair", str), numeric=False),
+        Column("magnitude", "gap", _plain("magnitude", lambda x: f"{x:g}")),
+        Column("n_target", "N", _plain("n_target", str)),
+        Column("n_source", "M", _plain("n_source", str)),
+        Column("method", "method", _plain("method", str), numeric=False),
+        Column("w", "w", _plain("w", lambda x: "\u2014" if _missing(x) else f"{x:g}")),
+        Column("success_mean", "success [95% CI]", _success_cell, first_dir="desc",
+               hint="bar: 0 to 1; whisker: the 95% interval (two-level bootstrap; Wilson with one seed)"),
+        Column("episodes", "episodes / seed", _plain("episodes", str)),
+        Column("diff_vs_cotrain", f"diff vs {reference} [95% CI]", lambda r: _diff_cell(r, scale, reference),
+               first_dir="desc", hint=f"bar: \u2212{scale:g} to +{scale:g}, line at 0; whisker: 95% interval"),
+        Column("drop_vs_nogap", "drop vs no-gap", _plain("drop_vs_nogap")),
+        Column("rank", "rank", _plain("rank", lambda x: "n/a" if _missing(x) else str(x))),
+        Column("align_wasserstein_norm", "Wasserstein (norm.)", _plain("align_wasserstein_norm")),
+        Column("discern_mlp_cond", "discern. MLP z_cond", _plain("discern_mlp_cond")),
+        Column("structured_alignment", "structured alignment", _plain("structured_alignment")),
+    ]
+    if df["target_error_mean"].notna().any():
+        cols.append(Column("target_error_mean", "target error", _plain("target_error_mean")))
+    folded = {"seeds", "success_se", "success_lo", "success_hi", "diff_lo", "diff_hi", "align_wasserstein", "target_error_mean"}
+    shown = {c.key for c in cols} | folded
+    cols += [Column(k, k, _plain(k, lambda x: num(x) if isinstance(x, float) else str(x)),
+                    numeric=pd.api.types.is_numeric_dtype(df[k])) for k in df.columns if k not in shown]
+    return cols
+
+
+def across_columns() -> list[Column]:
+    """The across-pairs table's columns (IQM drawn as a bar with its stratified bootstrap interval)."""
+    def iqm(r: Any) -> str:
+        text = f"{num(r.iqm)} [{num(r.iqm_lo)}, {num(r.iqm_hi)}]"
+        return _rate_bar(r.iqm, r.iqm_lo, r.iqm_hi, text, f"IQM {text}; whisker: 95% stratified bootstrap")
+
+    return [Column("magnitude", "gap", _plain("magnitude", lambda x: f"{x:g}")),
+            Column("method", "method", _plain("method", str), numeric=False),
+            Column("w", "w", _plain("w", lambda x: "\u2014" if _missing(x) else f"{x:g}")),
+            Column("pairs", "pairs", _plain("pairs", str)),
+            Column("runs", "runs", _plain("runs", str)),
+            Column("iqm", "IQM success [95% CI]", iqm, first_dir="desc", hint="bar: 0 to 1; whisker: 95% interval")]
+
+
+def _table(table_id: str, frame: pd.DataFrame, columns: list[Column]) -> str:
+    """A ``<table>`` whose rows carry every frame column as ``data-*`` and whose header sorts and filters."""
+    names = "".join(
+        f'<th data-key="{c.key}" data-first="{c.first_dir}" class="{"num" if c.numeric else "text"}"'
+        f' title="{html.escape(c.hint or "click to sort")}" aria-sort="none">{html.escape(c.label)}</th>'
+        for c in columns)
+    filters = "".join(
+        f'<th><input type="search" size="4" data-key="{c.key}" aria-label="filter {html.escape(c.label)}" '
+        f'placeholder="filter" title="{"text, or a comparison: &gt;0.5, &lt;=3" if c.numeric else "text"}">'
+        f'</th>' for c in columns)
+    body = []
+    for r in frame.itertuples(index=False):
+        attrs = "".join(f' data-{k}="{html.escape(_raw(v))}"' for k, v in zip(frame.columns, r))
+        cells = "".join(f'<td class="{"num" if c.numeric else "text"}">{c.cell(r)}</td>' for c in columns)
+        body.append(f"<tr{attrs}>{cells}</tr>")
+    return (f'<div class="scroll"><table id="{table_id}" class="board">\n<thead><tr class="names">{names}</tr>'
+            f'<tr class="filters">{filters}</tr></thead>\n<tbody>\n' + "\n".join(body) + "\n</tbody>\n</table></div>")
+
+
+def _controls(table_id: str, frame: pd.DataFrame) -> str:
+    """Global filter, pair and method choosers, reset, and the row count."""
+    def chooser(key: str, every: str) -> str:
+        opts = "".join(f'<option value="{html.escape(v)}">{html.escape(v)}</option>'
+                       for v in sorted(frame[key].dropna().astype(str).unique()))
+        return f'<select data-role="{key}" aria-label="{every}"><option value="">{every}</option>{opts}</select>'
+
+    return (f'<div class="controls" data-for="{table_id}"><input type="search" data-role="filter" '
+            f'placeholder="Filter rows (any column)" aria-label="filter rows">{chooser("pair", "all pairs")}'
+            f'{chooser("method", "all methods")}<button type="button" data-role="reset">reset</button>'
+            f'<span class="status" role="status"></span></div>')
+
+
+def _figures(folder: Path) -> str:
+    """Every PNG directly in ``folder`` as an embedded ``<figure>`` (name order)."""
+    figs = []
+    for png in sorted(folder.glob("*.png")):
+        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        caption = png.stem.replace("_", " ")
+        figs.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+                    f'<figcaption>{html.escape(caption)} <span class="file">({html.escape(png.name)})</span>'
+                    f'</figcaption></figure>')
+    if not figs:
+        return ("<p class=\"note\">No figures beside this page; <code>cotrain leaderboard</code> draws them "
+                "next to it.</p>")
+    return '<div class="figures">' + "\n".join(figs) + "</div>"
+
+
+def _media(folder: Path) -> str:
+    """Videos directly in ``folder``, linked by relative path (empty when there are none)."""
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if folder.is_dir() else []
+    if not videos:
+        return ""
+    items = "".join(f'<figure><video controls preload="none" src="{quote(v.name)}"></video><figcaption>'
+                    f'<a href="{quote(v.name)}">{html.escape(v.name)}</a></figcaption></figure>' for v in videos)
+    return f'<section id="media"><h2>Media</h2><div class="figures">{items}</div></section>'
+
+
+def _distinct(values: list[Any]) -> str:
+    seen = sorted({str(v) for v in values if v is not None})
+    return ", ".join(seen) if seen else "not recorded"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" + ("" if n == 1 else "s")
+
+
+def _facts(records: list[dict], df: pd.DataFrame) -> str:
+    """What the board holds and where its records come from, as a definition list."""
+    configs = [r["config"] for r in records]
+    counts = " \u00b7 ".join(_count(n, what) for n, what in [
+        (len(records), "run"), (df["pair"].nunique(), "pair"), (df["method"].nunique(), "method"),
+        (len({c["seed"] for c in configs}), "seed"), (len(df), "row")])
+    facts = [("records", counts),
+             ("profile (budget)", _distinct([c.get("profile") for c in configs])),
+             ("suite version", _distinct([c.get("suite_version") for c in configs])),
+             ("code revision", _distinct([(r.get("fingerprint") or {}).get("git") for r in records])),
+             ("written", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d (UTC)")),
+             ("rebuild with", f"<code>{REBUILD_COMMAND}</code>")]
+    return '<dl class="facts">' + "".join(
+        f"<dt>{k}</dt><dd>{v if k == 'rebuild with' else html.escape(v)}</dd>" for k, v in facts) + "</dl>"
+
+
+def _how_to_read(reference: str) -> str:
+    return f"""<section id="how"><h2>How to read this</h2><ul>
+<li><b>Success</b> is the fraction of test episodes solved in the target domain, averaged over training seeds.
+The bar runs from 0 to 1; its whisker is the 95% interval (two-level bootstrap over seeds, then start states; Wilson on the pooled episodes with one seed).</li>
+<li><b>Diff vs {reference}</b> is this method's success minus {reference}'s on the same seeds and the same
+start states, with a 95% paired bootstrap interval (seeds resampled, then episodes). The dot is the estimate,
+the whisker the interval, the line zero: <span class="key up">green</span> lies wholly above {reference},
+<span class="key down">red</span> wholly below, <span class="key even">grey</span> includes zero (not
+resolved at this budget).</li>
+<li><b>Drop vs no-gap</b> is the no-gap control's success (gap magnitude 0) minus this one: what the gap costs.
+<b>Rank</b> orders methods by mean success within a pair, gap and N/M; read it with the intervals.</li>
+<li>Click a header to sort (again to reverse); type in the boxes under it to filter a column (a number with
+&lt;, &gt;, &lt;= or &gt;= compares). The address keeps the view, so a link reopens it.</li></ul></section>"""
+
+
+_CSS = """
+:root{--ink:#1f2933;--muted:#616e7c;--line:#d9e2ec;--head:#f0f4f8;--bar:#dbe7f3;--fill:#6b9bd1;--ci:#102a43;
+--up:#2f9e6e;--down:#d1495b;--even:#8d99ae}
+*{box-sizing:border-box}
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--ink);
+margin:0 auto;padding:1.5rem 2rem 3rem;max-width:110rem}
+h1{font-size:1.7rem;margin:0 0 .3rem}h2{font-size:1.25rem;margin:2rem 0 .6rem;border-bottom:1px solid var(--line)}
+p,li{max-width:52rem}.lede{color:var(--muted)}code{font-size:.92em;background:var(--head);padding:0 .25em}
+.facts{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:.8rem 0;font-size:.93rem}
+.facts dt{color:var(--muted)}.facts dd{margin:0}
+nav a{margin-right:1rem;color:#1c5d99}
+.controls{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin:.4rem 0 .6rem}
+.controls input,.controls select,.controls button{font:inherit;font-size:.9rem;padding:.2rem .4rem}
+.controls input{min-width:16rem}.status{color:var(--muted);font-size:.9rem}
+.scroll{overflow-x:auto}
+table.board{border-collapse:collapse;font-size:.88rem;font-variant-numeric:tabular-nums}
+.board th,.board td{padding:.3rem .55rem;border-bottom:1px solid var(--line);white-space:nowrap}
+.board th{background:var(--head);text-align:left;vertical-align:bottom}
+.board tr.names th{cursor:pointer;user-select:none;white-space:normal;min-width:4.5rem}
+.board tr.names th::after{content:" \\2195";color:#9aa5b1;font-size:.8em}
+.board th[aria-sort=ascending]::after{content:" \\25B2";color:var(--ink)}
+.board th[aria-sort=descending]::after{content:" \\25BC";color:var(--ink)}
+.board tr.filters th{padding:.15rem .3rem}
+.board tr.filters input{width:100%;min-width:3.5rem;font:inherit;font-size:.8rem;padding:.1rem .25rem}
+.board td.num{text-align:right}.board tbody tr:nth-child(even){background:#fafbfc}
+.board tbody tr:hover{background:#eef4fb}
+.bar{position:relative;display:inline-block;width:6rem;height:.8rem;background:var(--bar);border-radius:2px;
+vertical-align:middle;margin-right:.5rem}
+.bar i{position:absolute;display:block}
+.bar .fill{left:0;top:0;bottom:0;background:var(--fill);border-radius:2px 0 0 2px}
+.bar .ci{top:calc(50% - 1px);height:2px;background:var(--ci)}
+.bar .ci::before,.bar .ci::after{content:"";position:absolute;top:-4px;height:10px;width:2px;background:var(--ci)}
+.bar .ci::before{left:-1px}.bar .ci::after{right:-1px}
+.bar.diff{background:#f4f5f7}.bar .zero{left:50%;top:-2px;bottom:-2px;width:1px;background:var(--muted)}
+.bar .pt{top:calc(50% - 4px);width:8px;height:8px;margin-left:-4px;border-radius:50%;background:var(--even)}
+.bar.up .pt{background:var(--up)}.bar.down .pt{background:var(--down)}
+.bar.up .ci,.bar.up .ci::before,.bar.up .ci::after{background:var(--up)}
+.bar.down .ci,.bar.down .ci::before,.bar.down .ci::after{background:var(--down)}
+.ref{color:var(--muted);font-style:italic}.txt{display:inline-block;vertical-align:middle}
+.key{font-weight:600}.key.up{color:var(--up)}.key.down{color:var(--down)}.key.even{color:var(--even)}
+.note{color:var(--muted);font-size:.92rem}
+.figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1.2rem}
+figure{margin:0}figure img,figure video{width:100%;border:1px solid var(--line)}
+figcaption{font-size:.9rem;color:var(--muted)}.file{font-size:.85em}
+"""
+
+_JS = """
+(function(){
+"use strict";
+const MAIN="pairs";
+const cmp=(f,x)=>{const m=/^(<=|>=|<|>|=)\\s*(-?[0-9.]+)$/.exec(f.trim());
+  if(!m)return null;const v=parseFloat(x),t=parseFloat(m[2]);if(isNaN(v))return false;
+  return {"<":v<t,">":v>t,"<=":v<=t,">=":v>=t,"=":v===t}[m[1]];};
+function setup(table){
+  const tbody=table.tBodies[0],rows=Array.from(tbody.rows),heads=Array.from(table.querySelectorAll("tr.names th"));
+  const keys=heads.map(th=>th.dataset.key),boxes=Array.from(table.querySelectorAll("tr.filters input"));
+  const ctl=document.querySelector('.controls[data-for="'+table.id+'"]');
+  const role=r=>ctl?ctl.querySelector('[data-role="'+r+'"]'):null;
+  const numeric={};
+  keys.forEach(k=>{numeric[k]=rows.every(r=>{const v=r.getAttribute("data-"+k);return v===""||!isNaN(Number(v));});});
+  rows.forEach((r,i)=>{r._order=i;});
+  const st={sort:"",dir:"",filter:"",pair:"",method:"",cols:{}};
+  function apply(){
+    let shown=0;
+    for(const r of rows){
+      let ok=(!st.filter||r.textContent.toLowerCase().includes(st.filter.toLowerCase()))
+        &&(!st.pair||r.getAttribute("data-pair")===st.pair)&&(!st.method||r.getAttribute("data-method")===st.method);
+      keys.forEach((k,i)=>{const f=st.cols[k];if(!ok||!f)return;const c=cmp(f,r.getAttribute("data-"+k));
+        ok=c===null?r.cells[i].textContent.toLowerCase().includes(f.toLowerCase()):c;});
+      r.hidden=!ok;if(ok)shown++;
+    }
+    const k=st.sort,sign=st.dir==="desc"?-1:1;
+    const val=r=>{const v=r.getAttribute("data-"+k);return numeric[k]?(v===""?NaN:Number(v)):v;};
+    const order=rows.slice().sort((a,b)=>{
+      if(!k)return a._order-b._order;const x=val(a),y=val(b);
+      const xm=numeric[k]?isNaN(x):x==="",ym=numeric[k]?isNaN(y):y==="";
+      if(xm||ym)return xm===ym?a._order-b._order:(xm?1:-1);
+      const d=numeric[k]?x-y:String(x).localeCompare(String(y));return d?sign*d:a._order-b._order;});
+    order.forEach(r=>tbody.appendChild(r));
+    heads.forEach(th=>th.setAttribute("aria-sort",th.dataset.key!==k?"none":st.dir==="desc"?"descending":"ascending"));
+    const label=k?heads[keys.indexOf(k)].textContent:"";
+    const status=ctl&&ctl.querySelector(".status");
+    if(status)status.textContent=shown+" of "+rows.length+" rows shown"+(k?", sorted by "+label+" ("+(st.dir==="desc"?"descending":"ascending")+")":"");
+    table.dataset.shown=String(shown);
+  }
+  function save(){
+    if(table.id!==MAIN)return;const p=new URLSearchParams();
+    ["sort","dir","filter","pair","method"].forEach(k=>{if(st[k])p.set(k,st[k]);});
+    Object.keys(st.cols).forEach(k=>{if(st.cols[k])p.set("col."+k,st.cols[k]);});
+    const h=p.toString();try{history.replaceState(null,"",h?"#"+h:location.pathname);}catch(e){location.hash=h;}
+  }
+  function load(){
+    const h=location.hash.replace(/^#/,"");if(table.id!==MAIN||(h&&!h.includes("=")))return false;
+    const p=new URLSearchParams(h);
+    st.sort=keys.includes(p.get("sort"))?p.get("sort"):"";
+    st.dir=st.sort?(p.get("dir")||heads[keys.indexOf(st.sort)].dataset.first):"";
+    ["filter","pair","method"].forEach(k=>{st[k]=p.get(k)||"";});
+    st.cols={};keys.forEach(k=>{if(p.get("col."+k))st.cols[k]=p.get("col."+k);});
+    ["filter","pair","method"].forEach(k=>{if(role(k))role(k).value=st[k];});
+    boxes.forEach(b=>{b.value=st.cols[b.dataset.key]||"";});return true;
+  }
+  heads.forEach(th=>{th.tabIndex=0;const go=()=>{const k=th.dataset.key;
+    st.dir=st.sort===k?(st.dir==="asc"?"desc":"asc"):th.dataset.first;st.sort=k;apply();save();};
+    th.addEventListener("click",go);th.addEventListener("keydown",e=>{if(e.key==="Enter")go();});});
+  boxes.forEach(b=>b.addEventListener("input",()=>{st.cols[b.dataset.key]=b.value;apply();save();}));
+  ["filter","pair","method"].forEach(k=>{const el=role(k);if(el)el.addEventListener("input",()=>{st[k]=el.value;apply();save();});});
+  if(role("reset"))role("reset").addEventListener("click",()=>{Object.assign(st,{sort:"",dir:"",filter:"",pair:"",method:"",cols:{}});
+    ["filter","pair","method"].forEach(k=>{if(role(k))role(k).value="";});boxes.forEach(b=>{b.value="";});apply();save();});
+  window.addEventListener("hashchange",()=>{if(load())apply();});
+  load();apply();
+}
+document.querySelectorAll("table.board").forEach(setup);
+document.documentElement.dataset.ready="1";
+})();
+"""
+
+
+def leaderboard_page(df: pd.DataFrame, across: pd.DataFrame, records: list[dict], *, title: str, summary: str,
+                     pair_note: str, across_note: str, folder: Path, reference: str) -> str:
+    """The page for the per-pair frame ``df`` and the across-pairs frame ``across`` (the CSV's and the
+    markdown's frames) of ``records``; ``folder`` is where it will be written (its PNGs are embedded, its
+    videos linked); ``reference`` is the method differences are taken against."""
+    folder = Path(folder)
+    pairs = _table("pairs", df, pair_columns(df, reference)) if not df.empty else "<p>No rows.</p>"
+    across_table = _table("across", across, across_columns()) if not across.empty else "<p>No rows.</p>"
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header><h1>{html.escape(title)}</h1>
+<p class="lede">{html.escape(summary)}</p>
+{_facts(records, df) if records else ""}
+<nav><a href="#how">How to read this</a><a href="#per-pair">Per pair</a><a href="#across-pairs">Across pairs</a>
+<a href="#figures">Figures</a></nav></header>
+{_how_to_read(reference)}
+<section id="per-pair"><h2>Per pair</h2>
+{_controls("pairs", df) if not df.empty else ""}
+{pairs}
+<p class="note">{html.escape(pair_note)}</p></section>
+<section id="across-pairs"><h2>Across pairs</h2>
+{across_table}
+<p class="note">{html.escape(across_note)}</p></section>
+<section id="figures"><h2>Figures</h2>
+{_figures(folder) if folder.is_dir() else ""}
+</section>
+{_media(folder)}
+<script>{_JS}</script>
+</body>
+</html>
+"""

@@ -1,0 +1,191 @@
+"""The leaderboard track: its grid is the protocol, its records name it, and a board takes its records only."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from benchmark.analysis.leaderboard import aggregate, load_records
+from benchmark.analysis.rules import Protocol
+from benchmark.analysis.submit import NOT_HASHED, board_track, submit
+from benchmark.cli import main
+from benchmark.harness.config import PROFILES, RunConfig, content_hash
+from benchmark.harness.sweep import GridError, NoGapEval, grid_from_dict, load_grid
+
+SMOKE = {"name": "leaderboard", "budget": "smoke"}
+MINI = Path(__file__).parent / "data" / "mini_sweep"
+
+
+def test_the_leaderboard_track_is_the_protocol():
+    from baselines import METHODS
+    from baselines.data import default_ratio, natural_ratio, odds_rule
+    from tasks import get_pair
+
+    grid = load_grid(track="leaderboard", budget="full")
+    assert grid.track == {"name": "leaderboard", "budget": "full"}
+    assert len(grid.pairs) >= 3 and "stack" in {get_pair(p).base_task for p in grid.pairs}
+    assert len({get_pair(p).base_task for p in grid.pairs}) >= 2
+    assert set(grid.methods) == set(METHODS.names()) and len(grid.methods) == 8
+    assert len(grid.seeds) >= 5 and grid.episodes == 200 and grid.profile == "full"
+    assert (grid.eval_split, grid.checkpoint_rule) == ("test", "last")
+    assert set(grid.steps) == set(grid.pairs)  # one (calibrated) step count per pair, null until then
+    runs = grid.runs()
+    for cfg in runs:  # each mixing method at its default w, inside the ratio window
+        n, m = cfg.resolved().n_target, cfg.resolved().n_source
+        w = cfg.method_hparams()["w"]
+        if METHODS[cfg.method].mixes:
+            assert w == default_ratio(n, m) and natural_ratio(n, m) < w < odds_rule(n, m)
+    trained = {(c.pair, c.method, c.magnitude, c.seed) for c in runs}
+    assert len(trained) == len(runs) == len(grid.pairs) * len(grid.seeds) * 9
+    for pair in grid.pairs:  # the no-gap controls: cotrain trained at magnitude 0, source_only evaluated there
+        for seed in grid.seeds:
+            assert (pair, "cotrain", 0.0, seed) in trained and (pair, "source_only", 0.0, seed) not in trained
+    evaluations = grid.evaluations()
+    assert sorted((e.trained.pair, e.trained.seed) for e in evaluations) == sorted(
+        (c.pair, c.seed) for c in runs if c.method == "source_only")
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"nogap": {"cotrain": "evaluate"}}, "needs a policy that does not depend on the target"),
+    ({"nogap": {"ot": "retrain"}}, "`nogap.ot`: 'ot' is not one of the grid's methods"),
+    ({"nogap": {"cotrain": "again"}}, "`nogap.cotrain` must be one of retrain, evaluate"),
+    ({"checkpoint_rule": "best_val", "nogap": {"source_only": "evaluate"}}, "without target data under the `last`"),
+    ({"checkpoint_rule": "first"}, "`checkpoint_rule` must be one of last, best_val"),
+    ({"steps": {"lift/sensing": 100}}, "`steps.lift/sensing`: 'lift/sensing' is not one of the grid's pairs"),
+    ({"steps": {"lift/dynamics": 0}}, "`steps.lift/dynamics` must be an integer >= 1 or null"),
+])
+def test_the_new_grid_keys_are_checked(change, message):
+    spec = {"pairs": ["lift/dynamics"], "methods": ["source_only", "cotrain"], **change}
+    with pytest.raises(GridError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        grid_from_dict(spec)
+
+
+def test_steps_per_pair_make_new_runs_only_where_they_depart_from_the_profile():
+    base = {"pairs": ["lift/dynamics"], "methods": ["cotrain"], "profile": "smoke"}
+    plain = grid_from_dict(base).runs()
+    same = grid_from_dict({**base, "steps": {"lift/dynamics": PROFILES["smoke"].steps}}).runs()
+    longer = grid_from_dict({**base, "steps": {"lift/dynamics": 2 * PROFILES["smoke"].steps}}).runs()
+    assert [c.run_id() for c in same] == [c.run_id() for c in plain]
+    assert longer[0].steps == 2 * PROFILES["smoke"].steps and longer[0].run_id() != plain[0].run_id()
+
+
+def _record(item: RunConfig | NoGapEval, track: dict | None, successes: int = 1) -> dict:
+    """A record of a run of the grid as the harness writes it, with made-up outcomes on its test start states."""
+    from benchmark.harness.evaluate import summarize
+    from tasks.seeds import episode_seeds
+
+    cfg = item.trained if isinstance(item, NoGapEval) else item
+    n = cfg.resolved().episodes
+    episodes = [{"seed": int(s), "success": i < successes, "length": 50}
+                for i, s in enumerate(episode_seeds("test", cfg.seed, n))]
+    config = {**item.to_json(), "w": cfg.method_hparams()["w"]}
+    return {"schema": 2, "run_id": config["run_id"], "config": config, "eval": {"target": summarize(episodes)},
+            "metrics": {}, "target_error": None, "track": track}
+
+
+def _write(records: list[dict], folder: Path) -> Path:
+    for rec in records:
+        (folder / rec["run_id"]).mkdir(parents=True)
+        (folder / rec["run_id"] / "record.json").write_text(json.dumps(rec))
+    return folder
+
+
+def _smoke_records() -> list[dict]:
+    grid = load_grid(track="leaderboard", budget="smoke")
+    return [_record(item, SMOKE) for item in [*grid.runs(), *grid.evaluations()]]
+
+
+def _rehashed(rec: dict, **changes) -> dict:
+    """`rec` with config changes and the run id its new config hashes to (so only the track's rules refuse it)."""
+    from benchmark.harness.evaluate import summarize
+
+    rec = json.loads(json.dumps(rec))
+    rec["config"].update(changes)
+    if "episodes" in changes:
+        rec["eval"]["target"] = summarize(rec["eval"]["target"]["episodes"][:changes["episodes"]])
+    rec["run_id"] = rec["config"]["run_id"] = content_hash({k: v for k, v in rec["config"].items()
+                                                            if k not in NOT_HASHED})
+    return rec
+
+
+@pytest.mark.parametrize("changes,reason", [
+    ({"episodes": 2}, "2 test episodes per seed, the track's rule is 3"),
+    ({"checkpoint_rule": "best_val"}, "checkpoint rule 'best_val', the track's is 'last'"),
+    ({"eval_split": "validation"}, "evaluated on validation start states; a board reports test ones only"),
+    ({"profile": "quick"}, "profile 'quick', the track's is 'smoke'"),
+    ({"seed": 7}, "seed 7 is not one of the track's (0)"),
+    ({"method": "ot"}, "method 'ot' is not one of the track's (source_only, cotrain)"),
+    ({"pair": "lift/sensing"}, "pair 'lift/sensing' is not one of the track's (lift/dynamics)"),
+    ({"n_target": 3}, "not one of the track's runs"),
+])
+def test_a_record_breaking_its_tracks_rules_is_refused_with_the_reason(changes, reason, tmp_path):
+    records = _smoke_records()
+    cotrain = next(i for i, r in enumerate(records) if r["config"]["method"] == "cotrain")
+    records[cotrain] = _rehashed(records[cotrain], **changes)
+    with pytest.raises(ValueError) as err:
+        submit([_write(records, tmp_path / "runs")], tmp_path / "board")
+    assert f"{records[cotrain]['run_id']}: {reason}" in str(err.value)
+    assert "track 'leaderboard' (budget 'smoke')" in str(err.value)
+    assert not (tmp_path / "board").exists()
+
+
+def test_a_board_takes_the_whole_grid_of_each_method_of_its_track_only(tmp_path, capsys):
+    records = _smoke_records()
+    control = next(r for r in records if r["config"]["method"] == "cotrain" and r["config"]["magnitude"] == 0)
+    evaluation = next(r for r in records if "checkpoint_of" in r["config"])
+    for missing, named in ((control, "cotrain: 1 of the track 'leaderboard' (budget 'smoke')'s runs missing: "
+                                     "lift/dynamics m=0 seed=0"),
+                           (evaluation, "source_only: 1 of the track 'leaderboard' (budget 'smoke')'s runs "
+                                        "missing: lift/dynamics m=0 seed=0 (no-gap evaluation)")):
+        with pytest.raises(ValueError, match=named.replace("(", r"\(").replace(")", r"\)")):
+            submit([_write([r for r in records if r is not missing], tmp_path / missing["run_id"])], tmp_path / "b")
+    board = tmp_path / "board"
+    runs = _write(records, tmp_path / "runs")
+    assert main(["submit", str(runs), "--leaderboard", str(board)]) == 0
+    assert board_track(board) == SMOKE and len(load_records(board / "records")) == len(records)
+    # the source_only no-gap evaluation is its row's control: the drop is measured
+    table = aggregate(load_records(board / "records"))
+    assert table.query("method == 'source_only' and magnitude == 1.0").drop_vs_nogap.notna().all()
+
+    study = _write([{**records[0], "track": {"name": "study", "budget": "smoke"}}], tmp_path / "study")
+    untracked = _write([{**records[0], "track": None}], tmp_path / "none")
+    for folder, label in ((study, "track 'study' (budget 'smoke')"), (untracked, "no track")):
+        capsys.readouterr()
+        assert main(["submit", str(folder), "--leaderboard", str(board)]) == 2
+        assert (f"the records were made under {label}, but {board} is the board of track 'leaderboard' "
+                f"(budget 'smoke')") in capsys.readouterr().err
+    with pytest.raises(ValueError, match="records of several tracks"):
+        submit([study, _write(records[1:], tmp_path / "others")], tmp_path / "mixed")
+    # a board of records made under no track takes none of the track's
+    lenient = Protocol(profile="quick", min_seeds=2, min_episodes=10, pairs=("lift/dynamics",), expert_version=1)
+    submit([MINI], tmp_path / "untracked", lenient)
+    assert board_track(tmp_path / "untracked") is None
+    with pytest.raises(ValueError, match="made under track 'leaderboard' .* the board of no track"):
+        submit([runs], tmp_path / "untracked", lenient)
+    assert len(load_records(board / "records")) == len(records)
+
+
+@pytest.mark.slow
+def test_the_smoke_budget_sweeps_names_its_track_and_is_accepted(tmp_path):
+    """`cotrain sweep --track leaderboard --budget smoke`, then `cotrain submit`: real runs (under a minute on 2 cores)."""
+    from benchmark.harness.run import execute_run
+
+    runs, board = tmp_path / "runs", tmp_path / "board"
+    assert main(["sweep", "--track", "leaderboard", "--budget", "smoke", "--runs-dir", str(runs), "--quiet"]) == 0
+    records = load_records(runs)
+    assert len(records) == 4 and all(r["track"] == SMOKE for r in records)
+    evaluation = next(r for r in records if "checkpoint_of" in r["config"])
+    trained = next(r for r in records if r["run_id"] == evaluation["config"]["checkpoint_of"])
+    assert (trained["config"]["method"], trained["config"]["magnitude"], evaluation["config"]["magnitude"]) == (
+        "source_only", 1.0, 0.0)
+    assert evaluation["train"] is None and not (runs / evaluation["run_id"] / "checkpoint").exists()
+    assert main(["submit", str(runs), "--leaderboard", str(board)]) == 0
+    assert board_track(board) == SMOKE
+    # source_only trained again at magnitude 0 is the policy evaluated there: no retraining was needed
+    grid = load_grid(track="leaderboard", budget="smoke")
+    source_only = next(c for c in grid.runs() if c.method == "source_only")
+    retrained = execute_run(replace(source_only, magnitude=0.0), tmp_path / "retrained", progress=False)
+    assert retrained["track"] is None
+    assert retrained["eval"]["target"]["episodes"] == evaluation["eval"]["target"]["episodes"]

@@ -348,3 +348,20 @@ def test_checkpoint_round_trip_and_mismatches(lift_datasets, tmp_path):
         load_checkpoint(tmp_path / "ckpt", method="cfg")
     with pytest.raises(ValueError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "missing")
+
+
+def test_cotrain_methods_check_passes_a_method_and_names_a_broken_one(tmp_path, monkeypatch, capsys):
+    from benchmark.cli import main
+
+    (tmp_path / "broken_methods.py").write_text(
+        "from baselines import METHODS\n\n"
+        "class ZeroedOT(METHODS['ot']):\n"
+        "    def objective(self, batch):\n"
+        "        loss, terms = super().objective(batch)\n"
+        "        return loss - terms['ot'] * self.hparams['ot_weight'] + 0 * terms['ot'], terms\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["methods", "check", "target_only"]) == 0
+    assert "target_only: passes check_method" in capsys.readouterr().out
+    assert main(["methods", "check", "broken_methods:ZeroedOT"]) == 2
+    err = capsys.readouterr().err
+    assert "ZeroedOT" in err and "check" in err

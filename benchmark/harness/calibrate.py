@@ -177,7 +177,7 @@ def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
             lo, hi = row["ci95"]
             g = gains.get(row["steps"])
             lines.append(f"| {method} | {row['steps']} | {row['seeds']} | {row['success']:.3f} [{lo:.3f}, {hi:.3f}] | "
-                         f"{row.get('source_success', float('nan')):.3f} | "
+                         + (f"{row['source_success']:.3f}" if "source_success" in row else "—") + " | "
                          + (f"{g['gain']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]" if g else "—") + " |")
     lines += ["", "Converged (first step count whose doubling gains nothing resolved): " + ", ".join(
         f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),

@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT_SUFFIXES = {".py", ".md", ".cfg", ".toml", ".yaml", ".yml", ".sh", ".txt", ".cff", ".json"}
-DOC_NAME = re.compile(r"(?<![\w/.<>-])((?:[\w.-]+/)+[\w-]+\.md|[A-Z][A-Z_]*\.md)\b")  # a path, or a bare NAME.md
+DOC_NAME = re.compile(r"(?<![\w/.<>-])((?:[\w.-]+/)+[\w-]+\.md|[A-Z][A-Z_]*\.md)\b")  # a path, or a bare upper-case name
 MD_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
 
 
@@ -21,14 +21,12 @@ def _tracked_text_files() -> list[Path]:
 
 
 def missing_citations(files: list[Path]) -> list[str]:
-    """`file: name` for every document a file cites that the repository lacks: a bare `NAME.md`, a
-    `path/to/doc.md` (from the root or the file's folder) or a markdown link. Lower-case bare names
-    are output files a command writes (`leaderboard.md`), not citations."""
+    """`file: name` for every document a file cites that the repository lacks: a bare upper-case
+    markdown file name, a markdown path (from the root or the file's folder) or a markdown link.
+    Lower-case bare names are output files a command writes (the leaderboard's), not citations."""
     basenames = {f.name for f in _tracked_text_files()}
     missing = []
     for f in files:
-        if f == Path(__file__).resolve():
-            continue  # its examples of missing documents are deliberate
         text = f.read_text(errors="replace")
         for name in DOC_NAME.findall(text):
             if "/" in name and not name.startswith("../") and not (ROOT / name.split("/")[0]).is_dir():
@@ -51,11 +49,12 @@ def test_the_citation_check_sees_a_missing_document():
     readme = ROOT / "README.md"
     cited = [readme, ROOT / "docs" / "PROTOCOL.md"]
     assert missing_citations(cited) == []
-    stray = ROOT / "tests" / "_stray_citation.md"
-    stray.write_text("As argued in PAPER.md and [the design](../DESIGN.md).\n")
+    stray = ROOT / "tests" / "_stray_citation.txt"
+    paper, design = "PAPER" + ".md", "../DESIGN" + ".md"  # spelled apart: this file cites neither
+    stray.write_text(f"As argued in {paper} and [the design]({design}).\n")
     try:
-        assert missing_citations([*cited, stray]) == ["tests/_stray_citation.md: ../DESIGN.md",
-                                                      "tests/_stray_citation.md: PAPER.md"]
+        assert missing_citations([*cited, stray]) == [f"tests/_stray_citation.txt: {design}",
+                                                      f"tests/_stray_citation.txt: {paper}"]
     finally:
         stray.unlink()
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from baselines.checkpoints import STATE_FILE
-from benchmark.harness.calibrate import (SOURCE_EVAL, Calibration, _converged, curves,
+from benchmark.harness.calibrate import (SOURCE_EVAL, Calibration, _converged, _gain_text, curves,
                                          run_calibration, write_report)
 from benchmark.harness.run import execute_run, read_json
 
@@ -58,6 +58,11 @@ def test_the_chosen_length_is_the_first_doubling_that_gains_nothing_resolved():
     assert _converged(ladder, gains) == 1000
     assert _converged(ladder, [dict(rising, **{"from": n}) for n in ladder[:-1]]) is None  # still rising
     assert _converged(ladder, gains[:2]) is None  # incomplete
+
+
+def test_a_zero_width_gain_interval_is_not_printed_as_an_interval():
+    assert _gain_text({"gain": 0.0, "lo": 0.0, "hi": 0.0}) == "+0.000 (no interval: every resample gives it)"
+    assert _gain_text({"gain": 0.05, "lo": -0.01, "hi": 0.12}) == "+0.050 [-0.010, +0.120]"
 
 
 @pytest.mark.parametrize("bad", [dict(ladder=(500, 900)), dict(ladder=(500,)), dict(seeds=()),

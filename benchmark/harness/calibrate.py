@@ -156,13 +156,28 @@ def _converged(ladder: tuple[int, ...], gains: list[dict[str, Any]]) -> int | No
     return None
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working folder where it lies under it (a report names no machine's paths)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _gain_text(gain: dict[str, Any]) -> str:
+    """The gain with its interval; a zero-width one (no episode differs in any resample) is said so."""
+    if gain["lo"] == gain["hi"]:
+        return f"{gain['gain']:+.3f} (no interval: every resample gives it)"
+    return f"{gain['gain']:+.3f} [{gain['lo']:+.3f}, {gain['hi']:+.3f}]"
+
+
 def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
     """`curves.json` and `README.md` (the curves as a table, the chosen length, the command)."""
     data = curves(cal, runs_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "curves.json", data)
     lines = [f"# Calibration of `{cal.pair}` (validation start states)", "",
-             f"Command: `cotrain calibrate {cal.pair} --runs-dir {runs_dir}` ({cal.profile} profile except its "
+             f"Command: `cotrain calibrate {cal.pair} --runs-dir {_shown(runs_dir)}` ({cal.profile} profile except its "
              f"steps; seeds {', '.join(map(str, cal.seeds))}; {cal.episodes} validation episodes per run and domain).",
              "Success in the target, pooled over seeds, with its 95% Wilson interval; `source_only` also in the "
              "source. Gain: paired difference to the next doubling (two-level bootstrap over seeds, then episodes).",
@@ -178,7 +193,7 @@ def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
             g = gains.get(row["steps"])
             lines.append(f"| {method} | {row['steps']} | {row['seeds']} | {row['success']:.3f} [{lo:.3f}, {hi:.3f}] | "
                          + (f"{row['source_success']:.3f}" if "source_success" in row else "—") + " | "
-                         + (f"{g['gain']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]" if g else "—") + " |")
+                         + (_gain_text(g) if g else "—") + " |")
     lines += ["", "Converged (first step count whose doubling gains nothing resolved): " + ", ".join(
         f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),
         "", f"**Chosen training length: {data['steps'] or 'none yet (incomplete, or still rising at the ladder end)'}"

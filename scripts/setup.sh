@@ -20,3 +20,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --upgrade pip >/dev/null
 .venv/bin/pip install -q -c constraints.txt -e ./robot -e ".[test]"
+# robomimic for the dataset-format test (its SequenceDataset reads the suite's demo files), without its
+# dependencies: they pull a torchvision that does not import beside the suite's torch, and SequenceDataset
+# imports only what the suite already has (torch, h5py, numpy, tqdm, termcolor).
+.venv/bin/pip install -q --no-deps robomimic==0.3.0

@@ -1,6 +1,7 @@
 """`make_env`: a gymnasium environment over robosuite with the suite's flat observation layout."""
 from __future__ import annotations
 
+import atexit
 import logging
 from typing import Any
 
@@ -19,6 +20,7 @@ logging.getLogger("robosuite_logs").addFilter(lambda record: record.levelno >= l
 
 CONTROL_FREQ = 20
 BUILD_SEED = 0  # seeds what robosuite draws once at construction (e.g. Lift's cube size)
+RENDER_CAMERA, RENDER_SIZE = "frontview", 256  # `render()`: robosuite's view of the whole scene, frame side in pixels
 
 # Normalized gripper opening: finger joint position at (closed, open), per robosuite gripper class.
 GRIPPER_RANGE = {
@@ -47,14 +49,22 @@ class CotrainEnv(gym.Env):
     robosuite's OSC_POSE delta (x, y, z in 5 cm units, rotation in 0.5 rad units, base frame)
     and the gripper (-1 open, 1 close). `info["is_success"]` is the task's success test;
     an episode terminates on success and is truncated at the base task's horizon.
+    render_mode: None (default; `render()` returns None) or "rgb_array" (`render()` returns the
+    RENDER_CAMERA view, (RENDER_SIZE, RENDER_SIZE, 3) uint8, from a renderer made at the first call).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": CONTROL_FREQ}
     backend = "robosuite"  # the `make_env` backend this class is (demos record it)
 
-    def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None):
+    def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None,
+                 render_mode: str | None = None):
         import robosuite
         from robosuite import load_composite_controller_config
+
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self._frame_renderer: Any = None  # a mujoco.Renderer, made by the first render()
 
         self.pair = pair
         self.task = BASE_TASKS[pair.base_task]
@@ -162,7 +172,32 @@ class CotrainEnv(gym.Env):
         """Run one control step of the simulation on the action the robot executes."""
         self.rs.step(action)
 
+    def render(self) -> np.ndarray | None:
+        """The current state as an RGB frame (render_mode "rgb_array"), else None; the simulation is only read."""
+        if self.render_mode is None:
+            return None
+        if self._frame_renderer is None:
+            from .visual import make_renderer  # here: tasks.visual imports this module
+
+            self._frame_renderer = make_renderer(self.sim.model._model, RENDER_SIZE)
+        return self.render_camera(RENDER_CAMERA, self._frame_renderer)
+
+    def render_camera(self, camera: str, renderer: Any) -> np.ndarray:
+        """(H, W, 3) uint8 image of `camera` in the current state, drawn by the `mujoco.Renderer` `renderer`."""
+        import mujoco
+
+        from .visual import GEOM_GROUPS
+
+        option = mujoco.MjvOption()
+        option.geomgroup[:] = GEOM_GROUPS
+        renderer.update_scene(self.sim.data._data, camera=camera, scene_option=option)
+        return renderer.render()
+
     def close(self):
+        if self._frame_renderer is not None:
+            self._frame_renderer.close()
+            atexit.unregister(self._frame_renderer.close)
+            self._frame_renderer = None
         self.rs.close()
 
 
@@ -175,12 +210,12 @@ def _mat2quat_wxyz(xmat: np.ndarray) -> np.ndarray:
 
 
 def make_env(pair: str | TaskPair, domain: str = "source", magnitude: float = 1.0, obs: str = "lowdim",
-             backend: str = "robosuite", seed: int | None = None) -> gym.Env:
+             backend: str = "robosuite", seed: int | None = None, render_mode: str | None = None) -> gym.Env:
     """A gymnasium env for one domain of `pair` (a registered name or a `TaskPair`).
 
     magnitude: scales the target domain's gap factors (the source domain has none).
     obs: "lowdim" (flat layout) or "image". backend: "robosuite" (reference) or "fast".
-    seed: used by the first `reset()` that is given none.
+    seed: used by the first `reset()` that is given none. render_mode: None or "rgb_array".
     """
     from .pairs import get_pair  # here, not at the top: tasks.pairs imports tasks.visual, which imports this module
 
@@ -196,9 +231,9 @@ def make_env(pair: str | TaskPair, domain: str = "source", magnitude: float = 1.
             raise NotImplementedError("image observations need backend='robosuite'")
         from .visual import ImageEnv
 
-        return ImageEnv(task_pair, domain, magnitude, seed)
+        return ImageEnv(task_pair, domain, magnitude, seed, render_mode=render_mode)
     if backend == "fast":
         from .fast import FastEnv
 
-        return FastEnv(task_pair, domain, magnitude, seed)
-    return CotrainEnv(task_pair, domain, magnitude, seed)
+        return FastEnv(task_pair, domain, magnitude, seed, render_mode)
+    return CotrainEnv(task_pair, domain, magnitude, seed, render_mode)

@@ -112,8 +112,9 @@ class FastEnv(CotrainEnv):
 
     backend = "fast"
 
-    def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None):
-        super().__init__(pair, domain, magnitude, seed)
+    def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None,
+                 render_mode: str | None = None):
+        super().__init__(pair, domain, magnitude, seed, render_mode)
         robot = self.rs.robots[0]
         self._robot = robot
         self._model = self.sim.model._model

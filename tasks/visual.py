@@ -59,8 +59,8 @@ class ImageEnv(CotrainEnv):
     """
 
     def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None,
-                 size: int = IMAGE_SIZE, wrist: bool = False, cheap: bool = True):
-        super().__init__(pair, domain, magnitude, seed)
+                 size: int = IMAGE_SIZE, wrist: bool = False, cheap: bool = True, render_mode: str | None = None):
+        super().__init__(pair, domain, magnitude, seed, render_mode)
         self.renderer = make_renderer(self.sim.model._model, size, cheap)
         self.cameras = {"agentview": AGENTVIEW}
         if wrist:

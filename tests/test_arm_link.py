@@ -238,7 +238,7 @@ def test_a_failed_serving_loop_holds_the_arm_and_exits_non_zero(command, tmp_pat
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)]), "ARM_LOG": str(tmp_path / "log")}
     prefix = ([str(Path(sys.executable).with_name("cotrain-robot")), "serve"] if command.startswith("cotrain-robot")
               else [sys.executable, "-m", "benchmark.cli", "arm-server"])
-    proc, address = _start(prefix + ["--robot", "exiting_driver:ExitingArm", "--address", "tcp://127.0.0.1:0"],
+    proc, address = _start(prefix + ["--driver", "exiting_driver:ExitingArm", "--address", "tcp://127.0.0.1:0"],
                            env, tmp_path / "server.err")
     client = RemoteRobot(address, timeout_s=1.0)
     try:
@@ -262,7 +262,7 @@ def test_killed_server_ends_the_evaluation_non_zero_without_claiming_a_hold(smok
                               "--address", "tcp://127.0.0.1:0"], dict(os.environ), tmp_path / "server.err")
     out = tmp_path / "session"
     client = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "arm-eval", str(smoke_bundle["bundle"]),
-                               "--robot", address, "--episodes", "20", "--max-steps", "40", "--timeout", "1",
+                               "--robot", address, "--episodes", "20", "--max-steps", "40", "--link-timeout", "1",
                                "--out", str(out), "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, cwd=REPO)
     try:
@@ -343,12 +343,12 @@ def _bundle_copy(smoke_bundle, tmp_path: Path) -> Path:
     return bundle
 
 
-@pytest.mark.parametrize("case", ["execution_horizon", "episodes", "timeout", "temporal_ensembling", "magnitude",
+@pytest.mark.parametrize("case", ["execution_horizon", "episodes", "link_timeout", "temporal_ensembling", "magnitude",
                                   "unknown_pair", "onnx", "json", "json_field", "no_server"])
 def test_arm_eval_refuses_bad_inputs_before_work_and_leaves_no_folder(case, smoke_bundle, tmp_path, capsys):
     bundle, out = _bundle_copy(smoke_bundle, tmp_path), tmp_path / "out" / "session"
     options = {"execution_horizon": ["--execution-horizon", "0"], "episodes": ["--episodes", "0"],
-               "timeout": ["--timeout", "-1"], "temporal_ensembling": ["--temporal-ensembling", "-0.5"]}
+               "link_timeout": ["--link-timeout", "-1"], "temporal_ensembling": ["--temporal-ensembling", "-0.5"]}
     robot = {"magnitude": f"sim:{PAIR}@abc", "unknown_pair": "sim:lift/nothing",
              "no_server": "tcp://127.0.0.1:9"}.get(case, f"sim:{PAIR}")
     if case == "onnx":
@@ -359,11 +359,11 @@ def test_arm_eval_refuses_bad_inputs_before_work_and_leaves_no_folder(case, smok
         spec = json.loads((bundle / "policy.json").read_text())
         del spec["chunk"]["horizon"]
         (bundle / "policy.json").write_text(json.dumps(spec))
-    argv = ["arm-eval", str(bundle), "--robot", robot, "--episodes", "2", "--max-steps", "3", "--timeout", "0.5",
+    argv = ["arm-eval", str(bundle), "--robot", robot, "--episodes", "2", "--max-steps", "3", "--link-timeout", "0.5",
             "--out", str(out), "--quiet", *options.get(case, [])]
     err = _cli_error(argv, capsys)
     expected = {"execution_horizon": ["--execution-horizon 0", "[1, "], "episodes": ["--episodes 0"],
-                "timeout": ["--timeout -1"], "temporal_ensembling": ["--temporal-ensembling -0.5"],
+                "link_timeout": ["--link-timeout -1"], "temporal_ensembling": ["--temporal-ensembling -0.5"],
                 "magnitude": ["--robot", "magnitude 'abc' is not a number"],
                 "unknown_pair": ["--robot", "lift/nothing"],
                 "onnx": [str(bundle / "policy.onnx")], "json": [str(bundle / "policy.json"), "JSON"],

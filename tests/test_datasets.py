@@ -111,13 +111,13 @@ def test_custom_pair_and_bad_factors():
 @pytest.mark.parametrize("argv,message", [
     (["--pair", "lift/nope"], "unknown task pair 'lift/nope'; known: lift/action"),
     (["--magnitude", "2"], "outside [0, 1]"),
-    (["-n", "-1"], "-n (demos to generate) must be >= 1, got -1"),
-    (["-n", "0"], "-n (demos to generate) must be >= 1, got 0"),
+    (["--count", "-1"], "--count (demos to generate) must be >= 1, got -1"),
+    (["--count", "0"], "--count (demos to generate) must be >= 1, got 0"),
     (["--out", "{file}/x.hdf5"], "cannot write"),
 ])
 def test_demos_command_bad_input(argv, message, tmp_path, capsys):
     (tmp_path / "file").write_text("a file, not a folder")
-    base = {"--pair": "lift/dynamics", "--domain": "target", "--magnitude": "1", "-n": "1",
+    base = {"--pair": "lift/dynamics", "--domain": "target", "--magnitude": "1", "--count": "1",
             "--out": str(tmp_path / "out.hdf5")}
     for flag, value in zip(argv[::2], argv[1::2]):
         base[flag] = value.format(file=tmp_path / "file")
@@ -130,7 +130,7 @@ def test_demos_command_bad_input(argv, message, tmp_path, capsys):
 def test_demos_command_replaces_a_file_only_with_overwrite(tmp_path, capsys):
     out = tmp_path / "demos.hdf5"
     out.write_bytes(b"someone's file")
-    args = ["demos", "generate", "--quiet", "--pair", "lift/dynamics", "--domain", "target", "-n", "1",
+    args = ["demos", "generate", "--quiet", "--pair", "lift/dynamics", "--domain", "target", "--count", "1",
             "--out", str(out)]
     assert main(args) == 2
     assert f"{out} exists (pass overwrite=True / --overwrite to replace it)" in capsys.readouterr().err

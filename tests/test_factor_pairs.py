@@ -81,7 +81,7 @@ def test_a_factor_pair_is_described_like_a_registered_one(capsys):
     assert "object_mass at 0.5, obs_bias at the run's magnitude" in text
     for factor in ("object_mass@0.5", "obs_bias"):
         assert f"    {factor} " in text and GAP_FACTORS[factor.split("@")[0]].unit in text
-    assert describe_pair("lift/dynamics").startswith("lift/dynamics (version 2")
+    assert describe_pair("lift/dynamics").startswith("lift/dynamics (version 3")  # N, M set by its calibration
 
 
 def test_a_factor_pair_sweeps_and_runs_into_its_own_folder(tmp_path):

@@ -1,12 +1,6 @@
 """The harness end to end on real runs at the `smoke` profile: run, resume, sweeps, executors."""
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -14,20 +8,11 @@ import pytest
 
 from benchmark.harness.config import RunConfig
 from benchmark.harness.evaluate import EvalPool, EvalSpec, evaluate
-from benchmark.analysis.leaderboard import aggregate, load_records
 from benchmark.analysis.stats import wilson_interval
 from benchmark.harness.run import RECORD_SCHEMA, execute_run
-from benchmark.harness.sweep import load_grid, run_sweep
 from tasks.seeds import episode_seeds
 
 PAIR = "lift/dynamics"
-GRID = """
-pairs: [lift/dynamics]
-methods: [cotrain, target_only]
-seeds: [0, 1]
-profile: smoke
-episodes: 2
-"""
 
 
 @pytest.fixture(scope="module")
@@ -106,53 +91,6 @@ def test_success_does_not_depend_on_workers_or_a_reused_pool(record, runs_dir):
     assert [e["seed"] for e in in_process] == seeds
     assert pooled[0] == pooled[2] == in_process
     assert pooled[1] == evaluate(source, seeds, workers=1, progress=False)
-
-
-def _wait_for_done(runs_dir: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
-    start = time.time()
-    while not list(runs_dir.glob("*/done")):
-        assert proc.poll() is None, "the sweep exited before finishing a run"
-        assert time.time() - start < timeout, "no run finished in time"
-        time.sleep(0.5)
-
-
-def _table(runs_dir: Path):
-    return aggregate(load_records(runs_dir)).drop(columns=["align_wasserstein_norm"])
-
-
-def test_sweep_interrupted_resumed_and_same_on_ray(tmp_path):
-    grid_file = tmp_path / "grid.yaml"
-    grid_file.write_text(GRID)
-    local = tmp_path / "local"
-    proc = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "sweep", str(grid_file), "--runs-dir",
-                             str(local), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        _wait_for_done(local, proc)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    finished = {p.parent.name: (p.parent / "record.json").stat().st_mtime_ns for p in local.glob("*/done")}
-    assert 1 <= len(finished) < 4
-    results = run_sweep(load_grid(str(grid_file)), local, progress=False)
-    assert set(results).isdisjoint(finished)  # finished runs were not relaunched
-    assert len(list(local.glob("*/done"))) == 4
-    for run_id, mtime in finished.items():
-        assert (local / run_id / "record.json").stat().st_mtime_ns == mtime
-
-    ray_dir = tmp_path / "ray"
-    shutil.copytree(local / "_demos", ray_dir / "_demos")
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        run_sweep(load_grid(str(grid_file)), ray_dir, executor="ray", progress=False)
-    finally:
-        ray.shutdown()
-    assert len(list(ray_dir.glob("*/done"))) == 4
-    local_table, ray_table = _table(local), _table(ray_dir)
-    assert len(local_table) == 2
-    assert local_table.equals(ray_table)
 
 
 def test_cli_bad_inputs_exit_nonzero_and_touch_nothing(tmp_path, capsys):

@@ -55,6 +55,9 @@ COLUMNS = GROUP + [
     "drop_vs_nogap", "drop_lo", "drop_hi", "diff_vs_cotrain", "diff_lo", "diff_hi", "prob_improvement",
     "align_wasserstein", "align_wasserstein_norm", "discern_mlp_cond", "structured_alignment", "rank",
 ]
+SELF_REPORTED_NOTE = ("Self-reported rows: policies trained elsewhere (`cotrain eval-policy`), evaluated by the suite "
+                      "under the protocol; their training data (pair, N, M) are declared by their authors and not "
+                      "checked, and the test start states are public.")
 RESOLUTION_COLUMNS = CELL + ["seeds", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial"]
 # config keys that do not make a run another one's no-gap control: the run's own id, a no-gap evaluation's
 # trained run, evaluation workers
@@ -322,7 +325,7 @@ def _drop(r: Any) -> str:
     return _interval(r.drop_vs_nogap, r.drop_lo, r.drop_hi, "the same outcome on every shared start state")
 
 
-def _pair_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+def _pair_table(df: pd.DataFrame, self_reported: set[str]) -> tuple[list[str], list[list[str]]]:
     has_error = df["target_error_mean"].notna().any()
     header = ["pair", "gap", "N", "M", "method", "w", "success [95% CI]", "episodes/seed",
               "diff vs cotrain [95% CI]", "P(> cotrain)", "drop vs no-gap [95% CI]", "rank",
@@ -333,7 +336,8 @@ def _pair_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         reference = r.method == REFERENCE
         diff = "reference" if reference else _interval(r.diff_vs_cotrain, r.diff_lo, r.diff_hi,
                                                        "identical outcomes on every shared start state")
-        rows.append([r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source), r.method, _w(r.w),
+        method = f"{r.method} (self-reported)" if r.method in self_reported else r.method
+        rows.append([r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source), method, _w(r.w),
                      success_text(r), str(r.episodes), diff, "reference" if reference else num(r.prob_improvement),
                      _drop(r), str(r.rank), num(r.align_wasserstein_norm),
                      num(r.discern_mlp_cond), num(r.structured_alignment)]
@@ -359,6 +363,11 @@ def _resolution_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def self_reported_names(records: list[dict]) -> set[str]:
+    """Names of the policies trained elsewhere (`cotrain eval-policy`'s records, flagged self-reported)."""
+    return {r["config"]["method"] for r in records if r.get("self_reported")}
+
+
 def _md_row(cells: list[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
@@ -374,6 +383,7 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df, across, resolved = aggregate(records), aggregate_across_pairs(records), resolution(records)
+    self_reported = self_reported_names(records)
     if df.empty:
         summary = f"{len(records)} runs read; nothing to report."
     else:
@@ -399,15 +409,16 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
                        "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
                    "interval (seeds resampled within each pair; Agarwal et al. 2021).")
-    tables = [("Per pair", _pair_table(df), notes), ("Resolution per pair", _resolution_table(resolved),
-                                                      resolution_note),
+    if self_reported:
+        notes += " " + SELF_REPORTED_NOTE
+    tables = [("Per pair", _pair_table(df, self_reported), notes),
+              ("Resolution per pair", _resolution_table(resolved), resolution_note),
               ("Across pairs", _across_table(across), across_note)]
-
     md = [f"# {title}", "", summary, ""]
     for name, (header, rows), note in tables:
         md += [f"## {name}", "", _markdown(header, rows), "", note, ""]
     page = leaderboard_page(df, across, records, title=title, summary=summary, pair_note=notes,
-                            across_note=across_note, folder=out, reference=REFERENCE)
+                            across_note=across_note, folder=out, reference=REFERENCE, self_reported=self_reported)
 
     paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
     paths["md"].write_text("\n".join(md), encoding="utf-8")

@@ -100,7 +100,13 @@ def _plain(key: str, fmt: Callable[[Any], str] = num) -> Callable[[Any], str]:
     return lambda r: html.escape(fmt(getattr(r, key)))
 
 
-def pair_columns(df: pd.DataFrame, reference: str) -> list[Column]:
+def _method_cell(self_reported: set[str]) -> Callable[[Any], str]:
+    """The method's name; a policy trained elsewhere (in `self_reported`) is marked so."""
+    tag = ' <span class="tag" title="trained elsewhere: declared training data, unchecked">self-reported</span>'
+    return lambda r: html.escape(str(r.method)) + (tag if r.method in self_reported else "")
+
+
+def pair_columns(df: pd.DataFrame, reference: str, self_reported: set[str] = frozenset()) -> list[Column]:
     """The per-pair table's columns; frame columns none of them shows follow under their CSV names."""
     scale = _diff_scale(df)
     cols = [
@@ -108,7 +114,7 @@ def pair_columns(df: pd.DataFrame, reference: str) -> list[Column]:
         Column("magnitude", "gap", _plain("magnitude", lambda x: f"{x:g}")),
         Column("n_target", "N", _plain("n_target", str)),
         Column("n_source", "M", _plain("n_source", str)),
-        Column("method", "method", _plain("method", str), numeric=False),
+        Column("method", "method", _method_cell(self_reported), numeric=False),
         Column("w", "w", _plain("w", lambda x: "\u2014" if _missing(x) else f"{x:g}")),
         Column("success_mean", "success [95% CI]", _success_cell, first_dir="desc",
                hint="bar: 0 to 1; whisker: the 95% interval (two-level bootstrap; Wilson with one seed)"),
@@ -282,6 +288,7 @@ vertical-align:middle;margin-right:.5rem}
 .ref{color:var(--muted);font-style:italic}.txt{display:inline-block;vertical-align:middle}
 .key{font-weight:600}.key.up{color:var(--up)}.key.down{color:var(--down)}.key.even{color:var(--even)}
 .note{color:var(--muted);font-size:.92rem}
+.tag{font-size:.75rem;border:1px solid var(--muted);border-radius:3px;padding:0 .25rem;color:var(--muted)}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1.2rem}
 figure{margin:0}figure img,figure video{width:100%;border:1px solid var(--line)}
 figcaption{font-size:.9rem;color:var(--muted)}.file{font-size:.85em}
@@ -359,12 +366,14 @@ document.documentElement.dataset.ready="1";
 
 
 def leaderboard_page(df: pd.DataFrame, across: pd.DataFrame, records: list[dict], *, title: str, summary: str,
-                     pair_note: str, across_note: str, folder: Path, reference: str) -> str:
+                     pair_note: str, across_note: str, folder: Path, reference: str,
+                     self_reported: set[str] = frozenset()) -> str:
     """The page for the per-pair frame ``df`` and the across-pairs frame ``across`` (the CSV's and the
     markdown's frames) of ``records``; ``folder`` is where it will be written (its PNGs are embedded, its
-    videos linked); ``reference`` is the method differences are taken against."""
+    videos linked); ``reference`` is the method differences are taken against; ``self_reported`` the policies
+    trained elsewhere, marked so."""
     folder = Path(folder)
-    pairs = _table("pairs", df, pair_columns(df, reference)) if not df.empty else "<p>No rows.</p>"
+    pairs = _table("pairs", df, pair_columns(df, reference, self_reported)) if not df.empty else "<p>No rows.</p>"
     across_table = _table("across", across, across_columns()) if not across.empty else "<p>No rows.</p>"
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -2,8 +2,8 @@
 
 A record names the track it was made under (`record["track"]`: {"name", "budget"}, set by `cotrain sweep --track`;
 none outside a track). A board remembers its track (`track.json`) and takes records of that track alone; a
-record of a track is checked against the track's rules at its budget (`check_track`), one of no track against
-a `Protocol`.
+record of a track is checked against the track's rules at its budget (`check_track`; the external track's, of
+policies trained elsewhere, by `benchmark.external.rules.check_external`), one of no track against a `Protocol`.
 
 Every record is checked in full before anything is written: its types and ranges, its internal consistency
 (successes within the episodes, the episode list matching the counts, the success rate and the Wilson
@@ -98,13 +98,18 @@ def _check_outcome(ev: Any, field: str) -> list[str]:
     return problems
 
 
-def _check_method(cfg: dict) -> str | None:
-    """Why `config.method` names no method this suite knows (None if it does); imports nothing."""
+def _check_method(cfg: dict, external: bool = False) -> str | None:
+    """Why `config.method` names no method this suite knows (None if it does), or for an external record no
+    policy name; imports nothing."""
     from baselines import METHODS
 
     method = cfg.get("method")
     if not isinstance(method, str):
         return f"config.method: expected a string, got {method!r}"
+    if external:
+        from benchmark.external.rules import NAME
+
+        return None if NAME.fullmatch(method) else f"config.method: {method!r} is not a policy name ({NAME.pattern})"
     identity = cfg.get("method_identity")
     if method in METHODS.names() or (":" in method and isinstance(identity, dict)
                                      and identity.get("import") == method):
@@ -112,7 +117,7 @@ def _check_method(cfg: dict) -> str | None:
     return f"config.method: unknown method {method!r} (known: {', '.join(METHODS.names())})"
 
 
-def _check_config(cfg: Any, run_id: str) -> list[str]:
+def _check_config(cfg: Any, run_id: str, external: bool = False) -> list[str]:
     from tasks import get_pair
 
     if not isinstance(cfg, dict):
@@ -124,7 +129,7 @@ def _check_config(cfg: Any, run_id: str) -> list[str]:
         get_pair(cfg["pair"])
     except (KeyError, ValueError):
         problems.append(f"config.pair: unknown pair {cfg.get('pair')!r}")
-    problem = _check_method(cfg)
+    problem = _check_method(cfg, external)
     problems += [problem] if problem else []
     for name in ("seed", "n_target", "n_source"):
         if not _is_int(cfg.get(name)) or cfg[name] < 0:
@@ -146,6 +151,12 @@ def _check_config(cfg: Any, run_id: str) -> list[str]:
     return problems
 
 
+def _is_external(track: Any) -> bool:
+    from benchmark.external.rules import EXTERNAL_TRACK
+
+    return isinstance(track, dict) and track.get("name") == EXTERNAL_TRACK
+
+
 def check_record(rec: Any) -> list[str]:
     """Every reason `rec` is not a valid record (types, ranges, consistency), each `field: problem`."""
     if not isinstance(rec, dict):
@@ -158,7 +169,7 @@ def check_record(rec: Any) -> list[str]:
     run_id = rec.get("run_id")
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return [f"run_id: expected 12 hexadecimal digits, got {run_id!r}"]
-    problems = _check_config(rec.get("config"), run_id)
+    problems = _check_config(rec.get("config"), run_id, _is_external(rec.get("track")))
     ev = rec.get("eval")
     if not isinstance(ev, dict):
         return problems + [f"eval: expected an object, got {type(ev).__name__}"]
@@ -320,7 +331,12 @@ def submit(record_paths: list[str | Path], board_dir: str | Path,
     if is_board and board_track(board) != track:
         raise ValueError(f"the records were made under {track_label(track)}, but {board} is the board of "
                          f"{track_label(board_track(board))}: submit them to a board of their own")
-    problems = check_track(recs, track) if track is not None else check_records(recs, protocol)
+    if _is_external(track):
+        from benchmark.external.rules import check_external
+
+        problems = check_external(recs, track)
+    else:
+        problems = check_track(recs, track) if track is not None else check_records(recs, protocol)
     if problems:
         raise ValueError("records do not follow the protocol:\n  " + "\n  ".join(problems))
     try:

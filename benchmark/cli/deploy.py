@@ -7,6 +7,8 @@ import sys
 
 from cotrain_robot.cli import add_eval_arguments, add_serve_arguments
 
+from benchmark.cli.options import add_command
+
 
 def _export(args: argparse.Namespace) -> None:
     from benchmark.deploy.export import export_bundle
@@ -38,34 +40,35 @@ def _arm_server(args: argparse.Namespace) -> None:
     from benchmark.deploy.standin import SimRobot
     from cotrain_robot.cli import load_robot, serve
 
-    if bool(args.sim) == bool(args.robot):
-        raise ValueError("give --sim PAIR (the simulated stand-in) or --robot module:Class (your Robot)")
-    robot = SimRobot(args.sim, args.domain, args.magnitude, seed=args.seed) if args.sim else load_robot(args.robot)
+    if bool(args.sim) == bool(args.driver):
+        raise ValueError("give --sim PAIR (the simulated stand-in) or --driver MODULE:CLASS (your Robot)")
+    robot = SimRobot(args.sim, args.domain, args.magnitude, seed=args.seed) if args.sim else load_robot(args.driver)
     serve(robot, args.address, args.link_timeout)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a run's policy as a bundle (ONNX + torch.export) for a robot")
+    p = add_command(sub, "export", "export a run's policy as a bundle (ONNX + torch.export) for a robot")
     p.add_argument("run_dir", help="a run directory (config.json, checkpoint/)")
     p.add_argument("--out", required=True, help="bundle directory to write")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest max-abs difference vs PyTorch")
-    p.add_argument("--domain", default="target", help="domain token baked in (domain-conditioned methods)")
+    p.add_argument("--domain", default="target", choices=["source", "target"],
+                   help="domain token baked in (domain-conditioned methods)")
     p.add_argument("--guidance", type=float, help="guidance scale (guided methods; default: the run's)")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace the bundle at --out")
     p.add_argument("--allow-unfinished", action="store_true",
                    help="export a run that has not finished training (policy.json then says so)")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("arm-eval", help="evaluate a bundle on an arm: sim:PAIR or tcp://host:port")
+    p = add_command(sub, "arm-eval", "evaluate a bundle on an arm: sim:PAIR or tcp://host:port")
     add_eval_arguments(p, robot_help="sim:<pair>[@<magnitude>] or tcp://host:port (arm-server)")
     p.set_defaults(func=_arm_eval)
 
-    p = sub.add_parser("arm-server", help="serve a robot (or the simulated stand-in) to arm-eval over TCP")
+    p = add_command(sub, "arm-server", "serve a robot (or the simulated stand-in) to arm-eval over TCP")
     p.add_argument("--sim", metavar="PAIR", help="serve the simulated stand-in of this pair")
-    p.add_argument("--robot", metavar="MODULE:CLASS", help="serve your Robot subclass (built with no arguments)")
-    p.add_argument("--domain", default="target", choices=["source", "target"])
-    p.add_argument("--magnitude", type=float, default=1.0)
+    p.add_argument("--driver", metavar="MODULE:CLASS", help="serve your Robot subclass (built with no arguments)")
+    p.add_argument("--domain", default="target", choices=["source", "target"], help="the stand-in's domain")
+    p.add_argument("--magnitude", type=float, default=1.0, help="the stand-in's gap magnitude, in [0, 1]")
     p.add_argument("--seed", type=int, help="the stand-in's first reset seed when the client gives none")
     add_serve_arguments(p)
     p.set_defaults(func=_arm_server)

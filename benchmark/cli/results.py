@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.cli.options import add_execution_options, silent_if
+from benchmark.cli.options import add_command, add_execution_options, add_profile_option, fresh_folder, silent_if
 
 
 def _existing_dir(path: str) -> Path:
@@ -51,14 +51,15 @@ def _study(args: argparse.Namespace) -> None:
     from benchmark.study import study
 
     runs_dir = _existing_dir(args.runs_dir)
-    command = f"cotrain study {args.runs_dir} --out {args.out} --track {args.track}" + (
+    out = args.out or fresh_folder("study")
+    command = f"cotrain study {args.runs_dir} --out {out} --track {args.track}" + (
         f" --budget {args.budget}" if args.budget else "") + (" --no-guidance" if args.no_guidance else "")
-    summary = study(runs_dir, args.out, track=args.track, budget=args.budget, device=args.device,
+    summary = study(runs_dir, out, track=args.track, budget=args.budget, device=args.device,
                     workers=args.workers, guidance=not args.no_guidance, command=command,
                     log=silent_if(args.quiet))
     for claim in summary["claims"]:
         print(f"  {claim['verdict']:<28} {claim['claim']}")
-    print(f"wrote {Path(args.out) / 'COMPARISON.md'} and {len(summary['files']) - 1} more files "
+    print(f"wrote {Path(out) / 'COMPARISON.md'} and {len(summary['files']) - 1} more files "
           f"({summary['wall_s']:.0f} s)")
 
 
@@ -71,45 +72,51 @@ def _toy(args: argparse.Namespace) -> None:
     for name in ("seeds", "grid_seeds", "profile"):
         if getattr(args, name) is not None:
             size = replace(size, **{name: getattr(args, name)})
+    out = args.out or fresh_folder("toy")
+    given = {"--out": args.out, "--n-seeds": args.seeds, "--n-grid-seeds": args.grid_seeds, "--profile": args.profile,
+             "--parallel": args.parallel}
     command = "cotrain toy" + (" --full" if args.full else "") + "".join(
-        f" --{name.replace('_', '-')} {getattr(args, name)}" for name in ("seeds", "grid_seeds", "profile", "parallel")
-        if getattr(args, name) is not None)
-    toy_study(args.out, args.runs_dir, size, parallel=args.parallel or 2, command=command, log=silent_if(args.quiet))
+        f" {flag} {value}" for flag, value in given.items() if value is not None)
+    toy_study(out, args.runs_dir, size, parallel=args.parallel or 2, command=command, log=silent_if(args.quiet))
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("leaderboard", help="aggregate record.json files into md/csv/html")
-    p.add_argument("runs_dir")
-    p.add_argument("--out")
+    p = add_command(sub, "leaderboard", "aggregate record.json files into md/csv/html")
+    p.add_argument("runs_dir", help="folder of run folders (record.json each)")
+    p.add_argument("--out", help="folder for the leaderboard and figures (default: RUNS_DIR)")
     p.set_defaults(func=_leaderboard)
 
-    p = sub.add_parser("analyze", help="correlate representation metrics with success across a sweep")
-    p.add_argument("runs_dir")
-    p.add_argument("--out")
+    p = add_command(sub, "analyze", "correlate representation metrics with success across a sweep")
+    p.add_argument("runs_dir", help="folder of a sweep's run folders")
+    p.add_argument("--out", help="folder for the analysis tables and plot (default: RUNS_DIR)")
     p.add_argument("--metric", default="structured_alignment", help="metric for the scatter plot")
     p.set_defaults(func=_analyze)
 
-    p = sub.add_parser("submit", help="check records against the protocol and add them to a leaderboard")
+    p = add_command(sub, "submit", "check records against the protocol and add them to a leaderboard")
     p.add_argument("records", nargs="+", help="record.json files or run folders")
     p.add_argument("--leaderboard", default="results/leaderboard", help="leaderboard folder")
     p.set_defaults(func=_submit)
 
-    p = sub.add_parser("study", help="the study track's analyses and COMPARISON.md from a study sweep's runs")
+    p = add_command(sub, "study", "the study track's analyses and COMPARISON.md from a study sweep's runs")
     p.add_argument("runs_dir", help="runs folder of `cotrain sweep --track study --budget B`")
-    p.add_argument("--out", default="results/study", help="tables, figures and COMPARISON.md")
+    p.add_argument("--out", help="folder for the tables, figures and COMPARISON.md (default: a new "
+                                 "runs/study-<date>-<time>; the committed report: --out results/study)")
     p.add_argument("--track", default="study", help="the track whose grid the runs belong to")
     p.add_argument("--budget", help="the track's budget (default: the records' profile)")
     p.add_argument("--no-guidance", action="store_true", help="read cached guidance sweeps only, evaluate none")
-    add_execution_options(p, runs=False)
+    add_execution_options(p, runs=False, threads=False)  # guidance evaluation runs on one thread per worker
     p.set_defaults(func=_study)
 
-    p = sub.add_parser("toy", help="the study's toy-model findings: figures and a summary in results/toy")
-    p.add_argument("--out", default="results/toy", help="figures, summary.md and data.json")
+    p = add_command(sub, "toy", "the study's toy-model findings: figures and a summary")
+    p.add_argument("--out", help="folder for the figures, summary.md and data.json (default: a new "
+                                 "runs/toy-<date>-<time>; the committed findings: --out results/toy)")
     p.add_argument("--runs-dir", default="runs/toy", help="run folders of the toy's runs (one per config hash)")
-    p.add_argument("--parallel", type=int, help="worker processes (default 2)")
-    p.add_argument("--seeds", type=int, help="seeds of findings 1-4 (default 3)")
-    p.add_argument("--grid-seeds", type=int, help="seeds of the Δz × w grid and the pair checks (default 2)")
-    p.add_argument("--profile", help="harness profile of every run (default `toy`, 1000 steps; --full: `toy_full`)")
+    p.add_argument("--parallel", type=int, help="runs at once, in worker processes (default 2)")
+    p.add_argument("--n-seeds", type=int, dest="seeds", help="how many seeds findings 1-4 run (default 3)")
+    p.add_argument("--n-grid-seeds", type=int, dest="grid_seeds",
+                   help="how many seeds the Δz × w grid and the pair checks run (default 2)")
+    add_profile_option(p, help="size profile of every run (default `toy`, 1000 steps; --full: `toy_full`)",
+                       default=None)
     p.add_argument("--full", action="store_true", help="the whole grid, 5 seeds, 2000 steps (a few hours)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_toy)

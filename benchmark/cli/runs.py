@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.cli.options import add_execution_options, add_run_options
+from benchmark.cli.options import (add_command, add_execution_options, add_log_csv_option, add_profile_option,
+                                   add_run_options, silent_if)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -14,7 +15,8 @@ def _run(args: argparse.Namespace) -> None:
     cfg = RunConfig(pair=args.pair, method=args.method, magnitude=args.magnitude, n_target=args.n_target,
                     n_source=args.n_source, seed=args.seed, profile=args.profile,
                     hparams=tuple(parse_set(args.set).items()), network=args.network, episodes=args.episodes,
-                    backend=args.backend, device=args.device, workers=args.workers, threads=args.threads)
+                    backend=args.backend, device=args.device, workers=args.workers, threads=args.threads,
+                    log_csv=args.log_csv)
     record = execute_run(cfg, args.runs_dir, progress=not args.quiet)
     print(f"run {record['run_id']} ({Path(args.runs_dir) / record['run_id']})")
     for domain in ("target", "source"):
@@ -35,14 +37,14 @@ def _sweep(args: argparse.Namespace) -> None:
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
               device=args.device, workers=args.workers, threads=args.threads, dry_run=args.dry_run,
-              progress=not args.quiet)
+              progress=not args.quiet, log_csv=args.log_csv)
 
 
 def _quickstart(args: argparse.Namespace) -> None:
     from benchmark.harness.quickstart import quickstart
 
     quickstart(args.pair, args.runs_dir, args.seed, device=args.device, workers=args.workers,
-               threads=args.threads, profile=args.profile)
+               threads=args.threads, profile=args.profile, progress=not args.quiet, log=silent_if(args.quiet))
 
 
 def _calibrate(args: argparse.Namespace) -> None:
@@ -59,35 +61,38 @@ def _calibrate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="one run: demos, training, evaluation, metrics")
+    p = add_command(sub, "run", "one run: demos, training, evaluation, metrics")
     add_run_options(p)
     add_execution_options(p)
+    add_log_csv_option(p)
     p.set_defaults(func=_run)
 
-    p = sub.add_parser("sweep", help="a grid of runs, resumable, local or on Ray")
+    p = add_command(sub, "sweep", "a grid of runs, resumable, local or on Ray")
     p.add_argument("grid", nargs="?", help="YAML grid file")
     p.add_argument("--track", help="a committed track grid, e.g. `study`")
     p.add_argument("--budget", help="the track's budget, e.g. smoke, quick, full")
-    p.add_argument("--executor", default="local", choices=["local", "ray"])
+    p.add_argument("--executor", default="local", choices=["local", "ray"],
+                   help="local: worker processes here; ray: tasks on a Ray cluster")
     p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     p.add_argument("--parallel", type=int, default=1, help="runs at once (local executor)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done")
     add_execution_options(p)
+    add_log_csv_option(p)
     p.set_defaults(func=_sweep)
 
-    p = sub.add_parser("quickstart", help="every method, quick profile, one pair and seed")
-    p.add_argument("--pair", default="lift/dynamics")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--profile", default="quick")
+    p = add_command(sub, "quickstart", "every method, quick profile, one pair and seed")
+    p.add_argument("--pair", default="lift/dynamics", help="a registered pair or a factor pair")
+    p.add_argument("--seed", type=int, default=0, help="run seed of every run")
+    add_profile_option(p, help="size profile of every run")
     add_execution_options(p)
     p.set_defaults(func=_quickstart)
 
-    p = sub.add_parser("calibrate", help="learning curves of a pair on validation start states; its training length")
-    p.add_argument("pair")
+    p = add_command(sub, "calibrate", "learning curves of a pair on validation start states; its training length")
+    p.add_argument("pair", help="the pair to calibrate")
     p.add_argument("--ladder", type=int, nargs="+", help="step counts, each double the one before (default 500-8000)")
     p.add_argument("--seeds", type=int, nargs="+", help="run seeds (default 0 1 2)")
     p.add_argument("--episodes", type=int, help="validation episodes per run and domain (default 50)")
-    p.add_argument("--profile", default="quick", help="profile of every run (its steps replaced by the ladder's)")
+    add_profile_option(p, help="profile of every run (its steps replaced by the ladder's)")
     p.add_argument("--out", help="report folder (default results/calibration/<pair>)")
     p.add_argument("--report-only", action="store_true", help="write the report from finished runs only")
     add_execution_options(p)

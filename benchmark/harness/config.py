@@ -96,6 +96,8 @@ class RunConfig:
     """Torch CPU threads for training (hashed: the thread count changes the order of floating-point
     sums, so runs differ in the last bits, which adversarial training can amplify into a different
     success; a run is bitwise reproducible at the same thread count and device)."""
+    log_csv: bool = field(default=False, compare=False)
+    """Also write the training scalars as `train_log.csv` (not hashed: logging does not change a run)."""
 
     def __post_init__(self) -> None:
         import torch

@@ -167,7 +167,7 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     steps = cfg.steps or size.steps
     tcfg = TrainConfig(steps=steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
                        log_every=max(1, steps // 50), val_every=max(1, steps // 10), seed=cfg.seed,
-                       device=cfg.device, num_threads=cfg.threads)
+                       device=cfg.device, num_threads=cfg.threads, log_csv=cfg.log_csv)
     return train(built.method, built.sampler, tcfg, run_dir, val_target=val, progress=progress)
 
 

@@ -1,4 +1,4 @@
-"""Sweeps: a grid of runs, listed, launched where not done, on local processes or Ray.
+"""Sweeps: a grid of runs, listed, launched where not done, on local processes or Ray (`ray_exec`).
 
 A sweep of a track (`load_grid(track=...)`) names the track and budget in every record it makes
 (`record["track"]`); a run outside any track names none. A no-gap control of kind `evaluate` is a `NoGapEval`:
@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -252,11 +253,12 @@ def _run_one(cfg: Item, runs_dir: str, track: dict | None = None) -> tuple[str, 
 
 def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
               parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
-              progress: bool = True) -> dict[str, str | None]:
+              progress: bool = True, log_csv: bool = False) -> dict[str, str | None]:
     """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched, leaving
     out the runs found in progress in another process (named in the summary, not failed)."""
     runs_dir = Path(runs_dir)
-    runs: list[Item] = [replace(cfg, device=device, workers=workers, threads=threads) for cfg in grid.runs()]
+    runs: list[Item] = [replace(cfg, device=device, workers=workers, threads=threads, log_csv=log_csv)
+                        for cfg in grid.runs()]
     runs += [NoGapEval(replace(ev.trained, device=device, workers=workers, threads=threads))
              for ev in grid.evaluations()]
     todo = [cfg for cfg in runs if not is_done(cfg, runs_dir)]
@@ -275,9 +277,15 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
         raise ValueError(f"unknown executor {executor!r}; known: local, ray")
     results: dict[str, str | None] = {}
     bar = tqdm(total=len(todo), desc="sweep", disable=not progress)
-    # the evaluations of trained checkpoints after the training runs
-    for phase in ([c for c in todo if isinstance(c, RunConfig)], [c for c in todo if isinstance(c, NoGapEval)]):
-        results.update(_launch(phase, runs_dir, executor, address, parallel, grid.track, bar))
+    session = nullcontext()
+    if executor == "ray" and todo:
+        from benchmark.harness.ray_exec import ray_session
+
+        session = ray_session(address)
+    with session:
+        # the evaluations of trained checkpoints after the training runs (whose folders the driver then has)
+        for phase in ([c for c in todo if isinstance(c, RunConfig)], [c for c in todo if isinstance(c, NoGapEval)]):
+            results.update(_launch(phase, runs_dir, executor, parallel, grid.track, bar))
     bar.close()
     busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
     results = {k: v for k, v in results.items() if k not in busy}
@@ -293,9 +301,9 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
     return results
 
 
-def _launch(todo: list[Item], runs_dir: Path, executor: str, address: str | None, parallel: int,
-            track: dict | None, bar: tqdm) -> dict[str, str | None]:
-    """Run `todo` on the executor; returns {run_id: error or None}."""
+def _launch(todo: list[Item], runs_dir: Path, executor: str, parallel: int, track: dict | None,
+            bar: tqdm) -> dict[str, str | None]:
+    """Run `todo` on the executor (Ray: in the session `run_sweep` opened); returns {run_id: error or None}."""
     results: dict[str, str | None] = {}
     if not todo:
         return results
@@ -312,31 +320,7 @@ def _launch(todo: list[Item], runs_dir: Path, executor: str, address: str | None
                 results[run_id] = error
                 bar.update(1)
     else:
-        results = _run_ray(todo, runs_dir.resolve(), address, track, bar)
+        from benchmark.harness.ray_exec import run_on_ray
+
+        results = run_on_ray(todo, runs_dir, track, bar)
     return results
-
-
-def _run_ray(todo: list[Item], runs_dir: Path, address: str | None, track: dict | None,
-             bar: tqdm) -> dict[str, str | None]:
-    """Each run a Ray task; a local instance unless `address` names a cluster (runs_dir must be shared)."""
-    import ray
-
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False)
-    try:
-        remote = ray.remote(num_cpus=1)(_run_one)
-        pending = [remote.remote(cfg, str(runs_dir), track) for cfg in todo]
-        results: dict[str, str | None] = {}
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            run_id, error = ray.get(done[0])
-            results[run_id] = error
-            bar.update(1)
-        return results
-    finally:
-        if started:
-            ray.shutdown()

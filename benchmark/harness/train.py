@@ -2,12 +2,15 @@
 
 `run_dir/train_log.jsonl`: one line per `log_every` steps (and per validation), `{"step": s, <each loss
 term, the mean since the previous line>: ..., "val_target": ...}` (val_target only on validation steps).
+`run_dir/train_log.csv` (`TrainConfig.log_csv`, opt-in): the same lines as CSV rows, a `step` column then one
+column per scalar, written as the JSONL log is (for a spreadsheet, a plotting script or `tail -f`).
 `run_dir/checkpoint/`: the method's checkpoint (`baselines.save_checkpoint`) plus `trainer.pt` (torch's
 and the sampler's generator states), replaced atomically. A run whose directory holds a checkpoint
 continues from its step, and ends with the same weights, bit for bit, as an uninterrupted run.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import shutil
@@ -26,7 +29,7 @@ from baselines.checkpoints import save_torch
 from baselines.data import TARGET
 from baselines.policy import map_obs
 
-LOG_FILE, CKPT_DIR, TRAINER_FILE = "train_log.jsonl", "checkpoint", "trainer.pt"
+LOG_FILE, CSV_LOG_FILE, CKPT_DIR, TRAINER_FILE = "train_log.jsonl", "train_log.csv", "checkpoint", "trainer.pt"
 VAL_MAX_WINDOWS = 2048  # validation uses at most this many target windows, evenly spaced
 VAL_MAX_IMAGE_WINDOWS, VAL_IMAGE_CHUNK = 512, 64  # image windows: fewer, and the loss taken in chunks of rows
 
@@ -43,6 +46,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch's global generator and the sampler's generator (separate derived streams)
     device: str = "cpu"  # the method's device
     num_threads: int | None = None  # torch CPU threads for the run (None: leave torch's setting)
+    log_csv: bool = False  # also write the log lines to train_log.csv
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every", "ckpt_every", "val_every"):
@@ -131,6 +135,28 @@ def _truncate_log(path: Path, step: int) -> None:
         path.write_text("".join(line + "\n" for line in lines if json.loads(line)["step"] <= step))
 
 
+def rewrite_csv_log(log_path: Path, csv_path: Path) -> list[str]:
+    """Write `csv_path` from the JSONL log's lines: `step`, then each scalar in order of first appearance
+    (empty where a line lacks it); returns the columns."""
+    records = [json.loads(line) for line in log_path.read_text().splitlines() if line] if log_path.exists() else []
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    with open(csv_path, "w", newline="") as f:
+        if columns:
+            writer = csv.DictWriter(f, columns)
+            writer.writeheader()
+            writer.writerows(records)
+    return columns
+
+
+def _append_csv_log(log_path: Path, csv_path: Path, record: dict[str, Any], columns: list[str]) -> list[str]:
+    """Add `record` (already in the JSONL log) to the CSV log; rewritten whole when it brings a new column."""
+    if not columns or not set(record) <= set(columns):
+        return rewrite_csv_log(log_path, csv_path)
+    with open(csv_path, "a", newline="") as f:
+        csv.DictWriter(f, columns).writerow(record)
+    return columns
+
+
 def train(method: Method, sampler: MixedSampler, cfg: TrainConfig, run_dir: str | Path,
           val_target: Windows | None = None, progress: bool = True) -> dict[str, Any]:
     """Train `method` on `sampler`'s batches up to `cfg.steps`, resuming from `run_dir/checkpoint` if present.
@@ -158,6 +184,8 @@ def train(method: Method, sampler: MixedSampler, cfg: TrainConfig, run_dir: str 
         if start > cfg.steps:
             raise ValueError(f"{ckpt} is at step {start}, past the requested {cfg.steps} steps")
     _truncate_log(log_path, start)
+    csv_path = run_dir / CSV_LOG_FILE
+    csv_columns = rewrite_csv_log(log_path, csv_path) if cfg.log_csv else []
     val = validation_set(val_target, cfg.seed) if val_target is not None and len(val_target) else None
     sums: dict[str, float] = {}
     count, last, last_val = 0, {}, None
@@ -178,6 +206,8 @@ def train(method: Method, sampler: MixedSampler, cfg: TrainConfig, run_dir: str 
                     last_val = record["val_target"] = validation_loss(method, val)
                 log.write(json.dumps(record) + "\n")
                 log.flush()
+                if cfg.log_csv:
+                    csv_columns = _append_csv_log(log_path, csv_path, record, csv_columns)
                 bar.set_postfix(loss=f"{last['loss']:.4f}")
                 sums, count = {}, 0
             if step % cfg.ckpt_every == 0 or step == cfg.steps:

@@ -1,0 +1,228 @@
+"""An ablation's numbers from its run folders: success per cell and method, the drop from magnitude 0, the
+representation against magnitude, the expert's success; written as `summary.md`, `summary.csv`,
+`sensitivity.csv` and figures.
+
+Success in a cell is the mean over seeds of each seed's success over the same test start states, with its 95%
+two-level bootstrap interval (seeds, then episodes; `benchmark.analysis.stats`) and the Wilson interval of the
+pooled count. A drop is success at magnitude 0 minus success at m, paired by seed and start state (two-level
+paired bootstrap). Representation metrics come from trained runs only (`metrics.json`); an evaluation-only
+item has none. The raw-observation discernibility is the cell's (its paired replay data, the same for every
+method), so it is read from any trained run of the cell.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.ablation.items import ExpertEval
+from benchmark.ablation.plan import Ablation, describe_level, evaluated_only
+from benchmark.analysis.stats import paired_bootstrap_diff, two_level_bootstrap_ci, wilson_interval
+from benchmark.harness.run import read_json
+
+RAW, ALIGN = "raw_discern_mlp", "align_wasserstein"  # the cell's raw discernibility; z's scale-free alignment
+EXPERT = "expert"
+
+
+def _record(item, runs_dir: Path) -> dict[str, Any] | None:
+    if isinstance(item, ExpertEval):
+        path = item.path(runs_dir)
+        return read_json(path) if path.exists() else None
+    folder = runs_dir / item.run_id()
+    return read_json(folder / "record.json") if (folder / "done").exists() else None
+
+
+def _outcomes(record: dict[str, Any]) -> np.ndarray:
+    return np.array([float(e["success"]) for e in record["eval"]["target"]["episodes"]])
+
+
+def _mean(values: list[float]) -> float:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def cell_table(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]]:
+    """One row per (factor, magnitude, method or `expert`): seeds found, pooled count, success with both
+    intervals, the drop from magnitude 0 with its paired interval, and the mean representation metrics."""
+    runs_dir = Path(runs_dir)
+    found: dict[tuple, dict[int, dict]] = {}
+    for method in (*ablation.methods, EXPERT):
+        for factor, magnitude in ablation.cells():
+            found[factor, magnitude, method] = {
+                seed: rec for seed in ablation.seeds
+                if (rec := _record(ablation.item(method, seed, factor, magnitude), runs_dir)) is not None}
+    raw = {cell: _mean([r["metrics"].get(RAW) for m in ablation.methods for r in found[(*cell, m)].values()
+                        if r.get("metrics")]) for cell in ablation.cells()}
+    rows = []
+    for (factor, magnitude, method), records in found.items():
+        outcomes = {seed: _outcomes(r) for seed, r in records.items()}
+        row: dict[str, Any] = {
+            "task": ablation.task, "factor": factor, "magnitude": magnitude, "level": describe_level(factor, magnitude),
+            "method": method, "trained": method != EXPERT and not (evaluated_only(method) and magnitude > 0),
+            "seeds": len(outcomes), "successes": int(sum(o.sum() for o in outcomes.values())),
+            "episodes": int(sum(o.size for o in outcomes.values())),
+            "success": math.nan, "ci_lo": math.nan, "ci_hi": math.nan, "wilson_lo": math.nan, "wilson_hi": math.nan,
+            "drop": math.nan, "drop_lo": math.nan, "drop_hi": math.nan, "raw_discern_mlp": raw[factor, magnitude],
+            "align_wasserstein": _mean([r["metrics"].get(ALIGN) for r in records.values() if r.get("metrics")]),
+        }
+        if outcomes:
+            row["success"], row["ci_lo"], row["ci_hi"] = two_level_bootstrap_ci(outcomes)
+            row["wilson_lo"], row["wilson_hi"] = wilson_interval(row["successes"], row["episodes"])
+            base = {seed: _outcomes(r) for seed, r in found[factor, 0.0, method].items()} \
+                if (factor, 0.0, method) in found and magnitude > 0 else {}
+            if set(base) & set(outcomes):
+                row["drop"], row["drop_lo"], row["drop_hi"] = paired_bootstrap_diff(base, outcomes)
+        rows.append(row)
+    return rows
+
+
+def sensitivity(rows: list[dict[str, Any]], method: str = "source_only") -> list[dict[str, Any]]:
+    """`method`'s drop per factor, factors ranked by their drop at their largest measured magnitude (largest
+    first): [{"rank", "factor", "drop", "drop_lo", "drop_hi", "at", "by_magnitude": [row, ...]}]."""
+    by_factor: dict[str, list[dict]] = {}
+    for row in rows:
+        if row["method"] == method and row["magnitude"] > 0 and not math.isnan(row["drop"]):
+            by_factor.setdefault(row["factor"], []).append(row)
+    ranked = []
+    for factor, factor_rows in by_factor.items():
+        top = max(factor_rows, key=lambda r: r["magnitude"])
+        ranked.append({"factor": factor, "drop": top["drop"], "drop_lo": top["drop_lo"], "drop_hi": top["drop_hi"],
+                       "at": top["magnitude"], "by_magnitude": sorted(factor_rows, key=lambda r: r["magnitude"])})
+    ranked.sort(key=lambda r: -r["drop"])
+    return [{"rank": i + 1, **r} for i, r in enumerate(ranked)]
+
+
+def largest_drops(ablation: Ablation, runs_dir: str | Path, k: int) -> tuple[str, ...]:
+    """The `k` factors whose source policy drops most (`sensitivity`); ValueError while a factor is unmeasured."""
+    ranked = sensitivity(cell_table(ablation, runs_dir))
+    missing = sorted(set(ablation.factors) - {r["factor"] for r in ranked})
+    if missing:
+        raise ValueError(f"the sensitivity of {ablation.task} has no drop yet for {', '.join(missing)}: "
+                         "run that stage first")
+    return tuple(r["factor"] for r in ranked[:k])
+
+
+def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_only") -> list[dict[str, Any]]:
+    """Each other trained method minus `reference` per cell above 0, paired by seed and start state."""
+    runs_dir = Path(runs_dir)
+    if reference not in ablation.methods:
+        return []
+    out = []
+    for factor, magnitude in ablation.cells():
+        if magnitude == 0.0:
+            continue
+        outcomes = {}
+        for method in ablation.methods:
+            items = {s: ablation.item(method, s, factor, magnitude) for s in ablation.seeds}
+            outcomes[method] = {s: _outcomes(r) for s, i in items.items() if (r := _record(i, runs_dir)) is not None}
+        for method in ablation.methods:
+            if method != reference and set(outcomes[method]) & set(outcomes[reference]):
+                diff = paired_bootstrap_diff(outcomes[method], outcomes[reference])
+                out.append({"factor": factor, "magnitude": magnitude, "method": method, "reference": reference,
+                            **dict(zip(("diff", "lo", "hi"), diff))})
+    return out
+
+
+CSV_FIELDS = ("task", "factor", "magnitude", "level", "method", "trained", "seeds", "episodes", "successes",
+              "success", "ci_lo", "ci_hi", "wilson_lo", "wilson_hi", "drop", "drop_lo", "drop_hi",
+              "raw_discern_mlp", "align_wasserstein")
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> Path:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _ci(point: float, lo: float, hi: float, signed: bool = False) -> str:
+    if math.isnan(point):
+        return "—"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    return f"{f.format(point)} [{f.format(lo)}, {f.format(hi)}]"
+
+
+def _num(value: float) -> str:
+    return "—" if math.isnan(value) else f"{value:.3f}"
+
+
+def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, command: str = "") -> list[Path]:
+    """`summary.md`, `summary.csv`, `sensitivity.csv` and the figures in `out_dir`; returns their paths."""
+    from benchmark.ablation.figures import write_figures
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = cell_table(ablation, runs_dir)
+    ranked = sensitivity(rows)
+    pairs = versus(ablation, runs_dir)
+    paths = [write_csv(out / "summary.csv", rows, CSV_FIELDS)]
+    ranked_rows = [{**r, "rank": s["rank"]} for s in ranked for r in s["by_magnitude"]]
+    paths.append(write_csv(out / "sensitivity.csv", ranked_rows,
+                           ("rank", "factor", "magnitude", "level", "drop", "drop_lo", "drop_hi", "success")))
+    figures = write_figures(rows, ranked, out)
+    methods = [*ablation.methods, EXPERT]
+    eval_only = [m for m in ablation.methods if evaluated_only(m)]
+    lines = [f"# Gap ablation of `{ablation.task}`", "",
+             *([f"Command: `{command}`", ""] if command else []),
+             f"Factors: {', '.join(ablation.factors)}. Magnitudes: {', '.join(f'{m:g}' for m in ablation.magnitudes)} "
+             f"(each factor at its distinct effective magnitudes). Seeds: {', '.join(map(str, ablation.seeds))}; "
+             f"{ablation.episodes} test episodes per seed and cell; `{ablation.profile}` profile, `{ablation.backend}` "
+             "backend.", "",
+             "Trained per cell: " + (", ".join(f"`{m}`" for m in ablation.methods if not evaluated_only(m)) or "none")
+             + ". Trained once per seed on the gap-free task and evaluated in every cell: "
+             + (", ".join(f"`{m}`" for m in eval_only) or "none") + ". The expert (`tasks/experts.py`, the "
+             "demos' expert noise, acting on the true state) is rolled out on the same start states. Magnitude 0 "
+             "is the base task, one cell shared by every factor.", "",
+             "## Success against magnitude", "",
+             "Mean over seeds with its 95% two-level bootstrap interval (seeds, then episodes).", "",
+             "| factor | magnitude | level | " + " | ".join(methods) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in methods) + " |"]
+    table = {(r["factor"], r["magnitude"], r["method"]): r for r in rows}
+    for factor, magnitude in ablation.cells():
+        cells = [_ci(*(table[factor, magnitude, m][k] for k in ("success", "ci_lo", "ci_hi"))) for m in methods]
+        lines.append(f"| {factor} | {magnitude:g} | {describe_level(factor, magnitude) or '—'} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "## Sensitivity of the source policy", "",
+              "Drop = success at magnitude 0 − success at m (`source_only`), paired by seed and start state, 95% "
+              "two-level paired bootstrap; factors ranked by the drop at their largest magnitude.", ""]
+    if ranked:
+        lines += ["| rank | factor | drop at largest m [95%] | drop by magnitude |", "| --- | --- | --- | --- |"]
+        lines += [f"| {s['rank']} | {s['factor']} | {_ci(s['drop'], s['drop_lo'], s['drop_hi'], True)} "
+                  f"(m = {s['at']:g}) | "
+                  + "; ".join(f"{r['magnitude']:g}: {_ci(r['drop'], r['drop_lo'], r['drop_hi'], True)}"
+                              for r in s["by_magnitude"]) + " |" for s in ranked]
+    else:
+        lines.append("No drop yet: `source_only` needs magnitude 0 and a magnitude above it.")
+    if pairs:
+        lines += ["", "## Against `target_only`", "", "Success of the method minus `target_only`'s in the same cell, "
+                  "paired by seed and start state (95% two-level paired bootstrap).", "",
+                  "| factor | magnitude | method | difference [95%] |", "| --- | --- | --- | --- |"]
+        lines += [f"| {p['factor']} | {p['magnitude']:g} | {p['method']} | {_ci(p['diff'], p['lo'], p['hi'], True)} |"
+                  for p in pairs]
+    metric_methods = [m for m in ablation.methods if m not in eval_only]
+    lines += ["", "## Representation against magnitude", "",
+              f"`{RAW}`: the MLP domain probe's held-out accuracy on raw observation histories of the cell's paired "
+              f"replay (0.5: indiscernible); `{ALIGN}`: Wasserstein distance between the domains' z, divided by z's "
+              "spread (scale-free; 0: aligned). Mean over seeds. Available from trained runs only: the evaluations "
+              "of a checkpoint trained elsewhere (" + (", ".join(f"`{m}`" for m in eval_only) or "none")
+              + " above magnitude 0) and the expert measure success alone.", "",
+              f"| factor | magnitude | {RAW} | " + " | ".join(f"{ALIGN} {m}" for m in metric_methods) + " |",
+              "| --- | --- | --- | " + " | ".join("---" for _ in metric_methods) + " |"]
+    for factor, magnitude in ablation.cells():
+        lines.append(f"| {factor} | {magnitude:g} | {_num(table[factor, magnitude, methods[0]][RAW])} | "
+                     + " | ".join(_num(table[factor, magnitude, m][ALIGN]) for m in metric_methods) + " |")
+    lines += ["", "## Expert", "", "The scripted expert's success (pooled count, 95% Wilson interval): what the "
+              "gap leaves of the task for an expert on the true state; it is also the cell's demo yield.", "",
+              "| factor | magnitude | expert successes | success [95%] |", "| --- | --- | --- | --- |"]
+    for factor, magnitude in ablation.cells():
+        r = table[factor, magnitude, EXPERT]
+        lines.append(f"| {factor} | {magnitude:g} | {r['successes']}/{r['episodes']} | "
+                     f"{_ci(r['success'], r['wilson_lo'], r['wilson_hi'])} |")
+    lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
+              + ", ".join(f"`{p.name}`" for p in figures) + ".", ""]
+    (out / "summary.md").write_text("\n".join(lines))
+    return [out / "summary.md", *paths, *figures]

@@ -1,0 +1,57 @@
+"""A staged ablation spec (`reference.yaml`): tasks, then stages in order, each an `Ablation` per task.
+
+A stage's `factors` is a list of factor names, a family name (`plan.factors_of_family`, `lowdim` for every
+low-dimensional factor), or `{largest_drop: k, of: <earlier stage>}`: the k factors whose source policy drops
+most in that stage (its sensitivity table, `report.largest_drops`), per task. Top-level `profile`, `seeds` and
+`backend` apply to every stage; a task's mapping overrides `episodes` (and any stage key) for that task.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.ablation.plan import Ablation, factors_of_family
+from benchmark.ablation.report import largest_drops
+
+SPEC = Path(__file__).resolve().parent / "reference.yaml"
+STAGE_KEYS = {"factors", "magnitudes", "methods", "episodes", "seeds", "profile", "backend"}
+
+
+def load_spec(path: str | Path = SPEC) -> dict[str, Any]:
+    """The spec mapping; ValueError naming the file where it is not one."""
+    spec = yaml.safe_load(Path(path).read_text())
+    if not isinstance(spec, dict) or not all(isinstance(spec.get(k), dict) for k in ("stages", "tasks")):
+        raise ValueError(f"{path}: an ablation spec maps `tasks` and `stages` (mappings)")
+    for name, stage in spec["stages"].items():
+        unknown = set(stage or {}) - STAGE_KEYS
+        if unknown:
+            raise ValueError(f"{path}: stage {name!r}: unknown keys {', '.join(sorted(unknown))}; "
+                             f"known: {', '.join(sorted(STAGE_KEYS))}")
+    return spec
+
+
+def stage_ablations(spec: dict[str, Any], stage: str, runs_dir: str | Path, **execution) -> list[Ablation]:
+    """Stage `stage`'s ablation of each task; an earlier stage it ranks factors by must be done (ValueError).
+    `execution`: device, threads, workers."""
+    stages = spec["stages"]
+    if stage not in stages:
+        raise ValueError(f"unknown stage {stage!r}; the spec's stages: {', '.join(stages)}")
+    out = []
+    for task, overrides in spec["tasks"].items():
+        keys = {k: spec[k] for k in ("profile", "seeds", "backend") if k in spec}
+        keys.update(stages[stage] or {})
+        keys.update({k: v for k, v in (overrides or {}).items() if k in STAGE_KEYS})
+        factors = keys.pop("factors")
+        if isinstance(factors, str):
+            factors = factors_of_family(factors)
+        elif isinstance(factors, dict):
+            earlier = next(a for a in stage_ablations(spec, factors["of"], runs_dir, **execution) if a.task == task)
+            try:
+                factors = largest_drops(earlier, runs_dir, factors["largest_drop"])
+            except ValueError as err:
+                raise ValueError(f"stage {stage!r} ranks factors by stage {factors['of']!r}: {err}") from None
+        out.append(Ablation(task=task, factors=tuple(factors), **{k: tuple(v) if isinstance(v, list) else v
+                                                                  for k, v in keys.items()}, **execution))
+    return out

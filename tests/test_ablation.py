@@ -1,0 +1,89 @@
+"""Gap ablations (`cotrain ablate`): the source policy is trained once per seed and evaluated in every cell, the
+grid resumes, the reports carry every cell and the expert."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from benchmark.ablation.items import CellEval, ExpertEval
+from benchmark.ablation.plan import Ablation
+from benchmark.ablation.stages import load_spec, stage_ablations
+from benchmark.cli import main
+from benchmark.harness.config import RunConfig
+from tasks import GAP_FACTORS
+
+LADDER = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def test_plan_trains_the_source_policy_once_per_seed_and_evaluates_it_in_every_cell():
+    ablation = Ablation(task="lift", factors=("obs_bias", "action_latency", "embodiment_sawyer"), magnitudes=LADDER,
+                        methods=("source_only", "cotrain"), seeds=(0, 1), episodes=3, profile="smoke")
+    steps = GAP_FACTORS["action_latency"].max_steps
+    assert ablation.levels("action_latency") == tuple(sorted({round(m * steps) / steps for m in LADDER}))
+    assert ablation.levels("embodiment_sawyer") == (0.0, 1.0)  # categorical: off and on
+    assert ablation.levels("obs_bias") == LADDER
+    above_zero = [c for c in ablation.cells() if c[1] > 0]
+    items = ablation.items()
+    trained = [i for i in items if isinstance(i, RunConfig)]
+    source = [i for i in trained if i.method == "source_only"]
+    assert sorted(i.seed for i in source) == [0, 1] and all(i.pair == "lift" and i.magnitude == 0 for i in source)
+    evaluations = [i for i in items if isinstance(i, CellEval)]
+    assert {i.trained.run_id() for i in evaluations} == {i.run_id() for i in source}
+    assert len(evaluations) == len(above_zero) * 2  # every cell above 0, per seed, once
+    cotrain = [i for i in trained if i.method == "cotrain"]
+    assert len(cotrain) == (len(above_zero) + 1) * 2  # magnitude 0 is one cell for every factor
+    assert {i.pair for i in evaluations} == {i.pair for i in cotrain} - {"lift"}
+    assert len([i for i in items if isinstance(i, ExpertEval)]) == (len(above_zero) + 1) * 2
+
+
+def test_reference_spec_builds_and_its_second_stage_waits_for_the_first(tmp_path):
+    spec = load_spec()
+    first, second = list(spec["stages"])
+    ablations = stage_ablations(spec, first, tmp_path)
+    assert {a.task for a in ablations} == {"lift", "stack"}
+    assert all(len(a.seeds) >= 3 and set(a.methods) == {"source_only"} for a in ablations)
+    with pytest.raises(ValueError, match="ranks factors by stage .*: run that stage first"):
+        stage_ablations(spec, second, tmp_path)
+
+
+def _folders(runs: Path) -> dict[str, dict]:
+    return {p.name: json.loads((p / "config.json").read_text()) for p in runs.iterdir() if (p / "config.json").exists()}
+
+
+@pytest.mark.slow  # four smoke trainings, two evaluations and three expert cells: about a minute on one core
+def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    argv = ["ablate", "--task", "lift", "--factors", "obs_bias", "action_latency", "--magnitudes", "0", "1",
+            "--methods", "source_only", "target_only", "--seeds", "0", "--episodes", "2", "--profile", "smoke",
+            "--runs-dir", str(runs), "--out", str(out), "--quiet"]
+    assert main(argv) == 0
+    folders = _folders(runs)
+    source = [k for k, c in folders.items() if c["method"] == "source_only" and "checkpoint_of" not in c]
+    assert len(source) == 1  # trained once for the seed ...
+    evaluations = [c for c in folders.values() if "checkpoint_of" in c]
+    assert len(evaluations) == 2 and all(c["checkpoint_of"] == source[0] for c in evaluations)  # ... evaluated per cell
+    trained = runs / source[0]
+    stamps = {p: p.stat().st_mtime_ns for p in (trained / "train_summary.json", trained / "checkpoint" / "state.pt")}
+    capsys.readouterr()
+
+    assert main(argv) == 0
+    assert "0 to run" in capsys.readouterr().out
+    assert _folders(runs) == folders
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+    with (out / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    cells = {(r["factor"], float(r["magnitude"])) for r in rows}
+    assert cells == {(f, m) for f in ("obs_bias", "action_latency") for m in (0.0, 1.0)}
+    for method in ("source_only", "target_only", "expert"):
+        mine = [r for r in rows if r["method"] == method]
+        assert {(r["factor"], float(r["magnitude"])) for r in mine} == cells
+        assert all(int(r["episodes"]) == 2 and not math.isnan(float(r["success"])) for r in mine)
+    summary = (out / "summary.md").read_text()
+    assert "## Expert" in summary and "## Sensitivity of the source policy" in summary
+    assert all((out / name).stat().st_size > 0 for name in
+               ("success_vs_magnitude.png", "sensitivity.png", "representation_vs_magnitude.png", "sensitivity.csv"))

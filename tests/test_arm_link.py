@@ -343,11 +343,11 @@ def _bundle_copy(smoke_bundle, tmp_path: Path) -> Path:
     return bundle
 
 
-@pytest.mark.parametrize("case", ["execution_horizon", "episodes", "link_timeout", "temporal_ensembling", "magnitude",
+@pytest.mark.parametrize("case", ["actions_per_chunk", "episodes", "link_timeout", "temporal_ensembling", "magnitude",
                                   "unknown_pair", "onnx", "json", "json_field", "no_server"])
 def test_arm_eval_refuses_bad_inputs_before_work_and_leaves_no_folder(case, smoke_bundle, tmp_path, capsys):
     bundle, out = _bundle_copy(smoke_bundle, tmp_path), tmp_path / "out" / "session"
-    options = {"execution_horizon": ["--execution-horizon", "0"], "episodes": ["--episodes", "0"],
+    options = {"actions_per_chunk": ["--actions-per-chunk", "0"], "episodes": ["--episodes", "0"],
                "link_timeout": ["--link-timeout", "-1"], "temporal_ensembling": ["--temporal-ensembling", "-0.5"]}
     robot = {"magnitude": f"sim:{PAIR}@abc", "unknown_pair": "sim:lift/nothing",
              "no_server": "tcp://127.0.0.1:9"}.get(case, f"sim:{PAIR}")
@@ -362,7 +362,7 @@ def test_arm_eval_refuses_bad_inputs_before_work_and_leaves_no_folder(case, smok
     argv = ["arm-eval", str(bundle), "--robot", robot, "--episodes", "2", "--max-steps", "3", "--link-timeout", "0.5",
             "--out", str(out), "--quiet", *options.get(case, [])]
     err = _cli_error(argv, capsys)
-    expected = {"execution_horizon": ["--execution-horizon 0", "[1, "], "episodes": ["--episodes 0"],
+    expected = {"actions_per_chunk": ["--actions-per-chunk 0", "[1, "], "episodes": ["--episodes 0"],
                 "link_timeout": ["--link-timeout -1"], "temporal_ensembling": ["--temporal-ensembling -0.5"],
                 "magnitude": ["--robot", "magnitude 'abc' is not a number"],
                 "unknown_pair": ["--robot", "lift/nothing"],

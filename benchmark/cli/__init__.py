@@ -1,7 +1,7 @@
 """The `cotrain` command line. It only parses and dispatches: each command group has its own module
-(`catalog`: tasks, demos, methods; `runs`: run, sweep, quickstart; `results`: leaderboard, analyze,
-submit, study, toy; `deploy`: export, arm-eval, arm-server), whose handlers call the packages that do
-the work. `cotrain perf ...` goes to `benchmark.perf.rollout`, which parses its own options. Every option
+(`catalog`: tasks, demos, methods; `runs`: run, sweep, quickstart, calibrate; `results`: leaderboard,
+analyze, submit, study, toy; `deploy`: export, arm-eval, arm-server; `external`: eval-policy; `ablation`:
+ablate), whose handlers call the packages that do the work. `cotrain perf ...` goes to `benchmark.perf.rollout`, which parses its own options. Every option
 has help text and `--help` shows its default (`options.add_command`; tests/test_cli_help.py checks both).
 
 One name per meaning, in every command (and in `cotrain-robot`):
@@ -30,7 +30,10 @@ One name per meaning, in every command (and in `cotrain-robot`):
 | `--quiet` | no progress bars or progress lines |
 | `--robot` | the arm `arm-eval` evaluates on: `sim:PAIR[@MAGNITUDE]` or `tcp://host:port` |
 | `--driver` | a `Robot` subclass to serve, `MODULE:CLASS` |
-| `--address` | where an arm server listens, `tcp://host:port` |
+| `--address` | the network address of the service a command uses: an arm server (`tcp://host:port`), or with `--executor ray` a Ray cluster (`HOST:PORT`) |
+| `--policy` | a policy trained elsewhere: a policy server (`tcp://host:port`) or `package.module:function` |
+| `--name` | the name a policy trained elsewhere goes by on its board |
+| `--actions-per-chunk` | actions of each predicted chunk executed before the next prediction (LeRobot's `actions_per_chunk`) |
 | `--link-timeout` | seconds of link silence before a side gives up (server: holds the arm) |
 | `--max-steps` | control steps per episode |
 | `--max-eef-step` | largest commanded end-effector translation per control step (m) |

@@ -78,7 +78,8 @@ def add_eval_arguments(p: argparse.ArgumentParser, robot_help: str = "tcp://host
     p.add_argument("--runtime", default="onnx", choices=["onnx", "torch"],
                    help="what runs the bundle's policy: ONNX Runtime or the torch.export program")
     p.add_argument("--max-steps", type=int, help="control steps per episode (default: the robot's horizon)")
-    p.add_argument("--execution-horizon", type=int, help="actions executed per chunk (default: the bundle's)")
+    p.add_argument("--actions-per-chunk", type=int, help="actions of each chunk executed before the next prediction "
+                                                        "(LeRobot's actions_per_chunk; default: the bundle's n_action_steps)")
     p.add_argument("--temporal-ensembling", type=float, metavar="M", help="ACT temporal ensembling, decay M")
     p.add_argument("--workspace-low", type=float, nargs=3, metavar=("X", "Y", "Z"),
                    help="lower corner of the end-effector box (m; with --workspace-high)")
@@ -98,8 +99,8 @@ def check_eval_options(args: argparse.Namespace, spec: dict[str, Any]) -> None:
     horizon, rule = spec["chunk"]["horizon"], spec.get("evaluation")
     checks = [("--episodes", args.episodes, args.episodes >= 1, "must be >= 1"),
               ("--max-steps", args.max_steps, args.max_steps is None or args.max_steps >= 1, "must be >= 1"),
-              ("--execution-horizon", args.execution_horizon,
-               args.execution_horizon is None or 1 <= args.execution_horizon <= horizon,
+              ("--actions-per-chunk", args.actions_per_chunk,
+               args.actions_per_chunk is None or 1 <= args.actions_per_chunk <= horizon,
                f"must be in [1, {horizon}] (the bundle's chunk horizon)"),
               ("--temporal-ensembling", args.temporal_ensembling,
                args.temporal_ensembling is None or args.temporal_ensembling >= 0, "must be >= 0"),
@@ -138,7 +139,7 @@ def run_eval(args: argparse.Namespace, make_robot: Callable[[str, float], Robot]
         raise ValueError(f"--robot: {err.args[0] if err.args else err}") from None
     out = Path(args.out or Path("arm_eval") / f"{Path(args.bundle).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     summary = arm_eval(args.bundle, args.robot, args.episodes, out, backend=args.runtime, limits=limits,
-                       execution_horizon=args.execution_horizon, temporal_ensembling=args.temporal_ensembling,
+                       execution_horizon=args.actions_per_chunk, temporal_ensembling=args.temporal_ensembling,
                        max_steps=args.max_steps, seed=args.seed, timeout_s=args.link_timeout,
                        make_robot=lambda spec, timeout_s: robot)
     lo, hi = summary["ci95"] or (float("nan"), float("nan"))

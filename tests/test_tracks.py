@@ -191,3 +191,15 @@ def test_the_smoke_budget_sweeps_names_its_track_and_is_accepted(tmp_path):
     retrained = execute_run(replace(source_only, magnitude=0.0), tmp_path / "retrained", progress=False)
     assert retrained["track"] is None
     assert retrained["eval"]["target"]["episodes"] == evaluation["eval"]["target"]["episodes"]
+
+
+def test_a_sweep_can_run_some_of_a_tracks_pairs_and_names_a_wrong_one(tmp_path, capsys):
+    argv = ["sweep", "--track", "leaderboard", "--budget", "full", "--runs-dir", str(tmp_path), "--dry-run"]
+    assert main(argv + ["--only-pair", "lift/sensing"]) == 0
+    listed = [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    grid = load_grid(track="leaderboard", budget="full")
+    expected = [r for r in [*grid.runs(), *grid.evaluations()] if getattr(r, "pair", None) == "lift/sensing"
+                or getattr(getattr(r, "trained", None), "pair", None) == "lift/sensing"]
+    assert listed == ["lift/sensing"] * len(expected) and expected
+    assert main(argv + ["--only-pair", "square/dynamics"]) == 2
+    assert "--only-pair square/dynamics: not among the grid's pairs" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 from benchmark.cli.options import (add_command, add_execution_options, add_log_csv_option, add_profile_option,
@@ -35,6 +36,11 @@ def _sweep(args: argparse.Namespace) -> None:
     from benchmark.harness.sweep import load_grid, run_sweep
 
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
+    if args.only_pair:
+        unknown = sorted(set(args.only_pair) - set(grid.pairs))
+        if unknown:
+            raise ValueError(f"--only-pair {', '.join(unknown)}: not among the grid's pairs ({', '.join(grid.pairs)})")
+        grid = replace(grid, pairs=tuple(p for p in grid.pairs if p in args.only_pair))
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
               device=args.device, workers=args.workers, threads=args.threads, dry_run=args.dry_run,
               progress=not args.quiet, log_csv=args.log_csv)
@@ -76,6 +82,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
     p.add_argument("--parallel", type=int, default=1, help="runs at once (local executor)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and which are done")
+    p.add_argument("--only-pair", action="append", metavar="PAIR",
+                   help="run only the grid's runs on this pair (repeatable); the others stay to do, and a track's "
+                        "records name the track all the same")
     add_execution_options(p)
     add_log_csv_option(p)
     p.set_defaults(func=_sweep)

@@ -83,6 +83,9 @@ def test_sweep_interrupted_resumed_and_same_on_a_two_node_ray_cluster(tmp_path, 
     assert len(list(local.glob("*/done"))) == 6
     for run_id, mtime in finished.items():  # finished runs were not relaunched
         assert (local / run_id / "record.json").stat().st_mtime_ns == mtime
+    controls = [json.loads(p.read_text()) for p in local.glob("*/record.json")]
+    controls = [r for r in controls if "checkpoint_of" in r["config"]]
+    assert controls and all(set(r["eval"]) == {"target", "wall_s"} for r in controls)  # the source is the trained run's
 
     import ray
     from ray.cluster_utils import Cluster

@@ -126,7 +126,8 @@ class NoGapEval:
 def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None = None,
                        progress: bool = False) -> dict[str, Any]:
     """Evaluate (or read back) a `NoGapEval` under its own folder's lock; its trained run must be done with its
-    checkpoint. The record has the trained run's `w`, no representation metrics and no training of its own."""
+    checkpoint. The record has the trained run's `w`, the target domain's evaluation only (the source's is the
+    trained run's), no representation metrics and no training of its own."""
     from benchmark.harness.fingerprint import fingerprint
     from benchmark.harness.lock import run_lock
     from benchmark.harness.run import RECORD_SCHEMA, pair_hooks, read_json, write_json
@@ -145,7 +146,9 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
         config = ev.to_json()
         write_json(run_dir / "config.json", config)
         if not (run_dir / "eval.json").exists():
-            write_json(run_dir / "eval.json", pair_hooks(ev.trained.pair).evaluate(ev.control(), trained_dir, progress))
+            # the target alone: the source is the trained run's own, evaluated with it
+            write_json(run_dir / "eval.json", pair_hooks(ev.trained.pair).evaluate(ev.control(), trained_dir, progress,
+                                                                                   domains=("target",)))
         evaluation = read_json(run_dir / "eval.json")
         trained = read_json(trained_dir / "record.json")
         record = {

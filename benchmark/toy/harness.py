@@ -146,14 +146,15 @@ class ToyHooks(PairHooks):
     def fit_normalizer(self, policy: DiffusionPolicy, obs: np.ndarray, action: np.ndarray) -> None:
         fit_toy_normalizer(policy, obs, action)
 
-    def evaluate(self, cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
-        """Exact errors on the test inputs of both domains; a guided method's target outputs at every scale."""
+    def evaluate(self, cfg: RunConfig, run_dir: Path, progress: bool,
+                 domains: tuple[str, ...] = ("target", "source")) -> dict[str, Any]:
+        """Exact errors on the test inputs of `domains`; a guided method's target outputs at every scale."""
         from baselines import load_checkpoint
 
         t0 = time.time()
         method = load_checkpoint(str(Path(run_dir) / "checkpoint"), device=cfg.device)
         out: dict[str, Any] = {domain: evaluate_toy(method, cfg.pair, cfg.magnitude, domain, cfg.episodes, cfg.seed)
-                               for domain in ("target", "source")}
+                               for domain in domains}
         if method.guided:
             out["target"]["guidance"] = guidance_sweep(method, cfg.pair, cfg.magnitude, cfg.episodes, cfg.seed)
         out["wall_s"] = time.time() - t0

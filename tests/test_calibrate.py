@@ -1,6 +1,8 @@
 """Calibration: learning curves on validation start states, the warm-started ladder, the chosen length."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -70,3 +72,26 @@ def test_a_zero_width_gain_interval_is_not_printed_as_an_interval():
 def test_a_bad_calibration_is_refused_naming_the_input(bad):
     with pytest.raises((ValueError, KeyError)):
         Calibration(**{"pair": PAIR, **bad})
+
+
+def test_the_leaderboard_criteria_are_read_at_the_chosen_length_and_a_stale_calibration_says_so(tmp_path, monkeypatch):
+    import benchmark.harness.calibrate as C
+
+    def row(steps, success, source=None):
+        return {"steps": steps, "seeds": 3, "success": success, **({"source_success": source} if source else {})}
+
+    data = {"steps": 2000, "profile": "quick", "n_target": 10, "n_source": 100, "methods": {
+        "target_only": {"curve": [row(1000, 0.9), row(2000, 0.35)]},
+        "source_only": {"curve": [row(2000, 0.9, 0.95)]}, "cotrain": {"curve": [row(2000, 0.5)]}}}
+    text = "\n".join(C.facts(data))
+    assert "target_only 0.35 in the target: meets [0.2, 0.7]" in text  # read at 2000 steps, not 1000
+    assert "a drop of 0.05: misses >= 0.15" in text and "M/N = 10: meets" in text
+    monkeypatch.setattr(C, "REPORTS", tmp_path)
+    assert C.committed_facts("lift/sensing") is None
+    (tmp_path / "lift_sensing").mkdir()
+    now = Calibration("lift/sensing").run("target_only", 0, 500)
+    write = lambda **kw: (tmp_path / "lift_sensing" / "curves.json").write_text(json.dumps({**data, **kw}))
+    write(pair_version=now.hashed_dict()["pair_version"], n_target=now.n_target, n_source=now.n_source)
+    assert C.committed_facts("lift/sensing")[0].startswith("chosen training length 2000 steps")
+    write(pair_version=now.hashed_dict()["pair_version"] - 1, n_target=now.n_target, n_source=now.n_source)
+    assert C.committed_facts("lift/sensing")[0].startswith("stale: calibrated at version")

@@ -36,7 +36,17 @@ def pair_details(name: str) -> dict[str, Any]:
         gaps.append({"token": factor_token(gap), "name": gap.name, "magnitude": gap.magnitude,
                      "family": effect.family, "kind": kind, "max_steps": effect.max_steps or None,
                      "unit": effect.unit})
-    return {**pair_summary(name), "base_task": pair.base_task, "description": pair.description, "gaps": gaps}
+    return {**pair_summary(name), "base_task": pair.base_task, "description": pair.description, "gaps": gaps,
+            "calibration": committed_facts(pair.name)}
+
+
+def committed_facts(pair: str) -> list[str] | None:
+    """The committed calibration's facts of a registered pair (results/calibration/), None without one."""
+    from tasks import PAIRS
+
+    from benchmark.harness.calibrate import committed_facts as facts
+
+    return facts(pair) if pair in PAIRS else None
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -47,7 +57,7 @@ def print_table(rows: list[list[str]]) -> None:
 
 
 def _tasks(args: argparse.Namespace) -> None:
-    from tasks import PAIRS, describe_pair
+    from tasks import PAIRS, describe_pair, get_pair
 
     if args.action == "list":
         pairs = [pair_summary(name) for name in PAIRS.names()]
@@ -59,7 +69,14 @@ def _tasks(args: argparse.Namespace) -> None:
         return
     if not args.pair:
         raise ValueError("tasks show needs a pair name (see `cotrain tasks list`)")
-    print(json.dumps(pair_details(args.pair), indent=1) if args.json else describe_pair(args.pair))
+    if args.json:
+        print(json.dumps(pair_details(args.pair), indent=1))
+        return
+    print(describe_pair(args.pair))
+    calibration = committed_facts(get_pair(args.pair).name)
+    if calibration:
+        print("  calibration (results/calibration/, validation start states):")
+        print("\n".join(f"    {line}" for line in calibration))
 
 
 def _demos(args: argparse.Namespace) -> None:

@@ -32,6 +32,10 @@ LADDER = (500, 1000, 2000, 4000, 8000)
 SEEDS = (0, 1, 2)
 EPISODES = 50  # validation episodes per run and domain
 SOURCE_EVAL = "source_eval.json"  # source_only's success in the source, beside its record
+REPORTS = Path(__file__).resolve().parents[2] / "results" / "calibration"  # the committed calibrations
+# What a leaderboard pair must show converged (at its chosen length): target_only with room both ways,
+# source_only losing this much in the target against its own source success, and M/N at least this.
+TARGET_ONLY_RANGE, MIN_SOURCE_DROP, MIN_SOURCE_RATIO = (0.2, 0.7), 0.15, 10
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,49 @@ def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
         out["methods"][method] = {"curve": rows, "gains": gains, "converged_at": _converged(cal.ladder, gains)}
     chosen = [m["converged_at"] for m in out["methods"].values()]
     out["steps"] = None if None in chosen else max(chosen)
+    cfg = cal.run(cal.methods[0], cal.seeds[0], cal.ladder[0])
+    out.update(pair_version=cfg.hashed_dict()["pair_version"], n_target=cfg.n_target, n_source=cfg.n_source)
     return out
+
+
+def facts(data: dict[str, Any]) -> list[str]:
+    """The leaderboard criteria read off curves (`curves`) at the chosen length, one line each, marked met or not."""
+    if data.get("steps") is None:
+        return ["no training length chosen yet: the criteria are read at it"]
+    at = {m: next(r for r in info["curve"] if r["steps"] == data["steps"]) for m, info in data["methods"].items()}
+    lines = [f"chosen training length {data['steps']} steps ({data['profile']} profile otherwise), "
+             f"N = {data['n_target']}, M = {data['n_source']}"]
+    low, high = TARGET_ONLY_RANGE
+    if "target_only" in at:
+        rate = at["target_only"]["success"]
+        lines.append(f"target_only {rate:.2f} in the target: {'meets' if low <= rate <= high else 'misses'} "
+                     f"[{low}, {high}]")
+    if "source_only" in at and "source_success" in at["source_only"]:
+        row = at["source_only"]
+        drop = row["source_success"] - row["success"]
+        lines.append(f"source_only {row['success']:.2f} in the target against {row['source_success']:.2f} in the "
+                     f"source, a drop of {drop:.2f}: {'meets' if drop >= MIN_SOURCE_DROP else 'misses'} "
+                     f">= {MIN_SOURCE_DROP}")
+    if "cotrain" in at:
+        lines.append(f"cotrain {at['cotrain']['success']:.2f} in the target")
+    ratio = data["n_source"] / data["n_target"]
+    lines.append(f"M/N = {ratio:g}: {'meets' if ratio >= MIN_SOURCE_RATIO else 'misses'} >= {MIN_SOURCE_RATIO}")
+    return lines
+
+
+def committed_facts(pair: str) -> list[str] | None:
+    """`facts` of the pair's committed calibration (None without one); a calibration of another pair version
+    or other demo counts says it is stale."""
+    path = REPORTS / pair.replace("/", "_") / "curves.json"
+    if not path.exists():
+        return None
+    data = read_json(path)
+    now = Calibration(pair).run("target_only", 0, LADDER[0])
+    made = (data.get("pair_version"), data.get("n_target"), data.get("n_source"))
+    if made != (now.hashed_dict()["pair_version"], now.n_target, now.n_source):
+        return [f"stale: calibrated at version {made[0]}, N = {made[1]}, M = {made[2]}; the pair is now version "
+                f"{now.hashed_dict()['pair_version']}, N = {now.n_target}, M = {now.n_source}"]
+    return facts(data)
 
 
 def _converged(ladder: tuple[int, ...], gains: list[dict[str, Any]]) -> int | None:
@@ -197,6 +243,9 @@ def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
     lines += ["", "Converged (first step count whose doubling gains nothing resolved): " + ", ".join(
         f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),
         "", f"**Chosen training length: {data['steps'] or 'none yet (incomplete, or still rising at the ladder end)'}"
-        + (" steps.**" if data["steps"] else "**"), ""]
+        + (" steps.**" if data["steps"] else "**"), "",
+        f"Leaderboard criteria at that length (target_only in [{TARGET_ONLY_RANGE[0]}, {TARGET_ONLY_RANGE[1]}], "
+        f"source_only's drop >= {MIN_SOURCE_DROP}, M/N >= {MIN_SOURCE_RATIO}; `cotrain tasks show {cal.pair}` "
+        "prints them):", ""] + [f"- {line}" for line in facts(data)] + [""]
     (out_dir / "README.md").write_text("\n".join(lines))
     return out_dir / "README.md"

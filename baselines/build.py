@@ -19,7 +19,7 @@ from common.dataset import Dataset
 
 from .data import MixedSampler, Windows, make_windows
 from .hparams import resolve_hparams
-from .methods import METHODS, Method, make_sampler
+from .methods import AUTOCAST_DTYPES, METHODS, Method, make_sampler
 from .policy import DiffusionPolicy, PolicyConfig
 
 NormalizerFit = Callable[[DiffusionPolicy, np.ndarray, np.ndarray], None]
@@ -63,15 +63,18 @@ def build_policy(config: PolicyConfig, obs: np.ndarray, action: np.ndarray, seed
 
 def build_training(config: PolicyConfig, method: str, hparams: dict[str, Any] | None,
                    source: Windows | Dataset | None, target: Windows | Dataset | None, seed: int,
-                   device: str = "cpu", fit: NormalizerFit = min_max) -> Training:
+                   device: str = "cpu", fit: NormalizerFit = min_max, precision: str = "fp32") -> Training:
     """Set up `method` (a key of `baselines.METHODS`) on a policy of `config`.
 
     source, target: windows (or datasets, windowed as `config` says) of the two domains; a domain the
     method does not train on is ignored and may be None. The policy takes its domain embedding from the
     method and its `obs_noise` from the hyperparameters; its normalizers are fitted by `fit` on the windows
     the method trains on. hparams: overrides of the method's defaults; a mixing method needs `w`. The
-    sampler draws batches of the `batch_size` hyperparameter.
+    sampler draws batches of the `batch_size` hyperparameter. precision: the method's training arithmetic, a key
+    of `baselines.methods.AUTOCAST_DTYPES` (`bf16`: forward pass and loss under bf16 autocast).
     """
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(AUTOCAST_DTYPES)}, got {precision!r}")
     cls = METHODS[method]
     hp = resolve_hparams(method, hparams)
     if cls.mixes and hp["w"] is None:
@@ -86,6 +89,7 @@ def build_training(config: PolicyConfig, method: str, hparams: dict[str, Any] | 
     policy = build_policy(config, np.concatenate([x.obs for x in used]), np.concatenate([x.action for x in used]),
                           seed, fit)
     built = cls(policy, hparams, device=device)  # after the policy: extra modules draw from the same stream
+    built.precision = precision
     w = hp["w"] if cls.mixes else (1.0 if cls.uses_target else 0.0)
     return Training(policy, built, make_sampler(cls, src, tgt, hp["batch_size"], w,
                                                 torch.Generator().manual_seed(seed)))

@@ -9,6 +9,7 @@ outside the suite is found by `METHODS` too (`baselines.plugins`).
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,6 +25,8 @@ from .policy import LOWDIM, NULL_DOMAIN, DiffusionPolicy, cat_obs, map_obs
 Batch = dict[str, torch.Tensor]
 DOMAINS = {"source": SOURCE, "target": TARGET}
 SPREAD_EPS = 1e-8  # floor of the within-domain spread (a z collapsed to a point)
+# training precision -> the dtype `Method.update` autocasts its forward pass and loss to (None: plain fp32)
+AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def domain_id(domain: str | int) -> int:
@@ -109,6 +112,7 @@ class Method:
         self.optimizer = torch.optim.AdamW([*self.policy.parameters(), *self.extra.parameters()],
                                            lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
         self.step = 0
+        self.precision = "fp32"  # a key of AUTOCAST_DTYPES (`baselines.build.build_training` sets it)
 
     # -- hooks for subclasses
     def build_extra(self) -> dict[str, nn.Module]:
@@ -160,9 +164,16 @@ class Method:
             merged["align_action"] = tuple(b["align"]["action"].to(self.device) for b in (source_batch, target_batch))
         return merged
 
+    def autocast(self) -> AbstractContextManager:
+        """The context of the forward pass and loss in training: autocast to the `precision`'s dtype, or none
+        for fp32 (gradients, optimizer and EMA stay fp32 either way)."""
+        dtype = AUTOCAST_DTYPES[self.precision]
+        return nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+
     def update(self, source_batch: Batch | None, target_batch: Batch | None) -> dict[str, float]:
         """One optimization step; returns {"loss": total, <term>: value, ...}."""
-        loss, terms = self.objective(self.prepare(source_batch, target_batch))
+        with self.autocast():
+            loss, terms = self.objective(self.prepare(source_batch, target_batch))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         warmup = self.hparams["lr_warmup"]  # linear warm-up of the learning rate over the first lr_warmup steps

@@ -5,8 +5,9 @@ Built from the same frames as ``leaderboard.md`` and ``leaderboard.csv``
 column's raw value as a ``data-<column>`` attribute (what the page sorts by, equal to the CSV's value) and
 shows it formatted as the markdown does. The PNG figures beside the page are embedded as data URIs and the
 little CSS and JavaScript are inline, so the file opens from disk without a server or a network. Videos
-beside it are linked by relative path; the page works without them. The state of the per-pair table (sort,
-filters) lives in the URL's fragment, e.g. ``leaderboard.html#sort=success_mean&dir=desc&method=cotrain``.
+beside it or in its ``media/`` folder (``cotrain videos``) are linked by relative path; the page works
+without them. The state of the per-pair table (sort, filters) lives in the URL's fragment, e.g.
+``leaderboard.html#sort=success_mean&dir=desc&method=cotrain``.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from urllib.parse import quote
 import pandas as pd
 
 from benchmark.analysis.cells import num, success_text
+from benchmark.analysis.videos import VIDEOS_NOTE, parse_video_name
 
 __all__ = ["Column", "leaderboard_page"]
 
-VIDEO_SUFFIXES = (".mp4", ".webm")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".gif")
+MEDIA_FOLDER = "media"  # where `cotrain videos --out BOARD/media` puts a board's rollout videos
 REBUILD_COMMAND = "cotrain leaderboard RUNS_DIR"
 
 
@@ -198,13 +201,25 @@ def _figures(folder: Path) -> str:
 
 
 def _media(folder: Path) -> str:
-    """Videos directly in ``folder``, linked by relative path (empty when there are none)."""
-    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if folder.is_dir() else []
+    """Videos directly in ``folder`` and in its ``media/``, linked by relative path (empty when there are none);
+    ``cotrain videos`` files captioned with their episode and whether the record's success and length match."""
+    videos = [p.relative_to(folder) for d in (folder, folder / MEDIA_FOLDER) if d.is_dir()
+              for p in sorted(d.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
     if not videos:
         return ""
-    items = "".join(f'<figure><video controls preload="none" src="{quote(v.name)}"></video><figcaption>'
-                    f'<a href="{quote(v.name)}">{html.escape(v.name)}</a></figcaption></figure>' for v in videos)
-    return f'<section id="media"><h2>Media</h2><div class="figures">{items}</div></section>'
+    items, filmed = [], [parse_video_name(v.name) for v in videos]
+    for v, episode in zip(videos, filmed):
+        src = quote(v.as_posix())
+        player = (f'<img alt="{html.escape(v.name)}" loading="lazy" src="{src}">' if v.suffix.lower() == ".gif"
+                  else f'<video controls preload="none" src="{src}"></video>')
+        label = ""
+        if episode is not None:
+            marked = "" if episode["matches"] else ' class="differs"'
+            label = f'{html.escape(episode["episode"])}: <b{marked}>{html.escape(episode["label"])}</b><br>'
+        items.append(f'<figure>{player}<figcaption>{label}<a href="{src}">{html.escape(v.name)}</a>'
+                     f'</figcaption></figure>')
+    note = f'<p class="note">{html.escape(VIDEOS_NOTE)}</p>' if any(filmed) else ""
+    return f'<section id="media"><h2>Media</h2>{note}<div class="figures">{"".join(items)}</div></section>'
 
 
 def _distinct(values: list[Any]) -> str:
@@ -291,7 +306,7 @@ vertical-align:middle;margin-right:.5rem}
 .tag{font-size:.75rem;border:1px solid var(--muted);border-radius:3px;padding:0 .25rem;color:var(--muted)}
 .figures{display:grid;grid-template-columns:repeat(auto-fill,minmax(30rem,1fr));gap:1.2rem}
 figure{margin:0}figure img,figure video{width:100%;border:1px solid var(--line)}
-figcaption{font-size:.9rem;color:var(--muted)}.file{font-size:.85em}
+figcaption{font-size:.9rem;color:var(--muted)}.file{font-size:.85em}.differs{color:var(--down)}
 """
 
 _JS = """

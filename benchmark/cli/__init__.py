@@ -1,5 +1,5 @@
 """The `cotrain` command line. It only parses and dispatches: each command group has its own module
-(`catalog`: tasks, demos, methods; `runs`: run, sweep, quickstart, calibrate; `results`: leaderboard,
+(`catalog`: tasks, demos, methods; `runs`: run, sweep, quickstart, calibrate; `results`: leaderboard, videos,
 analyze, submit, study, toy; `deploy`: export, arm-eval, arm-server; `external`: eval-policy; `ablation`:
 ablate), whose handlers call the packages that do the work. `cotrain perf ...` goes to `benchmark.perf.rollout`, which parses its own options. Every option
 has help text and `--help` shows its default (`options.add_command`; tests/test_cli_help.py checks both).
@@ -23,9 +23,11 @@ One name per meaning, in every command (and in `cotrain-robot`):
 | `--runtime` | what runs an exported bundle: `onnx` or `torch` |
 | `--runs-dir` | a folder of run folders, one per run id |
 | `--out` | the folder (or file) a command writes |
+| `--format` | the file format a command writes: a dataset's (`demos export`) or a video's (`videos`) |
 | `--device` | torch device |
 | `--workers` | evaluation worker processes |
 | `--threads` | torch threads for training |
+| `--precision` | training arithmetic: `fp32` or `bf16` (autocast of the forward pass and loss) |
 | `--parallel` | runs at once |
 | `--quiet` | no progress bars or progress lines |
 | `--robot` | the arm `arm-eval` evaluates on: `sim:PAIR[@MAGNITUDE]` or `tcp://host:port` |

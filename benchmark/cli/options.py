@@ -6,7 +6,7 @@ import time
 
 from cotrain_robot.cli import HelpFormatter
 
-from benchmark.harness.config import PROFILES
+from benchmark.harness.config import PRECISIONS, PROFILES
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, help: str) -> argparse.ArgumentParser:
@@ -42,6 +42,13 @@ def add_log_csv_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-csv", action="store_true",
                    help="also write the training scalars as train_log.csv beside train_log.jsonl "
                         "(same run ids: logging is not part of a run's identity)")
+
+
+def add_precision_option(p: argparse.ArgumentParser, default: str | None = "fp32",
+                         help: str = "training arithmetic: bf16 autocasts the forward pass and loss (cpu, cuda); "
+                                     "part of a run's identity when bf16") -> None:
+    """`--precision`, fp32 or bf16 training (`RunConfig.precision`)."""
+    p.add_argument("--precision", default=default, choices=PRECISIONS, help=help)
 
 
 def add_execution_options(p: argparse.ArgumentParser, runs: bool = True, threads: bool = True) -> None:

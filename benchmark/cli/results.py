@@ -1,4 +1,4 @@
-"""`cotrain leaderboard`, `analyze`, `submit`, `study`, `toy`: what finished runs say."""
+"""`cotrain leaderboard`, `videos`, `analyze`, `submit`, `study`, `toy`: what finished runs say."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,14 @@ def _leaderboard(args: argparse.Namespace) -> None:
     paths = write_leaderboard(records, out)
     print(Path(paths["md"]).read_text())
     print("wrote " + ", ".join(str(p) for p in [*paths.values(), *figures]))
+
+
+def _videos(args: argparse.Namespace) -> None:
+    from benchmark.analysis.videos import board_videos
+
+    paths = board_videos(args.runs, args.out, episodes=args.episodes, fmt=args.format, device=args.device,
+                         log=silent_if(args.quiet))
+    print(f"wrote {len(paths)} video(s) to {args.out}")
 
 
 def _analyze(args: argparse.Namespace) -> None:
@@ -85,6 +93,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("runs_dir", help="folder of run folders (record.json each)")
     p.add_argument("--out", help="folder for the leaderboard and figures (default: RUNS_DIR)")
     p.set_defaults(func=_leaderboard)
+
+    p = add_command(sub, "videos", "rollout videos of records' own target test episodes, for the leaderboard page")
+    p.add_argument("runs", metavar="RUNS_DIR_OR_RUN",
+                   help="a run folder, or a folder of run folders (then the first seed of each pair and method)")
+    p.add_argument("--out", required=True,
+                   help="folder for the videos (BOARD_DIR/media: the leaderboard page in BOARD_DIR links them)")
+    p.add_argument("--episodes", type=int, default=2, help="the record's first target test episodes to film, per run")
+    p.add_argument("--format", choices=["gif", "mp4"], default="gif",
+                   help="gif (plays in every browser) or mp4 (mp4v: smaller, not every browser plays it)")
+    p.add_argument("--device", help="torch device to re-simulate on (default: the run's, else cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_videos)
 
     p = add_command(sub, "analyze", "correlate representation metrics with success across a sweep")
     p.add_argument("runs_dir", help="folder of a sweep's run folders")

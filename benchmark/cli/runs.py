@@ -5,8 +5,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark.cli.options import (add_command, add_execution_options, add_log_csv_option, add_profile_option,
-                                   add_run_options, silent_if)
+from benchmark.cli.options import (add_command, add_execution_options, add_log_csv_option, add_precision_option,
+                                   add_profile_option, add_run_options, silent_if)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -17,7 +17,7 @@ def _run(args: argparse.Namespace) -> None:
                     n_source=args.n_source, seed=args.seed, profile=args.profile,
                     hparams=tuple(parse_set(args.set).items()), network=args.network, episodes=args.episodes,
                     backend=args.backend, device=args.device, workers=args.workers, threads=args.threads,
-                    log_csv=args.log_csv)
+                    precision=args.precision, log_csv=args.log_csv)
     record = execute_run(cfg, args.runs_dir, progress=not args.quiet)
     print(f"run {record['run_id']} ({Path(args.runs_dir) / record['run_id']})")
     for domain in ("target", "source"):
@@ -41,6 +41,8 @@ def _sweep(args: argparse.Namespace) -> None:
         if unknown:
             raise ValueError(f"--only-pair {', '.join(unknown)}: not among the grid's pairs ({', '.join(grid.pairs)})")
         grid = replace(grid, pairs=tuple(p for p in grid.pairs if p in args.only_pair))
+    if args.precision:
+        grid = replace(grid, precision=args.precision)
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
               device=args.device, workers=args.workers, threads=args.threads, dry_run=args.dry_run,
               progress=not args.quiet, log_csv=args.log_csv)
@@ -70,6 +72,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "run", "one run: demos, training, evaluation, metrics")
     add_run_options(p)
     add_execution_options(p)
+    add_precision_option(p)
     add_log_csv_option(p)
     p.set_defaults(func=_run)
 
@@ -86,6 +89,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="run only the grid's runs on this pair (repeatable); the others stay to do, and a track's "
                         "records name the track all the same")
     add_execution_options(p)
+    add_precision_option(p, default=None, help="training arithmetic of every run, replacing the grid's "
+                                               "`precision` (default: the grid's, fp32 where it names none)")
     add_log_csv_option(p)
     p.set_defaults(func=_sweep)
 

@@ -10,6 +10,8 @@ from typing import Any
 from benchmark import __version__ as SUITE_VERSION
 
 EVAL_SPLITS = ("test", "validation")  # `tasks.seeds` streams a run may be evaluated on
+PRECISIONS = ("fp32", "bf16")  # training arithmetic: fp32, or bf16 autocast of the forward pass and loss
+AUTOCAST_DEVICES = ("cpu", "cuda")  # device types torch autocasts to bf16
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,9 @@ class RunConfig:
     """Torch CPU threads for training (hashed: the thread count changes the order of floating-point
     sums, so runs differ in the last bits, which adversarial training can amplify into a different
     success; a run is bitwise reproducible at the same thread count and device)."""
+    precision: str = "fp32"
+    """Training arithmetic: `fp32`, or `bf16` (forward pass and loss under bf16 autocast; the optimizer, EMA,
+    validation, evaluation and metrics stay fp32). Hashed only when `bf16`, so fp32 runs keep their ids."""
     log_csv: bool = field(default=False, compare=False)
     """Also write the training scalars as `train_log.csv` (not hashed: logging does not change a run)."""
 
@@ -106,7 +111,8 @@ class RunConfig:
         from baselines import METHODS
         from baselines.hparams import validate_hparams
 
-        for name in ("pair", "method", "profile", "network", "backend", "checkpoint_rule", "eval_split", "device"):
+        for name in ("pair", "method", "profile", "network", "backend", "checkpoint_rule", "eval_split", "device",
+                     "precision"):
             if not isinstance(getattr(self, name), str):
                 raise ValueError(f"{name} must be a string, got {getattr(self, name)!r}")
         object.__setattr__(self, "pair", get_pair(self.pair).name)
@@ -141,6 +147,11 @@ class RunConfig:
             torch.device(self.device)
         except RuntimeError as err:
             raise ValueError(f"device {self.device!r} is not a torch device ({err})") from None
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.precision == "bf16" and torch.device(self.device).type not in AUTOCAST_DEVICES:
+            raise ValueError(f"precision 'bf16' autocasts on {' or '.join(AUTOCAST_DEVICES)} devices only, "
+                             f"got device {self.device!r}")
         object.__setattr__(self, "hparams", tuple(sorted(dict(self.hparams).items())))
         w = dict(self.hparams).get("w")
         if is_number(w) and METHODS[self.method].mixes and not 0.0 < w < 1.0:
@@ -192,6 +203,8 @@ class RunConfig:
         out = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.compare}
         if out["steps"] is None:  # the profile's length: run ids as before `steps` existed
             del out["steps"]
+        if out["precision"] == "fp32":  # the default arithmetic: run ids as before `precision` existed
+            del out["precision"]
         out["hparams"] = cfg.method_hparams()
         out["pair_version"] = get_pair(cfg.pair).version
         out["expert_version"] = EXPERT_VERSION

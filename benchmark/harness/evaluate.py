@@ -24,7 +24,8 @@ _WORKER: dict[str, Any] = {}  # this process's loaded policy and built envs, reu
 
 @dataclass(frozen=True)
 class EvalSpec:
-    """What to evaluate: a checkpoint in one domain of a pair."""
+    """What to evaluate: a checkpoint in one domain of a pair; `render`: also return each episode's frames
+    (`"frames"`: the env's `render()` after the reset and after every step; the simulation is only read)."""
 
     checkpoint: str
     pair: str
@@ -33,6 +34,7 @@ class EvalSpec:
     backend: str = "robosuite"
     device: str = "cpu"
     guidance: float | None = None
+    render: bool = False
 
 
 def _worker_init() -> None:
@@ -45,13 +47,16 @@ def _load(spec: EvalSpec) -> tuple[Any, list]:
     from baselines import load_checkpoint
     from tasks import get_pair, make_env
 
-    policy_key, env_key = (spec.checkpoint, spec.device), (spec.pair, spec.domain, spec.magnitude, spec.backend)
+    policy_key = (spec.checkpoint, spec.device)
+    env_key = (spec.pair, spec.domain, spec.magnitude, spec.backend, spec.render)
     if _WORKER.get("policy_key") != policy_key:
         _WORKER["method"], _WORKER["policy_key"] = load_checkpoint(spec.checkpoint, device=spec.device), policy_key
     if _WORKER.get("env_key") != env_key:
         _close_envs()
         obs = get_pair(spec.pair).obs  # image pairs: dict observations, robosuite only (make_env says so otherwise)
-        _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, obs=obs, backend=spec.backend)
+        render_mode = "rgb_array" if spec.render else None
+        _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, obs=obs, backend=spec.backend,
+                                               render_mode=render_mode)
         _WORKER["env_key"], _WORKER["envs"] = env_key, []
     return _WORKER["method"], _WORKER["envs"]
 
@@ -92,9 +97,12 @@ def _run_batch(spec: EvalSpec, seeds: list[int]) -> list[dict[str, Any]]:
     envs = envs[: len(seeds)]
     cfg = method.policy.config
     histories, results, chunks = [], [None] * len(seeds), [0] * len(seeds)
-    for env, seed in zip(envs, seeds):
+    frames: list[list[np.ndarray]] = [[] for _ in seeds]
+    for env, seed, episode_frames in zip(envs, seeds, frames):
         obs, _ = env.reset(seed=seed)
         histories.append(deque([obs] * cfg.n_obs_steps, maxlen=cfg.n_obs_steps))
+        if spec.render:
+            episode_frames.append(env.render())
     active = list(range(len(seeds)))
     while active:
         obs = _padded_batch(histories, active)
@@ -109,8 +117,12 @@ def _run_batch(spec: EvalSpec, seeds: list[int]) -> list[dict[str, Any]]:
             for action in actions[i, : cfg.n_action_steps]:
                 ob, _, terminated, truncated, info = env.step(action)
                 histories[i].append(ob)
+                if spec.render:
+                    frames[i].append(env.render())
                 if terminated or truncated:
                     results[i] = {"seed": seeds[i], "success": bool(info["is_success"]), "length": env.t}
+                    if spec.render:
+                        results[i]["frames"] = frames[i]
                     active.remove(i)
                     break
     return results

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from benchmark.harness.config import EVAL_SPLITS, PROFILES, is_number
+from benchmark.harness.config import EVAL_SPLITS, PRECISIONS, PROFILES, is_number
 
 CHECKPOINT_RULES = ("last", "best_val")
 NOGAP_KINDS = ("retrain", "evaluate")  # a method's no-gap control: trained at magnitude 0, or its checkpoint evaluated
@@ -50,6 +50,7 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "nogap_control": (lambda v: isinstance(v, bool), "true or false"),
     "eval_split": (lambda v: isinstance(v, str) and v in EVAL_SPLITS, f"one of {', '.join(EVAL_SPLITS)}"),
     "checkpoint_rule": (lambda v: isinstance(v, str) and v in CHECKPOINT_RULES, f"one of {', '.join(CHECKPOINT_RULES)}"),
+    "precision": (lambda v: isinstance(v, str) and v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "description": (lambda v: isinstance(v, str), "a string"),
 }
 GRID_KEYS = set(VALUES) | {"set", "vary", "guidance", "budgets", "steps", "nogap"}

@@ -166,7 +166,8 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     src = _windows(demos["source"], layout, pcfg) if method_cls.uses_source else None
     tgt = _windows(demos["target"], layout, pcfg) if method_cls.uses_target else None
     val = _windows(demos["validation"], layout, pcfg)
-    built = build_training(pcfg, cfg.method, hp, src, tgt, cfg.seed, device=cfg.device, fit=hooks.fit_normalizer)
+    built = build_training(pcfg, cfg.method, hp, src, tgt, cfg.seed, device=cfg.device, fit=hooks.fit_normalizer,
+                           precision=cfg.precision)
     steps = cfg.steps or size.steps
     tcfg = TrainConfig(steps=steps, batch_size=hp["batch_size"], ckpt_every=size.ckpt_every,
                        log_every=max(1, steps // 50), val_every=max(1, steps // 10), seed=cfg.seed,

@@ -39,7 +39,8 @@ class Grid:
 
     `nogap_control` adds magnitude 0 for every method; `nogap` for some: {method: `retrain`} trains the method
     at magnitude 0, {method: `evaluate`} evaluates its trained checkpoints there (`evaluations`). `steps`
-    sets training steps per pair (absent or null: the profile's). `track` ({"name", "budget"}) is named in
+    sets training steps per pair (absent or null: the profile's). `precision` is every run's training arithmetic
+    (`RunConfig.precision`). `track` ({"name", "budget"}) is named in
     every record the grid's runs make.
     """
 
@@ -61,6 +62,7 @@ class Grid:
     checkpoint_rule: str = "last"
     steps: dict[str, int | None] = field(default_factory=dict)
     nogap: dict[str, str] = field(default_factory=dict)
+    precision: str = "fp32"
     track: dict[str, str | None] | None = None
 
     def runs(self) -> list[RunConfig]:
@@ -88,7 +90,8 @@ class Grid:
                 cfg = RunConfig(pair=pair, method=name, magnitude=mag, n_target=n, n_source=m, seed=seed,
                                 profile=self.profile, episodes=self.episodes, network=self.network,
                                 hparams=tuple(hp.items()), eval_split=self.eval_split,
-                                checkpoint_rule=self.checkpoint_rule, steps=self.steps.get(pair))
+                                checkpoint_rule=self.checkpoint_rule, steps=self.steps.get(pair),
+                                precision=self.precision)
                 out.setdefault(cfg.run_id(), cfg)
         return list(out.values())
 

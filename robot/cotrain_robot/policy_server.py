@@ -41,9 +41,8 @@ import threading
 from typing import Any, Callable
 
 import numpy as np
-import zmq
 
-from .protocol import MAX_FRAME_BYTES, MalformedMessage, pack, unpack
+from .protocol import MalformedMessage, bind_reply_socket, pack, unpack
 from .server import describe
 
 log = logging.getLogger(__name__)
@@ -103,13 +102,9 @@ class PolicyServer:
 
     def serve_forever(self) -> None:
         """Serve until `stop()`; an unexpected failure of the loop is recorded in `error` and re-raised."""
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.REP)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        ctx = sock = None
         try:
-            sock.bind(self.address)
-            self.bound_address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            ctx, sock, self.bound_address = bind_reply_socket(self.address)
             self._ready.set()
             log.info("policy server %r (digest %s) on %s", self.name, self.digest, self.bound_address)
             while not self._stop.is_set():
@@ -119,8 +114,9 @@ class PolicyServer:
             self.error = describe(err)
             raise
         finally:
-            sock.close(0)
-            ctx.term()
+            if sock is not None:
+                sock.close(0)
+                ctx.term()
             self._ready.set()
 
     # -- behaviour

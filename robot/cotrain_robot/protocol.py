@@ -146,3 +146,21 @@ def unpack(frames: list[bytes]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             raise MalformedMessage(f"array {name!r} sent twice")
         arrays[name] = value
     return header, arrays
+
+
+def bind_reply_socket(address: str) -> tuple[Any, Any, str]:
+    """A ZeroMQ REP socket bound to `address` (no linger; frames over `MAX_FRAME_BYTES` dropped by the
+    transport): `(context, socket, the address it bound)`. The caller closes both."""
+    import zmq
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.REP)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+    try:
+        sock.bind(address)
+    except BaseException:
+        sock.close(0)
+        ctx.term()
+        raise
+    return ctx, sock, sock.getsockopt_string(zmq.LAST_ENDPOINT)

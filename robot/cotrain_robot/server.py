@@ -13,9 +13,8 @@ import uuid
 from typing import Any
 
 import numpy as np
-import zmq
 
-from .protocol import ARRAY_KINDS, MAX_FRAME_BYTES, PROTOCOL, MalformedMessage, pack, unpack
+from .protocol import ARRAY_KINDS, PROTOCOL, MalformedMessage, bind_reply_socket, pack, unpack
 from .robot import HOLD_GRIPPER_KEEP, Robot
 
 log = logging.getLogger(__name__)
@@ -123,13 +122,9 @@ class ArmServer:
             self.error = f"{type(err).__name__}: {err}"
             self._ready.set()
             raise
-        ctx = zmq.Context()
-        sock = ctx.socket(zmq.REP)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
+        ctx = sock = None
         try:
-            sock.bind(self.address)
-            self.bound_address = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            ctx, sock, self.bound_address = bind_reply_socket(self.address)
             self._ready.set()
             log.info("arm server on %s (link timeout %.2f s)", self.bound_address, self.link_timeout_s)
             while not self._stop.is_set():
@@ -147,8 +142,9 @@ class ArmServer:
                 self._hold("the serving loop failed", logging.CRITICAL)
             elif self.session_state == "active":
                 self._hold("server shutting down")
-            sock.close(0)
-            ctx.term()
+            if sock is not None:
+                sock.close(0)
+                ctx.term()
             self._ready.set()
 
     # -- behaviour

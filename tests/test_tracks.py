@@ -203,3 +203,6 @@ def test_a_sweep_can_run_some_of_a_tracks_pairs_and_names_a_wrong_one(tmp_path, 
     assert listed == ["lift/sensing"] * len(expected) and expected
     assert main(argv + ["--only-pair", "square/dynamics"]) == 2
     assert "--only-pair square/dynamics: not among the grid's pairs" in capsys.readouterr().err
+    assert main(argv + ["--only-pair", "lift/sensing", "--only-method", "source_only"]) == 0
+    listed = [line.split()[2:4] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed == [["lift/sensing", "m=1"]] * 5 + [["lift/sensing", "m=0"]] * 5  # 5 seeds and their controls

@@ -36,11 +36,14 @@ def _sweep(args: argparse.Namespace) -> None:
     from benchmark.harness.sweep import load_grid, run_sweep
 
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
-    if args.only_pair:
-        unknown = sorted(set(args.only_pair) - set(grid.pairs))
-        if unknown:
-            raise ValueError(f"--only-pair {', '.join(unknown)}: not among the grid's pairs ({', '.join(grid.pairs)})")
-        grid = replace(grid, pairs=tuple(p for p in grid.pairs if p in args.only_pair))
+    for option, field in (("--only-pair", "pairs"), ("--only-method", "methods")):
+        only = getattr(args, option[2:].replace("-", "_"))
+        if only:
+            unknown = sorted(set(only) - set(getattr(grid, field)))
+            if unknown:
+                raise ValueError(f"{option} {', '.join(unknown)}: not among the grid's {field} "
+                                 f"({', '.join(getattr(grid, field))})")
+            grid = replace(grid, **{field: tuple(x for x in getattr(grid, field) if x in only)})
     if args.precision:
         grid = replace(grid, precision=args.precision)
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
@@ -88,6 +91,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--only-pair", action="append", metavar="PAIR",
                    help="run only the grid's runs on this pair (repeatable); the others stay to do, and a track's "
                         "records name the track all the same")
+    p.add_argument("--only-method", action="append", metavar="METHOD",
+                   help="run only the grid's runs of this method (repeatable), as --only-pair")
     add_execution_options(p)
     add_precision_option(p, default=None, help="training arithmetic of every run, replacing the grid's "
                                                "`precision` (default: the grid's, fp32 where it names none)")

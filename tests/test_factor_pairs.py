@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from benchmark.analysis.leaderboard import aggregate, load_records
+from benchmark.analysis.leaderboard import aggregate
+from benchmark.analysis.records import load_records
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import execute_run
 from benchmark.harness.sweep import grid_from_dict, load_grid, run_sweep

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from benchmark.analysis import leaderboard as L
+from benchmark.analysis import records as R
 from benchmark.analysis import plots as P
 from benchmark.analysis import stats as S
 from benchmark.cli import main
@@ -28,7 +29,7 @@ SWEEP, GOLDEN = DATA / "mini_sweep", DATA / "mini_sweep_golden.csv"
 
 @pytest.fixture(scope="module")
 def records() -> list[dict]:
-    return L.load_records(SWEEP)
+    return R.load_records(SWEEP)
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +219,7 @@ def test_one_seed_shows_the_wilson_interval_and_no_flat_interval(tmp_path, recor
 
 def test_aggregate_is_pure_and_order_free(records, table):
     pd.testing.assert_frame_equal(L.aggregate(list(reversed(records))), table)
-    assert json.dumps(records) == json.dumps(L.load_records(SWEEP))
+    assert json.dumps(records) == json.dumps(R.load_records(SWEEP))
 
 
 def test_duplicate_seed_in_group_raises(records):
@@ -232,11 +233,11 @@ def test_malformed_record_raises_naming_file(tmp_path):
     bad = tmp_path / "run_bad" / "record.json"
     bad.parent.mkdir()
     bad.write_text("{not json")
-    with pytest.raises(L.RecordError, match="run_bad"):
-        L.load_records(tmp_path)
+    with pytest.raises(R.RecordError, match="run_bad"):
+        R.load_records(tmp_path)
     bad.write_text(json.dumps({"schema": 99}))
-    with pytest.raises(L.RecordError, match=r"run_bad.*schema"):
-        L.load_records(tmp_path)
+    with pytest.raises(R.RecordError, match=r"run_bad.*schema"):
+        R.load_records(tmp_path)
 
 
 def test_old_schema_records_are_refused_with_the_reason(tmp_path, capsys):
@@ -245,8 +246,8 @@ def test_old_schema_records_are_refused_with_the_reason(tmp_path, capsys):
     old["schema"] = 1
     (tmp_path / "run_old").mkdir()
     (tmp_path / "run_old" / "record.json").write_text(json.dumps(old))
-    with pytest.raises(L.RecordError, match=r"run_old.*schema-1 record, refused.*scale-free"):
-        L.load_records(tmp_path)
+    with pytest.raises(R.RecordError, match=r"run_old.*schema-1 record, refused.*scale-free"):
+        R.load_records(tmp_path)
     for argv in (["leaderboard", str(tmp_path)], ["analyze", str(tmp_path)], ["study", str(tmp_path), "--out",
                  str(tmp_path / "study"), "--budget", "quick"], ["submit", str(tmp_path / "run_old"),
                  "--leaderboard", str(tmp_path / "board")]):
@@ -261,9 +262,9 @@ def test_partial_sweep_is_ignored_and_partial(tmp_path, records):
     shutil.copytree(SWEEP, runs)
     (runs / "unfinished").mkdir()
     (runs / "unfinished" / "config.json").write_text("{}")
-    assert len(L.load_records(runs)) == len(records)
+    assert len(R.load_records(runs)) == len(records)
     shutil.rmtree(runs / records[0]["run_id"])  # run folders are named by run_id
-    df = L.aggregate(L.load_records(runs))
+    df = L.aggregate(R.load_records(runs))
     assert sorted(df.seeds) == [1, 2, 2, 2]
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from benchmark.analysis import leaderboard as L
+from benchmark.analysis import records as R
 from benchmark.cli import main
 
 SWEEP = Path(__file__).parent / "data" / "mini_sweep"
@@ -117,7 +118,7 @@ def test_page_is_self_contained(board):
         src = page.images[Path(name).stem.replace("_", " ")]
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]) == (board / name).read_bytes()
-    across = L.aggregate_across_pairs(L.load_records(SWEEP))
+    across = L.aggregate_across_pairs(R.load_records(SWEEP))
     assert [float(r["data"]["iqm"]) for r in page.tables["across"]] == across.iqm.tolist()
 
 
@@ -125,7 +126,7 @@ def test_page_links_videos_beside_it(tmp_path, board):
     """A video beside the page is linked by its relative path (the page itself does not need it)."""
     shutil.copy(board / "training_curves.png", tmp_path / "training_curves.png")
     (tmp_path / "rollout seed0.mp4").write_bytes(b"")
-    page = Page(L.write_leaderboard(L.load_records(SWEEP), tmp_path)["html"].read_text(encoding="utf-8"))
+    page = Page(L.write_leaderboard(R.load_records(SWEEP), tmp_path)["html"].read_text(encoding="utf-8"))
     assert "rollout%20seed0.mp4" in page.links and set(page.images) == {"training curves"}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.analysis.leaderboard import load_records
+from benchmark.analysis.records import load_records
 from benchmark.analysis.submit import board_track, submit
 from benchmark.cli import main
 from benchmark.external import LocalPolicy, RemotePolicy, evaluate_policy, load_callable

@@ -156,7 +156,7 @@ def test_every_figure_draws_each_series_of_its_table(smoke):
 
 def test_guidance_sweep_evaluates_real_checkpoints_and_resumes(smoke):
     from benchmark.harness.evaluate import EvalSpec, evaluate
-    from benchmark.analysis.leaderboard import read_record
+    from benchmark.analysis.records import read_record
 
     gspec = {"pair": "lift/dynamics", "methods": ["cfg_adda"], "w": 0.1, "scales": [-0.5, 0, 0.5]}
     runs = [p.parent for p in smoke["runs"].glob("*/record.json")]

@@ -13,7 +13,7 @@ import pytest
 
 from benchmark.analysis.analyze import analyze, correlations, metrics_frame
 from benchmark.cli import main
-from benchmark.analysis.leaderboard import load_records
+from benchmark.analysis.records import load_records
 from benchmark.analysis.rules import LEADERBOARD_PROTOCOL, Protocol, check_records
 from benchmark.analysis.submit import submit
 

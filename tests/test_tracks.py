@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.analysis.leaderboard import aggregate, load_records
+from benchmark.analysis.leaderboard import aggregate
+from benchmark.analysis.records import load_records
 from benchmark.analysis.rules import Protocol
 from benchmark.analysis.submit import NOT_HASHED, board_track, submit
 from benchmark.cli import main

@@ -10,7 +10,8 @@ from urllib.parse import quote
 import pytest
 from PIL import Image
 
-from benchmark.analysis.leaderboard import load_records, read_record, write_leaderboard
+from benchmark.analysis.leaderboard import write_leaderboard
+from benchmark.analysis.records import load_records, read_record
 from benchmark.analysis.videos import DIFFERS_LABEL, MATCH_LABEL, parse_video_name, record_videos
 from benchmark.cli import main
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.analysis.leaderboard import load_records
+from benchmark.analysis.records import load_records
 from benchmark.analysis.metrics import correlation, normalize_across_runs
 from benchmark.analysis.figures import figure, save
 

@@ -35,7 +35,8 @@ from typing import Any
 
 from benchmark.harness.config import RunConfig, content_hash
 from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
-from benchmark.analysis.leaderboard import RecordError, load_records, write_leaderboard
+from benchmark.analysis.leaderboard import write_leaderboard
+from benchmark.analysis.records import RecordError, load_records
 from benchmark.analysis.rules import LEADERBOARD_PROTOCOL, Protocol, check_records, check_track, track_label
 from benchmark.analysis.stats import wilson_interval
 

@@ -66,7 +66,7 @@ def record_videos(run_dir: str | Path, out_dir: str | Path, episodes: int = 2, f
     """Videos of the first `episodes` target test episodes of the run in `run_dir`, re-simulated with its
     checkpoint and checked against its record, written to `out_dir` (earlier videos of the same episodes
     there are replaced); return their paths. `device`: torch device (default: the run's, else the CPU)."""
-    from benchmark.analysis.leaderboard import read_record
+    from benchmark.analysis.records import read_record
     from benchmark.harness.evaluate import EvalPool, EvalSpec, evaluate
     from tasks.video import write_episode_video
 

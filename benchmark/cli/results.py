@@ -15,7 +15,8 @@ def _existing_dir(path: str) -> Path:
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
-    from benchmark.analysis.leaderboard import aggregate, load_records, write_leaderboard
+    from benchmark.analysis.leaderboard import aggregate, write_leaderboard
+    from benchmark.analysis.records import load_records
     from benchmark.analysis.plots import write_plots
 
     runs_dir = _existing_dir(args.runs_dir)

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.harness.config import RunConfig
-from benchmark.analysis.leaderboard import load_records, write_leaderboard
+from benchmark.analysis.leaderboard import write_leaderboard
+from benchmark.analysis.records import load_records
 from benchmark.harness.run import execute_run
 from benchmark.analysis.stats import min_detectable_difference
 

@@ -158,7 +158,7 @@ def load_study(runs_dir: str | Path, track: str = "study", budget: str | None = 
     records' profile when None)."""
     import yaml
 
-    from benchmark.analysis.leaderboard import load_records
+    from benchmark.analysis.records import load_records
     from benchmark.harness.sweep import TRACKS_DIR, load_grid, load_spec
 
     root = Path(runs_dir)

@@ -27,7 +27,8 @@ episodes: 2
 nogap: {source_only: evaluate}
 """
 RAY_GRID = GRID.replace("[source_only, target_only]", "[source_only]")  # 2 trained runs and their 2 evaluations
-CLOCK = {"timing", "wall_s", "wall_time_s", "samples_per_s"}  # what differs between two executions of a run
+# what differs between two executions of a run: wall-clock times, and the executing process's fingerprint
+CLOCK = {"timing", "wall_s", "wall_time_s", "samples_per_s", "fingerprint"}
 
 
 def _wait_for_done(runs_dir: Path, proc: subprocess.Popen, timeout: float = 240) -> None:
@@ -45,7 +46,7 @@ def _files(run_dir: Path) -> list[str]:
 
 
 def _without_clock(obj):
-    """A record without its wall-clock times."""
+    """A record without its wall-clock times and fingerprint."""
     if isinstance(obj, dict):
         return {k: _without_clock(v) for k, v in obj.items() if k not in CLOCK}
     return obj
@@ -67,8 +68,9 @@ def test_sweep_interrupted_resumed_and_same_on_a_two_node_ray_cluster(tmp_path, 
     grid_file.write_text(GRID)
     local = tmp_path / "local"
     sweep = [sys.executable, "-m", "benchmark.cli", "sweep", str(grid_file), "--runs-dir", str(local), "--quiet"]
-    # numpy's BLAS on one thread, as Ray runs a task of one CPU (OMP_NUM_THREADS): the metrics' sums then match
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # numpy's BLAS would start on 2 threads here and on 1 in a Ray task of one CPU (OMP_NUM_THREADS): a run limits
+    # it to its own --threads, so the metrics' sums match
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
     proc = subprocess.Popen(sweep, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:

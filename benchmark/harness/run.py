@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
 from benchmark.harness.lock import run_lock
@@ -296,7 +297,8 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
         return read_json(run_dir / "record.json")
     with _doing(f"creating the folder of run {run_dir.name}"):
         run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(run_dir):
+    # numpy's BLAS on the run's threads, as torch: the metrics' sums do not depend on the machine's core count
+    with run_lock(run_dir), threadpool_limits(limits=cfg.threads):
         if (run_dir / "done").exists():  # finished by another process while this one waited for its lock
             return read_json(run_dir / "record.json")
         return _execute_locked(cfg, runs_dir, run_dir, progress, track)

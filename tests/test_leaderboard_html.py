@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from benchmark.analysis import leaderboard as L
+from benchmark.analysis.cells import drop_text
 from benchmark.analysis import records as R
 from benchmark.cli import main
 
@@ -97,6 +98,7 @@ def test_page_values_are_the_csv_values(board):
     rows = Page((board / "leaderboard.html").read_text(encoding="utf-8")).tables["pairs"]
     assert len(rows) == len(csv) > 0
     md = (board / "leaderboard.md").read_text(encoding="utf-8")
+    drops = 0
     for row, (_, expected) in zip(rows, csv.iterrows()):
         assert set(row["data"]) == set(csv.columns)
         bad = {c: (row["data"][c], expected[c]) for c in csv.columns if not _same(row["data"][c], expected[c])}
@@ -106,6 +108,10 @@ def test_page_values_are_the_csv_values(board):
         assert success in md  # the markdown's own cell text
         if expected.method != "cotrain":
             assert f"{expected.diff_vs_cotrain:+.2f}".replace("-", "\u2212") in "".join(row["cells"])
+        drop = drop_text(expected)  # the drop with its paired interval, as the markdown has it
+        assert drop in row["cells"] and drop in md
+        drops += "[" in drop
+    assert drops  # some rows have a control, so their drop carries an interval
 
 
 def test_page_is_self_contained(board):

@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.cells import num, success_text
+from benchmark.analysis.cells import drop_text, interval_text, num, success_text
 from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
 from benchmark.analysis.stats import (
@@ -257,25 +257,8 @@ def resolution(records: list[dict]) -> pd.DataFrame:
     return out.sort_values(CELL, kind="mergesort").reset_index(drop=True)
 
 
-def _interval(point: float, lo: float, hi: float, flat: str, signed: bool = True) -> str:
-    """``point [lo, hi]``; an interval of zero width is not printed as one: ``point (flat)`` says why."""
-    if pd.isna(point):
-        return "n/a"
-    if lo == hi:
-        return f"{num(point, signed=signed)} ({flat})"
-    return f"{num(point, signed=signed)} [{num(lo)}, {num(hi)}]"
-
-
 def _w(w: float) -> str:
     return "\u2014" if pd.isna(w) else f"{w:g}"
-
-
-def _drop(r: Any) -> str:
-    if r.magnitude == 0:
-        return "(the control)"
-    if pd.isna(r.drop_vs_nogap):
-        return "n/a (no control)"
-    return _interval(r.drop_vs_nogap, r.drop_lo, r.drop_hi, "the same outcome on every shared start state")
 
 
 def _pair_table(df: pd.DataFrame, self_reported: set[str]) -> tuple[list[str], list[list[str]]]:
@@ -287,12 +270,12 @@ def _pair_table(df: pd.DataFrame, self_reported: set[str]) -> tuple[list[str], l
     rows = []
     for r in df.itertuples(index=False):
         reference = r.method == REFERENCE
-        diff = "reference" if reference else _interval(r.diff_vs_cotrain, r.diff_lo, r.diff_hi,
+        diff = "reference" if reference else interval_text(r.diff_vs_cotrain, r.diff_lo, r.diff_hi,
                                                        "identical outcomes on every shared start state")
         method = f"{r.method} (self-reported)" if r.method in self_reported else r.method
         rows.append([r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source), method, _w(r.w),
                      success_text(r), str(r.episodes), diff, "reference" if reference else num(r.prob_improvement),
-                     _drop(r), str(r.rank), num(r.align_wasserstein_norm),
+                     drop_text(r), str(r.rank), num(r.align_wasserstein_norm),
                      num(r.discern_mlp_cond), num(r.structured_alignment)]
                     + ([num(r.target_error_mean)] if has_error else []))
     return header, rows
@@ -301,7 +284,7 @@ def _pair_table(df: pd.DataFrame, self_reported: set[str]) -> tuple[list[str], l
 def _across_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["gap", "method", "w", "pairs", "runs", "IQM success [95% CI]"]
     rows = [[f"{r.magnitude:g}", r.method, _w(r.w), str(r.pairs), str(r.runs),
-             _interval(r.iqm, r.iqm_lo, r.iqm_hi, "no interval: no spread among the seeds of any pair", signed=False)]
+             interval_text(r.iqm, r.iqm_lo, r.iqm_hi, "no interval: no spread among the seeds of any pair", signed=False)]
             for r in df.itertuples(index=False)]
     return header, rows
 

@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from benchmark.analysis.cells import num, success_text
+from benchmark.analysis.cells import drop_text, num, success_text
 from benchmark.analysis.videos import VIDEOS_NOTE, parse_video_name
 
 __all__ = ["Column", "leaderboard_page"]
@@ -124,7 +124,8 @@ def pair_columns(df: pd.DataFrame, reference: str, self_reported: set[str] = fro
         Column("episodes", "episodes / seed", _plain("episodes", str)),
         Column("diff_vs_cotrain", f"diff vs {reference} [95% CI]", lambda r: _diff_cell(r, scale, reference),
                first_dir="desc", hint=f"bar: \u2212{scale:g} to +{scale:g}, line at 0; whisker: 95% interval"),
-        Column("drop_vs_nogap", "drop vs no-gap", _plain("drop_vs_nogap")),
+        Column("drop_vs_nogap", "drop vs no-gap [95% CI]", lambda r: html.escape(drop_text(r)),
+               hint="the no-gap control's success minus this one, with its paired 95% interval"),
         Column("rank", "rank", _plain("rank", lambda x: "n/a" if _missing(x) else str(x))),
         Column("align_wasserstein_norm", "Wasserstein (norm.)", _plain("align_wasserstein_norm")),
         Column("discern_mlp_cond", "discern. MLP z_cond", _plain("discern_mlp_cond")),
@@ -132,7 +133,8 @@ def pair_columns(df: pd.DataFrame, reference: str, self_reported: set[str] = fro
     ]
     if df["target_error_mean"].notna().any():
         cols.append(Column("target_error_mean", "target error", _plain("target_error_mean")))
-    folded = {"seeds", "success_se", "success_lo", "success_hi", "diff_lo", "diff_hi", "align_wasserstein", "target_error_mean"}
+    folded = {"seeds", "success_se", "success_lo", "success_hi", "diff_lo", "diff_hi", "drop_lo", "drop_hi",
+              "align_wasserstein", "target_error_mean"}
     shown = {c.key for c in cols} | folded
     cols += [Column(k, k, _plain(k, lambda x: num(x) if isinstance(x, float) else str(x)),
                     numeric=pd.api.types.is_numeric_dtype(df[k])) for k in df.columns if k not in shown]

@@ -265,3 +265,26 @@ def test_a_folder_that_is_not_a_board_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError, match="is not a leaderboard folder"):
         submit([MINI], tmp_path / "board", LENIENT)
     assert [p.name for p in (tmp_path / "board").iterdir()] == ["notes.txt"]
+
+
+def test_a_second_submission_to_a_board_in_use_is_refused_naming_the_first(tmp_path, capsys):
+    import subprocess
+
+    from benchmark.analysis.submit import _lock_path
+
+    board = tmp_path / "board"
+    hold = ("import sys, time\nfrom pathlib import Path\nfrom benchmark.harness.lock import file_lock\n"
+            f"with file_lock(Path({str(_lock_path(board))!r}), 'board'):\n"
+            "    print('held', flush=True)\n    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["submit", str(MINI), "--leaderboard", str(board)]) == 2
+        err = capsys.readouterr().err
+        assert f"{board} is being updated by another submission (pid {holder.pid} on host" in err
+        assert not board.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    submit([MINI], board, LENIENT)  # the lock ends with its holder
+    assert len(load_records(board / "records")) == len(load_records(MINI))

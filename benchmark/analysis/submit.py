@@ -23,6 +23,7 @@ into place. A failure at any step before the swap leaves the board as it was (th
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.harness.config import RunConfig, content_hash
+from benchmark.harness.lock import RunInProgress, file_lock
 from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
 from benchmark.analysis.leaderboard import write_leaderboard
 from benchmark.analysis.records import RecordError, load_records
@@ -325,6 +327,29 @@ def submit(record_paths: list[str | Path], board_dir: str | Path,
                          + "): each track's records go to a board of their own")
     track = next(iter(tracks.values()), None)
     board = Path(board_dir)
+    if not board.parent.is_dir():  # a refused submission makes no folder
+        _refuse_unless_fit(board, recs, track, protocol)
+        board.parent.mkdir(parents=True, exist_ok=True)
+    try:  # one submission at a time per board: checked and published under its lock
+        with file_lock(_lock_path(board), f"board {board}"):
+            _refuse_unless_fit(board, recs, track, protocol)
+            return _publish(board, records, track)
+    except RunInProgress as busy:
+        owner = busy.owner
+        raise RuntimeError(f"{board} is being updated by another submission (pid {owner.get('pid', '?')} on host "
+                           f"{owner.get('host', '?')}); submit again when it has ended") from None
+
+
+def _lock_path(board: Path) -> Path:
+    """The board's lock file: in the temporary folder, named by the board's absolute path (so a failed
+    publication leaves the board's own folder exactly as it was, lock file included)."""
+    digest = hashlib.sha256(str(board.resolve()).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"cotrain-board-{digest}.lock"
+
+
+def _refuse_unless_fit(board: Path, recs: list[dict], track: dict | None, protocol: Protocol) -> None:
+    """ValueError where `board` is no board (nor a new or empty folder), takes another track's records, or
+    where the records break their track's rules (`protocol` for records of no track)."""
     is_board = _is_board(board)
     if not is_board and board.exists() and (not board.is_dir() or any(board.iterdir())):
         raise ValueError(f"{board} is not a leaderboard folder (no current -> versions/ link); "
@@ -340,11 +365,14 @@ def submit(record_paths: list[str | Path], board_dir: str | Path,
         problems = check_track(recs, track) if track is not None else check_records(recs, protocol)
     if problems:
         raise ValueError("records do not follow the protocol:\n  " + "\n  ".join(problems))
+
+
+def _publish(board: Path, records: dict[str, tuple[Path, dict]], track: dict | None) -> dict[str, Path]:
+    """Publish `records` as the board's new version (a new board where there is none)."""
     try:
-        if is_board:
+        if _is_board(board):
             _add_version(board, records, track)
         else:
-            board.parent.mkdir(parents=True, exist_ok=True)
             _new_board(board, records, track)
     except OSError as err:
         err.add_note(f"writing the leaderboard {board}, which is left as it was")

@@ -69,16 +69,23 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     Raises RunInProgress, naming the owner's pid and host, where another live process holds it; takes over,
     with a note on stderr, a lock whose owner is gone.
     """
-    path = Path(run_dir) / LOCK_FILE
+    with file_lock(Path(run_dir) / LOCK_FILE, f"run {Path(run_dir).name}"):
+        yield
+
+
+@contextmanager
+def file_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold the lock file `path` (of `what`, e.g. "run 0123456789ab") for the block, as `run_lock` holds a run's:
+    RunInProgress (its `owner`: pid, host, start) where another live process holds it; a stale one taken over."""
     try:
         fd = _locked_fd(path)
     except OSError as err:
-        err.add_note(f"locking run {path.parent.name}")
+        err.add_note(f"locking {what}")
         raise
     try:
         stale = _owner_of(fd)
         if stale:
-            print(f"run {path.parent.name}: taking over the stale lock of pid {stale.get('pid', '?')} on host "
+            print(f"{what}: taking over the stale lock of pid {stale.get('pid', '?')} on host "
                   f"{stale.get('host', '?')} (that process ended without releasing it)", file=sys.stderr)
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode()
         os.ftruncate(fd, 0)

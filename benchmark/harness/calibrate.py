@@ -25,7 +25,7 @@ import numpy as np
 
 from benchmark.analysis.stats import paired_bootstrap_diff, wilson_interval
 from benchmark.harness.config import RunConfig
-from benchmark.harness.run import execute_run, read_json, write_json
+from benchmark.harness.run import execute_run, pair_hooks, read_json, write_json
 
 CURVE_METHODS = ("target_only", "source_only", "cotrain")
 LADDER = (500, 1000, 2000, 4000, 8000)
@@ -80,15 +80,9 @@ def _warm_start(shorter: Path, longer: Path) -> None:
 
 def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
     """`source_only`'s success in the source on the same validation start states (cached beside its record)."""
-    from benchmark.harness.evaluate import EvalSpec, evaluate, summarize
-    from tasks.seeds import episode_seeds
-
     path = run_dir / SOURCE_EVAL
     if not path.exists():
-        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, "source", cfg.magnitude, backend=cfg.backend,
-                        device=cfg.device)
-        write_json(path, summarize(evaluate(spec, episode_seeds("validation", cfg.seed, cfg.episodes),
-                                            workers=cfg.workers, progress=progress)))
+        write_json(path, pair_hooks(cfg.pair).evaluate(cfg, run_dir, progress, domains=("source",))["source"])
     return read_json(path)
 
 

@@ -22,6 +22,7 @@ from cotrain_robot.client import RemoteRobot
 from cotrain_robot.geometry import rot6d, to_policy_frame
 from cotrain_robot.protocol import pack, unpack
 from cotrain_robot.robot import Robot
+from robots import OnAction
 from cotrain_robot.runner import PolicyRunner
 from cotrain_robot.safety import SafetyLimits
 from cotrain_robot.server import ArmServer
@@ -341,40 +342,9 @@ class Relay:
             s.close()
 
 
-class CutAfter(Robot):
-    """Delegates to `inner`; calls `on_cut` right after the n-th action (before the server can reply)."""
-
-    def __init__(self, inner, n, on_cut):
-        self.inner, self.n, self.on_cut, self.count = inner, n, on_cut, 0
-
-    def connect(self):
-        self.inner.connect()
-
-    def reset(self, seed=None):
-        self.inner.reset(seed)
-
-    def get_observation(self):
-        return self.inner.get_observation()
-
-    def send_action(self, action):
-        self.inner.send_action(action)
-        self.count += 1
-        if self.count == self.n:
-            self.on_cut()
-
-    def done(self):
-        return self.inner.done()
-
-    def success(self):
-        return self.inner.success()
-
-    def info(self):
-        return self.inner.info()
-
-
 def test_dropped_link_stops_the_episode_holds_the_arm_and_saves_it_failed(smoke_bundle, sim_robot, tmp_path):
     relay: list[Relay] = []
-    robot = CutAfter(sim_robot, 10, lambda: relay[0].cut())
+    robot = OnAction(sim_robot, 10, after=lambda: relay[0].cut())  # the link cut before the server replies
     server = ArmServer(robot, "tcp://127.0.0.1:0", link_timeout_s=0.5).start()
     try:
         relay.append(Relay(int(server.bound_address.rsplit(":", 1)[1])))

@@ -23,6 +23,7 @@ from cotrain_robot.client import RemoteRobot
 from cotrain_robot.protocol import MAX_PAYLOAD_BYTES, MalformedMessage, pack, unpack
 from cotrain_robot.robot import ConnectionLost, Robot
 from cotrain_robot.server import ArmServer
+from robots import OnAction
 from cotrain_robot.session import arm_eval
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,40 +288,11 @@ def test_killed_server_ends_the_evaluation_non_zero_without_claiming_a_hold(smok
 def test_a_confirmed_hold_is_reported_by_the_session(smoke_bundle, tmp_path):
     from benchmark.deploy.standin import SimRobot
 
-    class Stalls(Robot):
-        """The remote arm, with the policy computer going silent for 0.5 s before action `n`."""
-
-        def __init__(self, inner: RemoteRobot, n: int):
-            self.inner, self.n, self.count = inner, n, 0
-
-        def connect(self):
-            self.inner.connect()
-
-        def reset(self, seed=None):
-            self.inner.reset(seed)
-
-        def get_observation(self):
-            return self.inner.get_observation()
-
-        def send_action(self, action):
-            self.count += 1
-            if self.count == self.n:
-                time.sleep(0.5)
-            self.inner.send_action(action)
-
-        def done(self):
-            return self.inner.done()
-
-        def success(self):
-            return self.inner.success()
-
-        def info(self):
-            return self.inner.info()
-
     server = ArmServer(SimRobot(PAIR), "tcp://127.0.0.1:0", link_timeout_s=0.2).start()
     remote = RemoteRobot(server.bound_address, timeout_s=2.0, heartbeat_s=30.0)
     try:
-        summary = arm_eval(smoke_bundle["bundle"], Stalls(remote, 5), 3, tmp_path, max_steps=20, ask_operator=None)
+        stalls = OnAction(remote, 5, before=lambda: time.sleep(0.5))  # the policy computer silent for 0.5 s
+        summary = arm_eval(smoke_bundle["bundle"], stalls, 3, tmp_path, max_steps=20, ask_operator=None)
     finally:
         remote.close()
         server.stop()

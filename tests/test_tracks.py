@@ -207,3 +207,31 @@ def test_a_sweep_can_run_some_of_a_tracks_pairs_and_names_a_wrong_one(tmp_path, 
     assert main(argv + ["--only-pair", "lift/sensing", "--only-method", "source_only"]) == 0
     listed = [line.split()[2:4] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
     assert listed == [["lift/sensing", "m=1"]] * 5 + [["lift/sensing", "m=0"]] * 5  # 5 seeds and their controls
+
+
+def test_a_no_gap_evaluation_trains_a_run_committed_without_its_checkpoint_again(tmp_path):
+    import shutil
+
+    import torch
+
+    from baselines.checkpoints import STATE_FILE
+    from benchmark.harness.run import execute_run
+    from benchmark.harness.sweep import execute_nogap_eval
+
+    cfg = RunConfig(pair="lift/dynamics", method="source_only", profile="smoke", episodes=2)
+    execute_run(cfg, tmp_path, progress=False)
+    run_dir = tmp_path / cfg.run_id()
+    record = (run_dir / "record.json").read_bytes()
+    trained = torch.load(run_dir / "checkpoint" / STATE_FILE, weights_only=False)["policy"]
+    shutil.rmtree(run_dir / "checkpoint")  # its small files committed, its checkpoint not
+    control = execute_nogap_eval(NoGapEval(cfg), tmp_path)
+    assert control["config"]["checkpoint_of"] == cfg.run_id() and (run_dir / "record.json").read_bytes() == record
+    again = torch.load(run_dir / "checkpoint" / STATE_FILE, weights_only=False)["policy"]
+    assert all(torch.equal(trained[k], again[k]) for k in trained)  # the very policy, trained again
+
+    shutil.rmtree(run_dir / "checkpoint")
+    shutil.rmtree(tmp_path / NoGapEval(cfg).run_id())
+    summary = json.loads((run_dir / "train_summary.json").read_text())
+    (run_dir / "train_summary.json").write_text(json.dumps({**summary, "val_target": summary["val_target"] + 1e-3}))
+    with pytest.raises(RuntimeError, match="trained again does not reproduce its record"):
+        execute_nogap_eval(NoGapEval(cfg), tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -304,6 +305,39 @@ def execute_run(cfg: RunConfig, runs_dir: str | Path = "runs", progress: bool = 
         return _execute_locked(cfg, runs_dir, run_dir, progress, track)
 
 
+def training_demos(cfg: RunConfig, runs_dir: Path, progress: bool) -> dict[str, Path]:
+    """The demo files a run trains on (made once, cached under `runs_dir/_demos`): source, target, and the
+    target validation demos (a fifth of N, at least one) its validation loss is measured on."""
+    return {"source": ensure_demos(runs_dir, cfg, "source", cfg.n_source, "source_demos", progress),
+            "target": ensure_demos(runs_dir, cfg, "target", cfg.n_target, "target_demos", progress),
+            "validation": ensure_demos(runs_dir, cfg, "target", max(1, cfg.n_target // 5), "validation", progress)}
+
+
+def restore_checkpoint(cfg: RunConfig, runs_dir: str | Path, progress: bool = False) -> None:
+    """Train again a finished run whose folder lacks its checkpoint (its small files committed without it), put
+    the checkpoint in place and leave its record as it was. Training is deterministic at the run's device and
+    threads: RuntimeError where the retrained final validation loss is not the recorded one."""
+    cfg = cfg.resolved()
+    runs_dir = Path(runs_dir)
+    run_dir = runs_dir / cfg.run_id()
+    with run_lock(run_dir), threadpool_limits(limits=cfg.threads):
+        if (run_dir / "checkpoint").exists():
+            return
+        recorded = read_json(run_dir / "train_summary.json")["val_target"]
+        scratch = run_dir / ".retrain"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir()
+        with _doing(f"training run {run_dir.name} again for its checkpoint"):
+            again = stage_train(cfg, scratch, training_demos(cfg, runs_dir, progress), cfg.to_json()["hparams"],
+                                progress)["val_target"]
+        if again != recorded:
+            raise RuntimeError(f"run {run_dir.name} trained again does not reproduce its record (final validation "
+                               f"loss {again!r}, recorded {recorded!r}): another machine or library version; its "
+                               f"checkpoint is left in {scratch}")
+        os.replace(scratch / "checkpoint", run_dir / "checkpoint")
+        shutil.rmtree(scratch)
+
+
 def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: bool,
                     track: dict[str, str | None] | None) -> dict[str, Any]:
     from benchmark.harness.fingerprint import fingerprint
@@ -315,14 +349,9 @@ def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: boo
     with _doing(f"writing the config of run {run_dir.name}"):
         write_json(run_dir / "config.json", config)
 
-    n_val = max(1, cfg.n_target // 5)
     n_replay = cfg.size.replay_episodes
     with _doing(f"generating the demos of run {run_dir.name}"):
-        demos = {
-            "source": ensure_demos(runs_dir, cfg, "source", cfg.n_source, "source_demos", progress),
-            "target": ensure_demos(runs_dir, cfg, "target", cfg.n_target, "target_demos", progress),
-            "validation": ensure_demos(runs_dir, cfg, "target", n_val, "validation", progress),
-        }
+        demos = training_demos(cfg, runs_dir, progress)
         replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
 
     needs_model = not ((run_dir / "eval.json").exists() and (run_dir / "metrics.json").exists())

@@ -133,15 +133,17 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
     trained run's), no representation metrics and no training of its own."""
     from benchmark.harness.fingerprint import fingerprint
     from benchmark.harness.lock import run_lock
-    from benchmark.harness.run import RECORD_SCHEMA, pair_hooks, read_json, write_json
+    from benchmark.harness.run import RECORD_SCHEMA, pair_hooks, read_json, restore_checkpoint, write_json
 
     runs_dir = Path(runs_dir)
     trained_dir, run_dir = runs_dir / ev.trained.run_id(), runs_dir / ev.run_id()
     if (run_dir / "done").exists():
         return read_json(run_dir / "record.json")
-    if not (trained_dir / "done").exists() or not (trained_dir / "checkpoint").exists():
+    if not (trained_dir / "done").exists():
         raise RuntimeError(f"the no-gap evaluation {ev.run_id()} evaluates run {trained_dir.name}, which is not "
-                           f"finished with its checkpoint in {runs_dir}")
+                           f"finished in {runs_dir}")
+    if not (trained_dir / "checkpoint").exists():  # its small files were committed without it: train it again
+        restore_checkpoint(ev.trained, runs_dir, progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         if (run_dir / "done").exists():

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from benchmark.ablation.items import CellEval, ExpertEval, execute_expert_eval
 from benchmark.ablation.plan import Ablation, Item, count
 from benchmark.harness.config import RunConfig
-from benchmark.harness.sweep import InProgressElsewhere, _launch
+from benchmark.harness.sweep import InProgressElsewhere, launch
 
 
 def is_done(item: Item, runs_dir: Path) -> bool:
@@ -87,7 +87,7 @@ def run_ablation(ablation: Ablation, runs_dir: str | Path, executor: str = "loca
     with tqdm(total=len(todo), desc=f"ablate {ablation.task}", disable=not progress) as bar:
         with session:
             for phase in (RunConfig, CellEval):  # the evaluations read the trained checkpoints
-                results.update(_launch([i for i in todo if type(i) is phase], runs_dir, executor, parallel, None, bar))
+                results.update(launch([i for i in todo if type(i) is phase], runs_dir, executor, parallel, None, bar))
         results.update(_launch_experts([i for i in todo if isinstance(i, ExpertEval)], runs_dir, parallel, bar))
     busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
     failed = {k: v for k, v in results.items() if v and k not in busy}

@@ -293,7 +293,7 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
     with session:
         # the evaluations of trained checkpoints after the training runs (whose folders the driver then has)
         for phase in ([c for c in todo if isinstance(c, RunConfig)], [c for c in todo if isinstance(c, NoGapEval)]):
-            results.update(_launch(phase, runs_dir, executor, parallel, grid.track, bar))
+            results.update(launch(phase, runs_dir, executor, parallel, grid.track, bar))
     bar.close()
     busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
     results = {k: v for k, v in results.items() if k not in busy}
@@ -309,9 +309,10 @@ def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address
     return results
 
 
-def _launch(todo: list[Item], runs_dir: Path, executor: str, parallel: int, track: dict | None,
-            bar: tqdm) -> dict[str, str | None]:
-    """Run `todo` on the executor (Ray: in the session `run_sweep` opened); returns {run_id: error or None}."""
+def launch(todo: list[Item], runs_dir: Path, executor: str, parallel: int, track: dict | None,
+           bar: tqdm) -> dict[str, str | None]:
+    """Run `todo` on the executor (Ray: in the session the caller opened, `ray_exec.ray_session`); returns
+    {run_id: error or None}."""
     results: dict[str, str | None] = {}
     if not todo:
         return results

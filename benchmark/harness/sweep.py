@@ -128,8 +128,8 @@ class NoGapEval:
 
 def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None = None,
                        progress: bool = False) -> dict[str, Any]:
-    """Evaluate (or read back) a `NoGapEval` under its own folder's lock; its trained run must be done with its
-    checkpoint. The record has the trained run's `w`, the target domain's evaluation only (the source's is the
+    """Evaluate (or read back) a `NoGapEval` under its own folder's lock; its trained run must be done (a missing
+    checkpoint is trained again, `run.restore_checkpoint`). The record has the trained run's `w`, the target domain's evaluation only (the source's is the
     trained run's), no representation metrics and no training of its own."""
     from benchmark.harness.fingerprint import fingerprint
     from benchmark.harness.lock import run_lock

@@ -1,12 +1,11 @@
 """Shared fixtures."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from tasks import make_env
 from common.dataset import Dataset
+from scripted import scripted_rollouts
 from tasks.dataset import load_dataset, write_dataset
 
 LIFT_PAIR = "lift/dynamics"
@@ -21,38 +20,11 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def _scripted_rollouts(domain: str, episodes: int, steps: int, seed: int) -> Dataset:
-    """Short real episodes of `LIFT_PAIR` in `domain`: move toward the cube (noisy), then close the gripper."""
-    env = make_env(LIFT_PAIR, domain)
-    keys = [k for k, _ in env.layout]
-    start = sum(n for k, n in env.layout[:keys.index("cube_rel_pos")])
-    rng = np.random.default_rng(seed)
-    data = Dataset([], [], env.layout, {"pair": LIFT_PAIR, "domain": domain})
-    try:
-        for episode in range(episodes):
-            obs, info = env.reset(seed=seed * 1000 + episode)
-            all_obs, actions = [], []
-            for t in range(steps):
-                action = np.zeros(7, np.float32)
-                action[:3] = np.clip(10 * obs[start:start + 3] + 0.2 * rng.normal(size=3), -1, 1)
-                action[6] = 1.0 if t >= steps // 2 else -1.0
-                all_obs.append(obs)
-                actions.append(action)
-                obs, *_ = env.step(action)
-            data.obs.append(np.asarray(all_obs, np.float32))
-            data.actions.append(np.asarray(actions, np.float32))
-            data.rewards.append(np.zeros(steps, np.float32))
-            data.episode_seeds.append(info["episode_seed"])
-    finally:
-        env.close()
-    return data
-
-
 @pytest.fixture(scope="session")
 def lift_datasets(tmp_path_factory) -> tuple[Dataset, Dataset]:
     """(source, target) datasets of 3 scripted 20-step Lift episodes each, written and read back as HDF5."""
     root = tmp_path_factory.mktemp("lift_datasets")
-    return tuple(load_dataset(write_dataset(root / f"{domain}.hdf5", _scripted_rollouts(domain, 3, 20, seed)))
+    return tuple(load_dataset(write_dataset(root / f"{domain}.hdf5", scripted_rollouts(LIFT_PAIR, domain, 3, 20, seed)))
                  for seed, domain in enumerate(("source", "target")))
 
 

@@ -10,7 +10,7 @@ import torch
 from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, load_checkpoint, make_windows,
                        save_checkpoint)
 from baselines.build import build_training
-from tasks import make_env
+from scripted import scripted_rollouts
 from common.dataset import Dataset
 from tasks.dataset import load_dataset, write_dataset
 
@@ -19,40 +19,11 @@ EPISODES, STEPS, BATCH = 2, 10, 8
 
 
 
-def _image_rollouts(domain: str, seed: int) -> Dataset:
-    """EPISODES short real episodes of PAIR in `domain` (images and low-dim): move toward the cube, noisily."""
-    env = make_env(PAIR, domain, obs="image")
-    keys = [k for k, _ in env.layout]
-    start = sum(n for k, n in env.layout[:keys.index("cube_rel_pos")])
-    rng = np.random.default_rng(seed)
-    data = Dataset([], [], env.layout, {"pair": PAIR, "domain": domain})
-    try:
-        for episode in range(EPISODES):
-            obs, info = env.reset(seed=seed * 1000 + episode)
-            frames, lowdim, actions = [], [], []
-            for t in range(STEPS):
-                action = np.zeros(7, np.float32)
-                action[:3] = np.clip(10 * obs["lowdim"][start:start + 3] + 0.2 * rng.normal(size=3), -1, 1)
-                action[6] = 1.0 if t >= STEPS // 2 else -1.0
-                lowdim.append(obs["lowdim"])
-                frames.append(obs["agentview"])
-                actions.append(action)
-                obs, *_ = env.step(action)
-            data.obs.append(np.asarray(lowdim, np.float32))
-            data.images.setdefault("agentview", []).append(np.asarray(frames))
-            data.actions.append(np.asarray(actions, np.float32))
-            data.rewards.append(np.zeros(STEPS, np.float32))
-            data.episode_seeds.append(info["episode_seed"])
-    finally:
-        env.close()
-    return data
-
-
 @pytest.fixture(scope="module")
 def image_datasets(tmp_path_factory) -> tuple[Dataset, Dataset]:
     """(source, target) image datasets of PAIR, written and read back as HDF5."""
     root = tmp_path_factory.mktemp("image_datasets")
-    return tuple(load_dataset(write_dataset(root / f"{domain}.hdf5", _image_rollouts(domain, seed)))
+    return tuple(load_dataset(write_dataset(root / f"{domain}.hdf5", scripted_rollouts(PAIR, domain, EPISODES, STEPS, seed, obs="image")))
                  for seed, domain in enumerate(("source", "target")))
 
 

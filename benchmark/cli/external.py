@@ -9,9 +9,12 @@ from benchmark.cli.options import add_command, silent_if
 def _eval_policy(args: argparse.Namespace) -> None:
     from benchmark.external import evaluate_policy, open_policy
 
+    from benchmark.external.rules import eval_protocol
+
+    seeds = args.seeds or eval_protocol(args.budget).seeds
     policy = open_policy(args.policy, args.link_timeout)
     try:
-        for seed in args.seeds:
+        for seed in seeds:
             rec = evaluate_policy(args.pair, policy, args.name, args.out, seed=seed, episodes=args.episodes,
                                   actions_per_chunk=args.actions_per_chunk, budget=args.budget,
                                   declared_n_target=args.declared_n_target, declared_n_source=args.declared_n_source,
@@ -37,8 +40,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "package.module:function, a policy_fn called in this process")
     p.add_argument("--name", required=True, help="the policy's name on the board (with the digest the policy "
                                                  "reports, it names the record)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0],
-                   help="run seeds whose test start states are evaluated (one record per seed)")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="run seeds whose test start states are evaluated, one record per seed (default: the "
+                        "budget's seeds, as the suite's own methods: 0-4 at full)")
     p.add_argument("--episodes", type=int, help="episodes per seed (default: the budget's, 200 at full)")
     p.add_argument("--budget", default="full", help="the leaderboard track's budget whose protocol to follow "
                                                     "(its episodes per seed; `smoke` for a quick check)")

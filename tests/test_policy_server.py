@@ -252,7 +252,9 @@ def test_external_records_go_to_a_board_of_their_own(in_process_record, tmp_path
     board = tmp_path / "external"
     assert main(["submit", str(path), "--leaderboard", str(board)]) == 0
     assert board_track(board) == SMOKE and [r["run_id"] for r in load_records(board / "records")] == [rec["run_id"]]
-    assert "suite-policy (self-reported)" in (board / "leaderboard.md").read_text()  # the row is flagged
+    markdown = (board / "leaderboard.md").read_text()
+    assert markdown.startswith("# cotrain-bench: policies trained elsewhere (self-reported)")
+    assert "suite-policy (self-reported)" in markdown  # the row is flagged
     assert "self-reported</span>" in (board / "leaderboard.html").read_text()
 
     leaderboard = tmp_path / "leaderboard"

@@ -242,7 +242,9 @@ def _stage_version(version: Path, old_records: Path | None, records: dict[str, t
     for run_id, (_, rec) in sorted(records.items()):
         (version / "records" / run_id).mkdir()
         (version / "records" / run_id / "record.json").write_text(json.dumps(rec, indent=2, sort_keys=True))
-    write_leaderboard(load_records(version / "records"), version)
+    title = ("cotrain-bench: policies trained elsewhere (self-reported)" if _is_external(track)
+             else f"cotrain-bench leaderboard: {track_label(track)}" if track else "cotrain-bench leaderboard")
+    write_leaderboard(load_records(version / "records"), version, title=title)
 
 
 def _link(target: str, at: Path) -> None:

@@ -28,6 +28,8 @@ def pair_details(name: str) -> dict[str, Any]:
     from tasks.gaps import GAP_FACTORS
     from tasks.pairs import factor_token
 
+    from benchmark.harness.calibrate import committed_facts
+
     pair = get_pair(name)
     gaps = []
     for gap in pair.target.gaps:
@@ -38,15 +40,6 @@ def pair_details(name: str) -> dict[str, Any]:
                      "unit": effect.unit})
     return {**pair_summary(name), "base_task": pair.base_task, "description": pair.description, "gaps": gaps,
             "calibration": committed_facts(pair.name)}
-
-
-def committed_facts(pair: str) -> list[str] | None:
-    """The committed calibration's facts of a registered pair (results/calibration/), None without one."""
-    from tasks import PAIRS
-
-    from benchmark.harness.calibrate import committed_facts as facts
-
-    return facts(pair) if pair in PAIRS else None
 
 
 def print_table(rows: list[list[str]]) -> None:
@@ -72,6 +65,8 @@ def _tasks(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(pair_details(args.pair), indent=1))
         return
+    from benchmark.harness.calibrate import committed_facts
+
     print(describe_pair(args.pair))
     calibration = committed_facts(get_pair(args.pair).name)
     if calibration:

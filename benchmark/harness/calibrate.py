@@ -140,9 +140,16 @@ def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
         out["methods"][method] = {"curve": rows, "gains": gains, "converged_at": _converged(cal.ladder, gains)}
     chosen = [m["converged_at"] for m in out["methods"].values()]
     out["steps"] = None if None in chosen else max(chosen)
-    cfg = cal.run(cal.methods[0], cal.seeds[0], cal.ladder[0])
-    out.update(pair_version=cfg.hashed_dict()["pair_version"], n_target=cfg.n_target, n_source=cfg.n_source)
+    out.update(zip(("pair_version", "n_target", "n_source"), _definition(cal.pair, cal.profile)))
     return out
+
+
+def _definition(pair: str, profile: str) -> tuple[int, int, int]:
+    """What a calibration of `pair` holds for: the pair's version and its N and M at `profile`."""
+    from tasks import get_pair
+
+    cfg = RunConfig(pair=pair, profile=profile).resolved()
+    return get_pair(pair).version, cfg.n_target, cfg.n_source
 
 
 def facts(data: dict[str, Any]) -> list[str]:
@@ -177,11 +184,11 @@ def committed_facts(pair: str) -> list[str] | None:
     if not path.exists():
         return None
     data = read_json(path)
-    now = Calibration(pair).run("target_only", 0, LADDER[0])
     made = (data.get("pair_version"), data.get("n_target"), data.get("n_source"))
-    if made != (now.hashed_dict()["pair_version"], now.n_target, now.n_source):
+    now = _definition(pair, data.get("profile", "quick"))
+    if made != now:
         return [f"stale: calibrated at version {made[0]}, N = {made[1]}, M = {made[2]}; the pair is now version "
-                f"{now.hashed_dict()['pair_version']}, N = {now.n_target}, M = {now.n_source}"]
+                f"{now[0]}, N = {now[1]}, M = {now[2]}"]
     return facts(data)
 
 

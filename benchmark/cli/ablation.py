@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.cli.options import add_command, add_execution_options, add_profile_option
+from benchmark.cli.options import add_command, add_execution_options, add_launch_options, add_profile_option
 
 
 def _ablations(args: argparse.Namespace) -> list[tuple[object, Path]]:
@@ -77,11 +77,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--stage", help="the spec's stage to run (default: every stage, in order)")
     p.add_argument("--runs-dir", default="runs/ablation", help="folder of run folders (one per run id; resumable)")
     p.add_argument("--out", help="report folder (default: <runs-dir>/report; with --spec: <out>/<stage>/<task>)")
-    p.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="where trainings and policy evaluations run (expert rollouts: local processes)")
-    p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
-    p.add_argument("--parallel", type=int, default=1, help="items at once (local executor)")
-    p.add_argument("--dry-run", action="store_true", help="list the items and which are done; run nothing")
+    add_launch_options(p, "items", "where trainings and policy evaluations run (expert rollouts: local processes)")
     p.add_argument("--report-only", action="store_true", help="write the reports from finished items only")
     add_execution_options(p, runs=False)
     p.set_defaults(func=_ablate)

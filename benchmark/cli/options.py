@@ -63,6 +63,15 @@ def add_execution_options(p: argparse.ArgumentParser, runs: bool = True, threads
     p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
 
 
+def add_launch_options(p: argparse.ArgumentParser, items: str, executor_help: str) -> None:
+    """How a resumable grid of `items` ("runs", "items") is launched: executor, Ray address, parallelism,
+    and a dry run that lists them."""
+    p.add_argument("--executor", default="local", choices=["local", "ray"], help=executor_help)
+    p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
+    p.add_argument("--parallel", type=int, default=1, help=f"{items} at once (local executor)")
+    p.add_argument("--dry-run", action="store_true", help=f"list the {items} and which are done; run nothing")
+
+
 def fresh_folder(kind: str) -> str:
     """`runs/<kind>-<date>-<time>`: a new output folder for a command whose `--out` is not given."""
     return f"runs/{kind}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -5,8 +5,8 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark.cli.options import (add_command, add_execution_options, add_log_csv_option, add_precision_option,
-                                   add_profile_option, add_run_options, silent_if)
+from benchmark.cli.options import (add_command, add_execution_options, add_launch_options, add_log_csv_option,
+                                   add_precision_option, add_profile_option, add_run_options, silent_if)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -83,11 +83,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("grid", nargs="?", help="YAML grid file")
     p.add_argument("--track", help="a committed track grid, e.g. `study`")
     p.add_argument("--budget", help="the track's budget, e.g. smoke, quick, full")
-    p.add_argument("--executor", default="local", choices=["local", "ray"],
-                   help="local: worker processes here; ray: tasks on a Ray cluster")
-    p.add_argument("--address", help="Ray cluster address (default: start a local instance)")
-    p.add_argument("--parallel", type=int, default=1, help="runs at once (local executor)")
-    p.add_argument("--dry-run", action="store_true", help="list the runs and which are done")
+    add_launch_options(p, "runs", "local: worker processes here; ray: tasks on a Ray cluster")
     p.add_argument("--only-pair", action="append", metavar="PAIR",
                    help="run only the grid's runs on this pair (repeatable); the others stay to do, and a track's "
                         "records name the track all the same")

@@ -1,15 +1,18 @@
 """Policy speed on CPU: training samples/s (per network and method) and DDIM inference ms per action chunk.
 
     python -m benchmark.perf.train [--threads 2] [--steps 30] [--repeats 200]
-    python -m benchmark.perf.train --precision-table [--steps 10] [--rounds 5]
+    python -m benchmark.perf.train --speedup-table [--steps 10] [--rounds 5]
 
 Shapes as in docs/PROTOCOL.md, "Performance shapes": 32-dim observations, 2-step history, chunk 16 x 7, batch 256.
 Last line: the per-sample cost of an image policy (84x84 agent view, `conv` encoder) against a low-dimensional one.
 Timings move +-20% between runs on shared machines: compare rows of one run, as ratios.
 
-`--precision-table` prints instead the `cotrain` update's samples/s per core (one thread) in fp32 and under bf16
-autocast (`RunConfig.precision`) at width 256 / batch 256 (the `quick` profile) and width 512 / batch 1024: the
-two precisions timed in alternation (fp32, bf16, fp32, ...), each the median of its rounds, and their ratio.
+`--speedup-table` prints instead the training speed-ups the suite could adopt, as samples/s per core (one thread)
+of the plain denoising-loss update (forward, backward, Adam) at width 256 / batch 256 (the `quick` profile) and
+width 512 / batch 1024: fp32 eager (the reference), bf16 autocast (`RunConfig.precision`), `torch.compile` of the
+loss, and SEEDS_BATCHED seeds trained as one batched model (`torch.func.stack_module_state` + `vmap`). The
+variants are timed in alternation (each round runs every one), each the median of its rounds, with its ratio to
+fp32.
 """
 from __future__ import annotations
 
@@ -17,18 +20,21 @@ import argparse
 import os
 import statistics
 import time
+from contextlib import nullcontext
+from typing import Callable
 
 import numpy as np
 import torch
+from torch.func import functional_call, stack_module_state, vmap
 
 from baselines import METHODS, PolicyConfig, Windows
 from baselines.build import Training, build_policy, build_training
-from benchmark.harness.config import PRECISIONS
+from baselines.methods import AUTOCAST_DTYPES
 from baselines.policy import LOWDIM
 
 OBS_DIM, ACTION_DIM, BATCH = 32, 7, 256
 IMAGE_BATCH = 64  # the batch image runs train at
-PRECISION_SHAPES = ((256, 256), (512, 1024))  # (width, batch) of the precision table: quick profile, and larger
+SPEEDUP_SHAPES = ((256, 256), (512, 1024))  # (width, batch) of the speed-up table: quick profile, and larger
 
 
 def _windows(n: int, seed: int) -> Windows:
@@ -41,11 +47,10 @@ def _config(network: str, width: int, **kw) -> PolicyConfig:
     return PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, network=network, width=width, **kw)
 
 
-def _training(method: str, network: str, width: int, batch: int = BATCH, precision: str = "fp32") -> Training:
+def _training(method: str, network: str, width: int, batch: int = BATCH) -> Training:
     """`method` set up at `batch`, w = 0.1, on random windows, warmed up by 3 updates."""
     hp = {"batch_size": batch, "w": 0.1} if METHODS[method].mixes else {"batch_size": batch}
-    built = build_training(_config(network, width), method, hp, _windows(4096, 1), _windows(512, 2), seed=0,
-                           precision=precision)
+    built = build_training(_config(network, width), method, hp, _windows(4096, 1), _windows(512, 2), seed=0)
     for _ in range(3):
         built.method.update(*built.sampler.next())
     return built
@@ -64,26 +69,95 @@ def training_rate(method: str, network: str, width: int, steps: int) -> tuple[fl
     return _updates_per_s(built, steps) * BATCH, sum(p.numel() for p in built.policy.parameters()) / 1e6
 
 
-def precision_rates(width: int, batch: int, steps: int, rounds: int) -> dict[str, float]:
-    """Median samples/s of the `cotrain` update per precision, over `rounds` of `steps` updates each, the
-    precisions timed in alternation so that a change of the machine's load falls on both."""
-    built = {precision: _training("cotrain", "mlp", width, batch, precision) for precision in PRECISIONS}
-    rates: dict[str, list[float]] = {precision: [] for precision in PRECISIONS}
+SEEDS_BATCHED = 5  # seeds in one batched model (the leaderboard's seeds per method)
+
+
+def _loss_policy(width: int, seed: int):
+    data = _windows(4096, 1)
+    return build_policy(_config("mlp", width), data.obs, data.action, seed=seed)
+
+
+def _minibatches(batch: int, copies: int, seed: int):
+    """An endless stream of (obs, action) minibatches from random windows, `copies` stacked when > 1."""
+    data, rng = _windows(4096, 1), np.random.default_rng(seed)
+    obs, action = torch.from_numpy(data.obs), torch.from_numpy(data.action)
+    while True:
+        rows = torch.from_numpy(rng.integers(0, len(obs), (copies, batch)))
+        yield (obs[rows[0]], action[rows[0]]) if copies == 1 else (obs[rows], action[rows])
+
+
+def _eager_update(width: int, batch: int, precision: str = "fp32", compiled: bool = False) -> Callable[[], None]:
+    """One plain denoising-loss update of one policy: fp32, bf16 autocast, or its loss under `torch.compile`."""
+    policy = _loss_policy(width, 0)
+    opt, stream = torch.optim.Adam(policy.parameters(), lr=1e-4), _minibatches(batch, 1, 0)
+    loss = torch.compile(policy.loss) if compiled else policy.loss
+    dtype = AUTOCAST_DTYPES[precision]
+    context = (lambda: torch.autocast("cpu", dtype=dtype)) if dtype is not None else nullcontext
+
+    def update() -> None:
+        obs, action = next(stream)
+        opt.zero_grad()
+        with context():
+            value = loss({"obs": obs, "action": action})[0].mean()
+        value.backward()
+        opt.step()
+    return update
+
+
+def _batched_update(width: int, batch: int) -> Callable[[], None]:
+    """One update of SEEDS_BATCHED policies (seeds 0..) as one model: parameters stacked, the loss vmapped,
+    one Adam over the stacked tensors (elementwise, so each seed's step is its own). The normalizer buffers
+    are shared: every seed fits the same windows here."""
+    policies = [_loss_policy(width, seed) for seed in range(SEEDS_BATCHED)]
+    params, _ = stack_module_state(policies)
+    params = {name: value.detach().requires_grad_() for name, value in params.items()}
+    buffers, opt = dict(policies[0].named_buffers()), torch.optim.Adam(list(params.values()), lr=1e-4)
+    stream, steps = _minibatches(batch, SEEDS_BATCHED, 0), policies[0].config.num_train_timesteps
+
+    def one_seed(p, obs, action, noise, t):
+        return functional_call(policies[0], (p, buffers), ({"obs": obs, "action": action},),
+                               {"noise": noise, "timesteps": t}, strict=True)[0].mean()
+    # functional_call calls forward: the loss is what is timed
+    policies[0].forward = policies[0].loss
+    losses = vmap(one_seed)
+
+    def update() -> None:
+        obs, action = next(stream)
+        opt.zero_grad()
+        losses(params, obs, action, torch.randn_like(action), torch.randint(steps, obs.shape[:2])).sum().backward()
+        opt.step()
+    return update
+
+
+def speedup_rates(width: int, batch: int, steps: int, rounds: int) -> dict[str, float]:
+    """Median samples/s per core of each variant over `rounds` of `steps` updates, timed in alternation."""
+    variants = {"fp32": (_eager_update(width, batch), batch),
+                "bf16": (_eager_update(width, batch, "bf16"), batch),
+                "compile": (_eager_update(width, batch, compiled=True), batch),
+                f"vmap x{SEEDS_BATCHED}": (_batched_update(width, batch), batch * SEEDS_BATCHED)}
+    for update, _ in variants.values():
+        for _ in range(3):  # warm-up (and torch.compile's compilation)
+            update()
+    rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
-        for precision in PRECISIONS:
-            rates[precision].append(_updates_per_s(built[precision], steps) * batch)
-    return {precision: statistics.median(r) for precision, r in rates.items()}
+        for name, (update, samples) in variants.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                update()
+            rates[name].append(steps * samples / (time.perf_counter() - start))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
-def print_precision_table(steps: int, rounds: int) -> None:
-    """The precision table (`--precision-table`), at one torch thread, with the load average it ran under."""
+def print_speedup_table(steps: int, rounds: int) -> None:
+    """The speed-up table (`--speedup-table`), at one torch thread, with the load average it ran under."""
     torch.set_num_threads(1)
-    print(f"cotrain update, 1 thread (samples/s per core), median of {rounds} alternated rounds of {steps} updates; "
-          f"torch {torch.__version__}, load average before {os.getloadavg()[0]:.2f}")
-    print(f"{'width':>6}{'batch':>7}{'fp32':>10}{'bf16':>10}{'bf16/fp32':>11}")
-    for width, batch in PRECISION_SHAPES:
-        rate = precision_rates(width, batch, steps, rounds)
-        print(f"{width:>6}{batch:>7}{rate['fp32']:>10,.0f}{rate['bf16']:>10,.0f}{rate['bf16'] / rate['fp32']:>10.2f}x")
+    print(f"plain denoising-loss update, 1 thread (samples/s per core, and the ratio to fp32), median of {rounds} "
+          f"alternated rounds of {steps} updates; torch {torch.__version__}, load average before "
+          f"{os.getloadavg()[0]:.2f}")
+    for width, batch in SPEEDUP_SHAPES:
+        rates = speedup_rates(width, batch, steps, rounds)
+        cells = "  ".join(f"{name} {rate:,.0f} ({rate / rates['fp32']:.2f}x)" for name, rate in rates.items())
+        print(f"width {width:>4}, batch {batch:>4}:  {cells}")
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 
@@ -134,13 +208,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--steps", type=int, default=30, help="timed training steps (the U-Net runs a fifth)")
     parser.add_argument("--repeats", type=int, default=200, help="timed DDIM chunks (the U-Net runs a tenth)")
-    parser.add_argument("--precision-table", action="store_true",
-                        help="print only the fp32 / bf16 table of the cotrain update at 1 thread (--steps per round)")
+    parser.add_argument("--speedup-table", action="store_true",
+                        help="print only the speed-up table (fp32, bf16, torch.compile, batched seeds) at 1 thread "
+                             "(--steps per round)")
     parser.add_argument("--rounds", type=int, default=5,
-                        help="alternated timing rounds per precision (precision table)")
+                        help="alternated timing rounds per variant (speed-up table)")
     args = parser.parse_args(argv)
-    if args.precision_table:
-        print_precision_table(args.steps, args.rounds)
+    if args.speedup_table:
+        print_speedup_table(args.steps, args.rounds)
         return
     torch.set_num_threads(args.threads)
     steps = PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM).num_inference_steps

@@ -1,6 +1,6 @@
 """Policies trained elsewhere: served by `cotrain_robot.policy_server` and evaluated by `cotrain eval-policy`
-(`benchmark.external`) on real sockets, real processes and real environments: a suite-trained policy gives the
-same episodes served as in this process, a policy's bad chunk fails its episode, a killed server stops the
+(`benchmark.external`) on real sockets, real processes and real environments: the evaluator's loop runs the
+harness's episodes of a suite checkpoint, a suite-trained policy gives the same episodes served as in this process, a policy's bad chunk fails its episode, a killed server stops the
 evaluation (no record; a restart resumes), a record belongs to one digest, and external records go to a board
 of their own."""
 from __future__ import annotations
@@ -274,3 +274,80 @@ def test_external_records_go_to_a_board_of_their_own(in_process_record, tmp_path
         (tmp_path / "tampered" / "record.json").write_text(json.dumps(tampered))
         with pytest.raises(ValueError, match=reason):
             submit([tmp_path / "tampered"], tmp_path / "refused")
+
+
+class HarnessInference(CheckpointPolicy):
+    """A suite checkpoint sampled exactly as the harness's evaluation samples it (`benchmark.harness.evaluate`):
+    the history in a zero-padded EVAL_BATCH-row batch, the k-th chunk's noise from (episode seed, k). Told the
+    episode seeds in the order they run, it is the harness's own policy in the evaluator's loop."""
+
+    def __init__(self, checkpoint: Path, seeds: list[int]):
+        super().__init__(checkpoint)
+        self.seeds, self.episode = seeds, -1
+
+    def reset(self) -> None:
+        self.episode, self.chunks = self.episode + 1, 0
+
+    def __call__(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        import torch
+
+        from benchmark.harness.evaluate import EVAL_BATCH, _episode_noise
+
+        batch = np.zeros((EVAL_BATCH, *obs["lowdim"].shape), np.float32)
+        batch[0] = obs["lowdim"]
+        noise = torch.zeros(EVAL_BATCH, self.chunk_size, self.action_dim)
+        noise[0] = _episode_noise(self.seeds[self.episode], self.chunks, (self.chunk_size, self.action_dim))
+        self.chunks += 1
+        with torch.inference_mode():
+            return np.asarray(self.method.sample(batch, "target", noise=noise)[0])
+
+
+class ActionHashes:
+    """An env factory whose envs hash every action they are stepped with (float64 bytes, as the evaluator
+    hashes them), one hash per episode, in reset order."""
+
+    def __init__(self, make_env):
+        self.make_env, self.hashes = make_env, []
+
+    def __call__(self):
+        env, hashes = self.make_env(), self.hashes
+        reset, step = env.reset, env.step
+
+        def hashed_reset(*args, **kwargs):
+            hashes.append(hashlib.sha256())
+            return reset(*args, **kwargs)
+
+        def hashed_step(action):
+            hashes[-1].update(np.asarray(action, np.float64).tobytes())
+            return step(action)
+        env.reset, env.step = hashed_reset, hashed_step
+        return env
+
+
+def test_the_evaluator_runs_the_harness_episodes_of_a_suite_checkpoint(smoke_bundle, tmp_path):
+    """The evaluator's loop (start states, observation history, actions per chunk, success and horizon) is the
+    harness's: the same checkpoint sampled as the harness samples it gives the harness's episodes, action for
+    action, on the track's backend."""
+    from benchmark.external.rules import eval_protocol
+    from benchmark.harness import evaluate as harness
+
+    checkpoint = smoke_bundle["run_dir"] / "checkpoint"
+    seeds = episode_seeds("test", 0, 3)
+    replica = HarnessInference(checkpoint, seeds)
+    external = evaluate_policy(PAIR, LocalPolicy(replica), "harness-replica", tmp_path, budget="smoke",
+                               actions_per_chunk=replica.actions_per_chunk, progress=False)
+    spec = harness.EvalSpec(checkpoint=str(checkpoint), pair=PAIR, domain="target", magnitude=1.0,
+                            backend=eval_protocol("smoke").backend(PAIR))
+    harness._load(spec)
+    hashed = ActionHashes(harness._WORKER["make_env"])
+    harness._WORKER["make_env"], harness._WORKER["envs"] = hashed, []
+    try:
+        episodes = [e for seed in seeds for e in harness._run_batch(spec, [seed])]  # each alone in row 0
+    finally:
+        harness._close_envs()
+    ours = [{"seed": e["seed"], "success": e["success"], "length": e["length"], "actions_sha256": h.hexdigest()}
+            for e, h in zip(episodes, hashed.hashes)]
+    theirs = [{k: e[k] for k in ("seed", "success", "length", "actions_sha256")}
+              for e in external["eval"]["target"]["episodes"]]
+    assert theirs == ours
+    assert len({e["actions_sha256"] for e in ours}) == len(seeds)  # three different episodes, not one repeated

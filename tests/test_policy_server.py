@@ -1,8 +1,8 @@
 """Policies trained elsewhere: served by `cotrain_robot.policy_server` and evaluated by `cotrain eval-policy`
 (`benchmark.external`) on real sockets, real processes and real environments: the evaluator's loop runs the
-harness's episodes of a suite checkpoint, a suite-trained policy gives the same episodes served as in this process, a policy's bad chunk fails its episode, a killed server stops the
-evaluation (no record; a restart resumes), a record belongs to one digest, and external records go to a board
-of their own."""
+harness's episodes of a suite checkpoint, a suite-trained policy gives the same episodes served as in this
+process, a policy's bad chunk fails its episode, a killed server stops the evaluation (no record; a restart
+resumes), a record belongs to one digest, and external records go to a board of their own."""
 from __future__ import annotations
 
 import hashlib

@@ -3,8 +3,9 @@ CFG-ADDA), each registered in `baselines.methods.METHODS`.
 
 Each term compares its own equal-size source and target samples (each batch's "align" rows,
 `baselines.methods.make_sampler`), never the diffusion batch's w-dependent split, and sees z divided by
-its within-domain spread on those samples (`scale_free`): a method cannot lower it by shrinking or
-inflating z.
+the pooled spread of those samples (`scale_free`): a method cannot lower it by shrinking or inflating z.
+Version 1 of the three methods: the pooled spread (version 0 divided by the within-domain spread, under
+which `cfg_adda` collapsed z to a point on 2 of 3 seeds of lift/sensing).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class OT(Method):
     relaxes the marginals by a KL penalty of that weight (Chizat et al. 2018; Cheng et al., NeurIPS
     2025), so unmatched states may stay unmatched. It transports the equal-size alignment samples of the
     two domains (not the diffusion batch's w-dependent split). Cost: ||z_s - z_t||^2 on z divided by its
-    within-domain spread (`scale_free`: shrinking z cannot lower it) + ot_action_cost * mean squared
+    pooled spread (`scale_free`: shrinking z cannot lower it) + ot_action_cost * mean squared
     difference of the normalized action chunks, so that only task-equivalent states match. ot_reg and
     ot_unbalanced are relative to the batch's mean cost. The plan is computed by POT's torch backend on
     the detached cost (log-domain / stabilized iterations) and the loss is <plan, cost>: the
@@ -38,7 +39,7 @@ class OT(Method):
     """
 
     name, description = "ot", "co-training + entropic (optionally unbalanced) OT loss between domains' z"
-    aligns = True
+    aligns, version = True, 1
     hparam_space = {
         "ot_weight": (0.1, loguniform(0.01, 1.0, limits=(0.0, 1e3))),
         # entropic epsilon, relative to the batch's mean transport cost
@@ -99,7 +100,7 @@ class _Adversarial(Method):
     """Adds a domain discriminator on z trained through a gradient-reversal layer (DANN form of ADDA).
 
     The discriminator (MLP, disc_hidden units) reads the equal-size alignment samples of both domains,
-    z divided by its within-domain spread (`scale_free`: inflating or shrinking z cannot fool it), and
+    z divided by its pooled spread (`scale_free`: inflating or shrinking z cannot fool it), and
     minimizes their BCE (chance 1/2); the encoder receives that gradient reversed and scaled by
     adversarial_weight * grl_schedule(step, grl_warmup). `disc_acc` is the discriminator's accuracy on
     those samples, before the step. A known weakness of the reversed (minimax) form:
@@ -147,7 +148,7 @@ class ADDA(_Adversarial):
     al.'s ramp (Ganin et al., JMLR 2016; in the study's terms, ADDA after Tzeng et al. 2017)."""
 
     name, description = "adda", "co-training + domain discriminator on z through gradient reversal"
-    aligns = True
+    aligns, version = True, 1
 
 
 @_register
@@ -157,4 +158,4 @@ class CfgAdda(CFG, _Adversarial):
     aligned while the domain stays available to the denoiser."""
 
     name, description = "cfg_adda", "adversarial alignment of z + domain conditioning with guidance (the study's)"
-    aligns = True
+    aligns, version = True, 1

@@ -24,7 +24,7 @@ from .policy import LOWDIM, NULL_DOMAIN, DiffusionPolicy, cat_obs, map_obs
 
 Batch = dict[str, torch.Tensor]
 DOMAINS = {"source": SOURCE, "target": TARGET}
-SPREAD_EPS = 1e-8  # floor of the within-domain spread (a z collapsed to a point)
+SPREAD_EPS = 1e-8  # floor of the pooled spread (both domains' z collapsed to one point)
 # training precision -> the dtype `Method.update` autocasts its forward pass and loss to (None: plain fp32)
 AUTOCAST_DTYPES: dict[str, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -44,7 +44,8 @@ class Method:
     Class attributes: `description` (one line), `uses_source`/`uses_target` (which batches it
     trains on), `mixes` (whether the mixing ratio w applies), `uses_domain_embedding` (the policy must
     have a domain embedding), `guided` (sampling applies the `guidance` hyperparameter), `aligns` (an
-    alignment term on z needs the batches' equal-size "align" samples).
+    alignment term on z needs the batches' equal-size "align" samples), `version` (raised when the method's
+    training changes; part of a run's identity when above 0, so earlier runs of the method stay apart).
 
     `hparam_space` (name -> (default, search distribution), `baselines.hparams`) and `loss_terms` (term
     `objective` returns -> the modules its gradient must reach, paths from the method such as
@@ -61,6 +62,7 @@ class Method:
     uses_domain_embedding: ClassVar[bool] = False
     guided: ClassVar[bool] = False
     aligns: ClassVar[bool] = False
+    version: ClassVar[int] = 0
     hparam_space: ClassVar[Spec] = {
         # 2e-3: the recipe search's winner on validation start states (results/recipe/README.md)
         "lr": (2e-3, loguniform(1e-4, 3e-3, limits=(1e-7, 1.0))),
@@ -147,7 +149,7 @@ class Method:
         return {k: map_obs(lambda x: x.to(self.device), v) for k, v in merged.items()}
 
     def _align_z(self, source_batch: Batch, target_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """z of the two domains' alignment samples, divided by their within-domain spread (`scale_free`)."""
+        """z of the two domains' alignment samples, divided by their pooled spread (`scale_free`)."""
         z = [self.policy.encode(map_obs(lambda x: x.to(self.device), b["align"]["obs"]))
              for b in (source_batch, target_batch)]
         return scale_free(*z)
@@ -242,15 +244,20 @@ class Method:
         self.step = int(state["step"])
 
 
-def within_domain_spread(z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
-    """Mean over the two domains of each one's RMS distance to its own mean (a differentiable scalar)."""
-    return 0.5 * sum((z - z.mean(0)).pow(2).sum(-1).mean().sqrt() for z in (z_src, z_tgt))
+def pooled_spread(z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
+    """RMS distance of both clouds' rows to their joint mean (a differentiable scalar). The offset between the
+    domains counts in it, so no row of the divided clouds lies far from their joint mean however tight each
+    domain's own cloud becomes."""
+    z = torch.cat([z_src, z_tgt])
+    return (z - z.mean(0)).pow(2).sum(-1).mean().sqrt()
 
 
 def scale_free(z_src: torch.Tensor, z_tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both clouds divided by their `within_domain_spread` (not detached): multiplying z by any constant
-    leaves the result unchanged, so no loss computed on it can be lowered by rescaling z."""
-    spread = within_domain_spread(z_src, z_tgt).clamp_min(SPREAD_EPS)
+    """Both clouds divided by their `pooled_spread` (not detached): multiplying z by any constant leaves the
+    result unchanged, so no loss computed on it can be lowered by rescaling z. (Dividing by the within-domain
+    spread instead, as the alignment measure does, blows the domains' offset up as each domain's cloud
+    shrinks: an adversarial term then drives z to collapse.)"""
+    spread = pooled_spread(z_src, z_tgt).clamp_min(SPREAD_EPS)
     return z_src / spread, z_tgt / spread
 
 

@@ -93,6 +93,28 @@ def test_rescaling_z_cannot_lower_an_alignment_loss(name, lift_datasets):
     assert abs(scale.grad.item()) < 1e-4 * max(1.0, abs(base.item()))
 
 
+def test_scale_free_z_stays_bounded_as_each_domain_collapses():
+    """Each domain's z shrinking toward its own point while the domains stay apart (the start of a collapse)
+    leaves every scale-free row within a bounded distance of the joint mean, so an alignment term cannot
+    grow without limit and drive the collapse on."""
+    rng = torch.Generator().manual_seed(0)
+    offset = torch.zeros(8)
+    offset[0] = 3.0
+    for tightness in (1.0, 1e-3, 1e-6):
+        z_src, z_tgt = (tightness * torch.randn(64, 8, generator=rng) + c for c in (offset, -offset))
+        scaled = torch.cat(scale_free(z_src, z_tgt))
+        assert (scaled - scaled.mean(0)).norm(dim=-1).max() < 4.0
+
+
+def test_a_method_revision_gets_new_run_ids_and_leaves_the_others_alone():
+    from benchmark.harness.config import RunConfig
+
+    for name in METHODS.names():
+        hashed = RunConfig(pair="lift/dynamics", method=name).hashed_dict()
+        assert hashed.get("method_version", 0) == METHODS[name].version
+    assert {name for name in METHODS.names() if METHODS[name].version} == set(ALIGNING)
+
+
 @pytest.mark.parametrize("name", ALIGNING)
 def test_alignment_terms_compare_equal_size_samples_at_small_w(name, lift_datasets):
     """At w = 0.005 the diffusion batch holds one target row, yet the alignment term compares

@@ -125,17 +125,6 @@ def test_within_domain_spread_ignores_the_distance_between_domains():
     assert M.wasserstein_distance(z, z + 1000.0) > 100 * M.wasserstein_distance(z, z + 10.0) / 2
 
 
-def test_the_training_losses_and_the_metrics_measure_one_spread():
-    """The alignment losses divide z by `baselines.methods.within_domain_spread` (torch, differentiable); the
-    metrics by `metrics.within_domain_spread` (numpy): one definition in two libraries."""
-    from baselines.methods import within_domain_spread
-
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(40, 8)) * 2.0, rng.normal(size=(25, 8)) * 0.5 + 3.0
-    trained = float(within_domain_spread(torch.from_numpy(a), torch.from_numpy(b)))
-    assert trained == pytest.approx(M.within_domain_spread(a, b), rel=1e-12)
-
-
 def _episodes(n_episodes: int = 12, steps: int = 30, d: int = 8, seed: int = 0):
     """Replay-like pairs: smooth trajectories; each episode's target differs from its source by an offset of
     its own (random direction), so nothing tells the domains apart in an episode the probe has not seen."""

@@ -193,8 +193,8 @@ class RunConfig:
 
     def hashed_dict(self) -> dict[str, Any]:
         """The fields that change the numbers (hyperparameters resolved), with the pair and expert
-        versions, profile sizes and suite version, and a method from outside the suite's identity (its
-        import path and source digest, `baselines.plugins`)."""
+        versions, profile sizes and suite version, the method's version where above 0, and a method from
+        outside the suite's identity (its import path and source digest, `baselines.plugins`)."""
         from baselines import METHODS
         from tasks import get_pair
         from tasks.experts import EXPERT_VERSION
@@ -210,6 +210,8 @@ class RunConfig:
         out["expert_version"] = EXPERT_VERSION
         out["profile_size"] = asdict(cfg.size)
         out["suite_version"] = SUITE_VERSION
+        if METHODS[cfg.method].version:  # a method's revision: its version-0 runs keep their ids
+            out["method_version"] = METHODS[cfg.method].version
         identity = METHODS.identity(cfg.method)
         if identity is not None:  # in-tree methods: none, so their run ids stay as they were
             out["method_identity"] = identity

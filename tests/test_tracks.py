@@ -235,3 +235,119 @@ def test_a_no_gap_evaluation_trains_a_run_committed_without_its_checkpoint_again
     (run_dir / "train_summary.json").write_text(json.dumps({**summary, "val_target": summary["val_target"] + 1e-3}))
     with pytest.raises(RuntimeError, match="trained again does not reproduce its record"):
         execute_nogap_eval(NoGapEval(cfg), tmp_path)
+
+
+# --- grids and budgets made of parts ---------------------------------------------------------------------------
+
+PARTS_BASE = {"pairs": ["lift/dynamics"], "methods": ["cotrain"], "profile": "smoke", "episodes": 3}
+PART_SWEEP = {"methods": ["cotrain", "adda"], "w": [0.1, 0.3], "seeds": [0, 1, 2],
+              "vary": {"adda": {"adversarial_weight": [0.5]}}}
+PART_FEW = {"methods": ["cotrain", "ot", "source_only"], "w": [0.1], "seeds": [0, 1],
+            "nogap": {"source_only": "evaluate"}}
+
+
+def _track_file(folder: Path, budget: dict) -> Path:
+    """A grid file with PARTS_BASE as its keys and `budget` as its budget `resolve`."""
+    import yaml
+
+    path = folder / "study.yaml"
+    path.write_text(yaml.safe_dump({**PARTS_BASE, "budgets": {"resolve": budget}}))
+    return path
+
+
+def _ids(items) -> list[str]:
+    return [item.run_id() for item in items]
+
+
+def test_a_budget_made_of_parts_runs_the_union_of_its_parts(tmp_path):
+    from benchmark.harness.sweep import GridUnion
+
+    grid = load_grid(str(_track_file(tmp_path, {"parts": [PART_SWEEP, PART_FEW]})), budget="resolve")
+    sweep, few = grid_from_dict({**PARTS_BASE, **PART_SWEEP}), grid_from_dict({**PARTS_BASE, **PART_FEW})
+    overlap = set(_ids(sweep.runs())) & set(_ids(few.runs()))  # cotrain at w = 0.1, seeds 0 and 1
+    assert isinstance(grid, GridUnion) and len(overlap) == 2
+    assert _ids(grid.runs()) == _ids(sweep.runs()) + [i for i in _ids(few.runs()) if i not in overlap]
+    assert _ids(grid.evaluations()) == _ids(few.evaluations()) and few.evaluations()
+    assert (grid.methods, grid.seeds, grid.w) == (("cotrain", "adda", "ot", "source_only"), (0, 1, 2), (0.1, 0.3))
+    assert (grid.profile, grid.episodes) == ("smoke", 3)
+
+
+@pytest.mark.parametrize("parts,message", [
+    ([PART_SWEEP, {"w": [0.1, 2]}],
+     "budget 'resolve', parts[1]: `w` must be a list of numbers in [0, 1] or null (the default ratio), got 2"),
+    ([{"colour": "red"}, PART_FEW], "budget 'resolve', parts[0]: unknown keys ['colour']"),
+    ([PART_SWEEP, {"methods": ["no_such_method"]}], "budget 'resolve', parts[1]: "),
+    ([PART_SWEEP, {"vary": {"adda": {"adversarial_weight": [0.5]}}}],
+     "budget 'resolve', parts[1]: `vary.adda`: 'adda' is not one of the grid's methods (cotrain)"),
+    ([PART_SWEEP, {"parts": [PART_FEW]}], "budget 'resolve', parts[1]: a part cannot hold `parts`"),
+    ([{"budgets": {}}], "budget 'resolve', parts[0]: a part cannot hold `budgets`"),
+    ([PART_SWEEP, ["ot"]], "budget 'resolve', parts[1]: a part is a mapping of grid keys, got ['ot']"),
+    ([], "budget 'resolve': `parts` must be a non-empty list of mappings of grid keys, got []"),
+])
+def test_each_bad_part_is_refused_with_its_index_and_key(parts, message, tmp_path):
+    with pytest.raises(GridError) as err:
+        load_grid(str(_track_file(tmp_path, {"parts": parts})), budget="resolve")
+    assert message in str(err.value) and str(tmp_path / "study.yaml") in str(err.value)
+
+
+def test_parts_that_disagree_on_a_sweep_wide_key_are_refused(tmp_path):
+    spec = {**PARTS_BASE, "parts": [{"episodes": 3}, {"episodes": 5, "seeds": [1]}]}
+    with pytest.raises(GridError, match=r"the parts disagree on `episodes` \(parts\[0\]: 3, parts\[1\]: 5\)"):
+        grid_from_dict(spec)
+    # a key given in one part as the value the others have by default agrees
+    same = grid_from_dict({**spec, "parts": [{"precision": "fp32"}, {"seeds": [1]}]})
+    assert _ids(same.runs()) == _ids(grid_from_dict({**PARTS_BASE, "seeds": [0, 1]}).runs())
+
+
+def test_a_sweep_of_a_grid_file_made_of_parts_lists_the_union(tmp_path, capsys):
+    import yaml
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({**PARTS_BASE, "parts": [PART_SWEEP, PART_FEW]}))
+    grid = load_grid(str(path))
+    argv = ["sweep", str(path), "--runs-dir", str(tmp_path / "runs"), "--dry-run"]
+    assert main(argv) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed == _ids([*grid.runs(), *grid.evaluations()]) and len(set(listed)) == len(listed)
+    assert main(argv + ["--only-method", "ot"]) == 0  # in the second part only: the first part runs none
+    listed = [line.split()[4] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    assert listed == ["ot", "ot"]
+
+
+def test_the_studys_view_of_a_budget_made_of_parts_has_the_unions(tmp_path):
+    from benchmark.harness.gridspec import union_view
+    from benchmark.harness.sweep import load_spec
+    from benchmark.study.load import StudyData
+
+    spec, _ = load_spec(str(_track_file(tmp_path, {"parts": [PART_SWEEP, PART_FEW]})), budget="resolve")
+    view = union_view(spec)
+    assert view["methods"] == ["cotrain", "adda", "ot", "source_only"] and view["pairs"] == ["lift/dynamics"]
+    assert (view["w"], view["seeds"], view["episodes"]) == ([0.1, 0.3], [0, 1, 2], 3)
+    assert view["vary"] == {"adda": {"adversarial_weight": [0.5]}}
+    data = StudyData(tmp_path, "study", "resolve", view, [], {}, {})
+    assert (data.seeds, data.episodes) == (3, 3)  # seeds per point: the most one part runs
+    disjoint = union_view({**spec, "parts": [{"seeds": [0, 1]}, {"seeds": [5, 6], "w": 0.5}]})
+    assert disjoint["seeds"] == [0, 1, 5, 6] and disjoint["w"] == [0.5]
+    assert StudyData(tmp_path, "study", "resolve", disjoint, [], {}, {}).seeds == 2
+    plain, _ = load_spec(track="study", budget="quick")
+    assert union_view(plain) is plain  # a budget without parts reports as it is
+
+
+def test_a_track_made_of_parts_takes_the_records_of_its_runs_only(tmp_path, monkeypatch):
+    import yaml
+
+    from benchmark.analysis.rules import check_track
+    from benchmark.harness import sweep
+
+    parts = [{"methods": ["cotrain"], "seeds": [0, 1]}, {"methods": ["source_only"], "seeds": [0]}]
+    (tmp_path / "parted.yaml").write_text(yaml.safe_dump({**PARTS_BASE, "budgets": {"smoke": {"parts": parts}}}))
+    monkeypatch.setattr(sweep, "TRACKS_DIR", tmp_path)  # the track's file in a folder of its own
+    track = {"name": "parted", "budget": "smoke"}
+    records = [_record(cfg, track) for cfg in load_grid(track="parted", budget="smoke").runs()]
+    assert len(records) == 3 and check_track(records, track) == []
+    source_only = next(i for i, r in enumerate(records) if r["config"]["method"] == "source_only")
+    records[source_only] = _rehashed(records[source_only], seed=1)  # seed 1 is cotrain's, not source_only's
+    assert check_track(records, track) == [
+        f"{records[source_only]['run_id']}: pair 'lift/dynamics', method 'source_only' and seed 1 are not together "
+        "in any of the track's runs (track 'parted' (budget 'smoke'))",
+        "source_only: 1 of the track 'parted' (budget 'smoke')'s runs missing: lift/dynamics m=1 seed=0"]

@@ -106,6 +106,7 @@ def check_track(records: list[dict], track: dict) -> list[str]:
         return [f"{label}: its rules cannot be read ({err})"]
     episodes = grid.episodes or PROFILES[grid.profile].episodes
     expected: dict[tuple, dict[str, Any]] = {}  # (device, threads) -> the track's runs by id
+    together = {(c.pair, c.method, c.seed) for c in grid.runs()}  # of a grid made of parts: not every combination
     problems = []
     for rec in records:
         cfg, rid = rec["config"], rec["run_id"]
@@ -113,6 +114,9 @@ def check_track(records: list[dict], track: dict) -> list[str]:
         found = [f"{key} {cfg.get(key)!r} is not one of the track's ({', '.join(map(str, allowed))})"
                  for key, allowed in (("pair", grid.pairs), ("method", grid.methods), ("seed", grid.seeds))
                  if cfg.get(key) not in allowed]
+        if not found and (cfg.get("pair"), cfg.get("method"), cfg.get("seed")) not in together:
+            found.append(f"pair {cfg.get('pair')!r}, method {cfg.get('method')!r} and seed {cfg.get('seed')!r} are "
+                         "not together in any of the track's runs")
         if rec["eval"]["target"]["n"] != episodes:
             found.append(f"{rec['eval']['target']['n']} test episodes per seed, the track's rule is {episodes}")
         if cfg.get("profile") != grid.profile:

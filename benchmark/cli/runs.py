@@ -33,7 +33,7 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from benchmark.harness.sweep import load_grid, run_sweep
+    from benchmark.harness.sweep import each_part, load_grid, run_sweep
 
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
     for option, field in (("--only-pair", "pairs"), ("--only-method", "methods")):
@@ -43,9 +43,9 @@ def _sweep(args: argparse.Namespace) -> None:
             if unknown:
                 raise ValueError(f"{option} {', '.join(unknown)}: not among the grid's {field} "
                                  f"({', '.join(getattr(grid, field))})")
-            grid = replace(grid, **{field: tuple(x for x in getattr(grid, field) if x in only)})
+            grid = each_part(grid, lambda g: replace(g, **{field: tuple(x for x in getattr(g, field) if x in only)}))
     if args.precision:
-        grid = replace(grid, precision=args.precision)
+        grid = each_part(grid, lambda g: replace(g, precision=args.precision))
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
               device=args.device, workers=args.workers, threads=args.threads, dry_run=args.dry_run,
               progress=not args.quiet, log_csv=args.log_csv)

@@ -1,6 +1,9 @@
 """A grid file's schema, checked before any run starts: the type and range of every key, the task pairs
 and methods it names, and each method's hyperparameters in `set` and `vary`. Every error names the file,
-the key and what the key expects."""
+the key and what the key expects (and the part, `parts[i]`, of a grid made of parts).
+
+A grid (or a budget) with `parts: [mapping, ...]` is the union of several grids: each part's keys on top of
+the grid's other keys. `union_view` is what such a grid reports as one mapping (the study reads it)."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -11,6 +14,8 @@ CHECKPOINT_RULES = ("last", "best_val")
 NOGAP_KINDS = ("retrain", "evaluate")  # a method's no-gap control: trained at magnitude 0, or its checkpoint evaluated
 
 LIST_KEYS = ("pairs", "methods", "seeds", "magnitudes", "n_target", "n_source", "w")
+# one value for a whole sweep (its consumers read one): the parts of a grid must agree on them
+SHARED_KEYS = ("profile", "episodes", "eval_split", "checkpoint_rule", "network", "precision")
 NETWORKS = ("mlp", "unet")
 
 
@@ -53,7 +58,7 @@ VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "precision": (lambda v: isinstance(v, str) and v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "description": (lambda v: isinstance(v, str), "a string"),
 }
-GRID_KEYS = set(VALUES) | {"set", "vary", "guidance", "budgets", "steps", "nogap"}
+GRID_KEYS = set(VALUES) | {"set", "vary", "guidance", "budgets", "steps", "nogap", "parts"}
 # the study's guidance-scale sweep (`benchmark.study.guidance`)
 GUIDANCE: dict[str, tuple[Callable[[Any], bool], str]] = {
     "pair": (lambda v: isinstance(v, str), "a task pair name"),
@@ -107,14 +112,86 @@ def _check_hparams(method: str, hparams: dict[str, Any], source: str, key: str) 
             raise GridError(f"{source}: `{key}.{name}`: {err}") from None
 
 
-def check_spec(spec: Any, source: str) -> dict[str, Any]:
-    """Check a grid mapping (as read from YAML) key by key; returns the `Grid` fields it sets."""
+def part_source(source: str, index: int) -> str:
+    """What the errors of a grid's part `index` name."""
+    return f"{source}, parts[{index}]"
+
+
+def part_specs(spec: dict[str, Any], source: str) -> list[dict[str, Any]]:
+    """The grid mappings `spec` stands for: itself, or, where it has `parts`, each part's keys on top of its
+    other keys (a part holds grid keys, neither `budgets` nor `parts`)."""
+    if "parts" not in spec:
+        return [spec]
+    parts = spec["parts"]
+    if not isinstance(parts, list) or not parts:
+        raise _fail(source, "parts", "a non-empty list of mappings of grid keys", parts)
+    base = {k: v for k, v in spec.items() if k not in ("parts", "budgets")}
+    for i, part in enumerate(parts):
+        if not isinstance(part, dict):
+            raise GridError(f"{part_source(source, i)}: a part is a mapping of grid keys, got {part!r}")
+        nested = sorted({"parts", "budgets"} & set(part))
+        if nested:
+            raise GridError(f"{part_source(source, i)}: a part cannot hold `{'` or `'.join(nested)}`")
+    return [{**base, **part} for part in parts]
+
+
+def check_spec(spec: Any, source: str) -> list[dict[str, Any]]:
+    """Check a grid mapping (as read from YAML) key by key, each of its `parts` on its own; returns the `Grid`
+    fields of each grid it stands for (itself, or one per part)."""
+    if not isinstance(spec, dict):
+        raise GridError(f"{source}: a grid is a mapping of keys to values, got {type(spec).__name__}")
+    if "parts" not in spec:
+        return [_check_grid(spec, source)]
+    return [_check_grid(part, part_source(source, i)) for i, part in enumerate(part_specs(spec, source))]
+
+
+def as_list(value: Any) -> list:
+    """A list key's value as a list (a grid file may give one value)."""
+    return value if isinstance(value, list) else [value]
+
+
+def _union(lists: list[list]) -> list:
+    """The values of `lists`, each once, in first-appearance order."""
+    out: list = []
+    for values in lists:
+        out += [v for v in values if v not in out]
+    return out
+
+
+def union_view(spec: dict[str, Any]) -> dict[str, Any]:
+    """A grid mapping as one mapping to report (the study reads it): one without `parts` as it is. Of one with
+    `parts`: each list key (`LIST_KEYS`) the union over its parts, in first-appearance order (`seeds`: every
+    seed some part runs; seeds per point are the most one part runs, read from `parts`); `vary` merged the same
+    way, method by method; every other key as the first part that has it gives it (the `SHARED_KEYS` are equal
+    across parts, `sweep.grid_from_dict` refuses parts that disagree); and `parts` each part on top of the
+    grid's other keys."""
+    if "parts" not in spec:
+        return spec
+    parts = part_specs(spec, "grid")
+    view: dict[str, Any] = {}
+    for part in parts:
+        view.update({k: v for k, v in part.items() if k not in view})
+    for key in LIST_KEYS:
+        if key in view:
+            view[key] = _union([as_list(p[key]) for p in parts if key in p])
+    vary: dict[str, dict[str, list]] = {}
+    for part in parts:
+        for method, varied in (part.get("vary") or {}).items():
+            merged = vary.setdefault(method, {})
+            for name, values in (varied or {}).items():
+                merged[name] = _union([merged.get(name, []), as_list(values)])
+    if "vary" in view:
+        view["vary"] = vary
+    view["parts"] = parts
+    return view
+
+
+def _check_grid(spec: dict[str, Any], source: str) -> dict[str, Any]:
+    """Check one grid mapping (no `parts`); returns the `Grid` fields it sets."""
     from baselines import METHODS
     from baselines.hparams import default_hparams
     from tasks import get_pair
 
-    if not isinstance(spec, dict):
-        raise GridError(f"{source}: a grid is a mapping of keys to values, got {type(spec).__name__}")
     unknown = set(spec) - GRID_KEYS
     if unknown:
         raise GridError(f"{source}: unknown keys {sorted(map(str, unknown))}; known: {sorted(GRID_KEYS)}")

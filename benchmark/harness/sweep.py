@@ -13,13 +13,13 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import yaml
 from tqdm import tqdm
 
 from benchmark.harness.config import RunConfig, content_hash
-from benchmark.harness.gridspec import GridError, check_spec
+from benchmark.harness.gridspec import SHARED_KEYS, GridError, check_spec, part_source
 
 TRACKS_DIR = Path(__file__).resolve().parent / "tracks"
 
@@ -42,6 +42,8 @@ class Grid:
     sets training steps per pair (absent or null: the profile's). `precision` is every run's training arithmetic
     (`RunConfig.precision`). `track` ({"name", "budget"}) is named in
     every record the grid's runs make.
+
+    A grid file or budget with `parts: [mapping, ...]` is a `GridUnion` of one `Grid` per part.
     """
 
     pairs: tuple[str, ...]
@@ -98,6 +100,63 @@ class Grid:
     def evaluations(self) -> list[NoGapEval]:
         """The no-gap controls of kind `evaluate`: one per trained run of such a method at a magnitude > 0."""
         return [NoGapEval(cfg) for cfg in self.runs() if self.nogap.get(cfg.method) == "evaluate" and cfg.magnitude > 0]
+
+
+@dataclass(frozen=True)
+class GridUnion:
+    """A grid made of parts (`parts: [mapping, ...]` in a grid file or a budget): each part a `Grid` of its
+    mapping's keys on top of the file's (or budget's) other keys, the union of their runs its runs.
+
+    Its list keys (`pairs`, `methods`, `seeds`, ...) are the union over its parts in first-appearance order,
+    so a value among them is in some part, not in every one; the keys a sweep has one value of
+    (`gridspec.SHARED_KEYS`: profile, episodes, ...) are its parts' (equal: `grid_from_dict` checks).
+    """
+
+    parts: tuple[Grid, ...]
+    track: dict[str, str | None] | None = None
+
+    def _union(self, key: str) -> tuple:
+        return tuple(dict.fromkeys(v for part in self.parts for v in getattr(part, key)))
+
+    pairs = property(lambda self: self._union("pairs"))
+    methods = property(lambda self: self._union("methods"))
+    seeds = property(lambda self: self._union("seeds"))
+    magnitudes = property(lambda self: self._union("magnitudes"))
+    n_target = property(lambda self: self._union("n_target"))
+    n_source = property(lambda self: self._union("n_source"))
+    w = property(lambda self: self._union("w"))
+    profile = property(lambda self: self.parts[0].profile)
+    episodes = property(lambda self: self.parts[0].episodes)
+    network = property(lambda self: self.parts[0].network)
+    eval_split = property(lambda self: self.parts[0].eval_split)
+    checkpoint_rule = property(lambda self: self.parts[0].checkpoint_rule)
+    precision = property(lambda self: self.parts[0].precision)
+
+    def runs(self) -> list[RunConfig]:
+        """Every run of every part, each once (by run id), part after part."""
+        return _once(cfg for part in self.parts for cfg in part.runs())
+
+    def evaluations(self) -> list[NoGapEval]:
+        """The no-gap evaluations of every part, each once (by run id), part after part."""
+        return _once(ev for part in self.parts for ev in part.evaluations())
+
+
+AnyGrid = Grid | GridUnion
+
+
+def _once(items: Iterable[Item]) -> list:
+    """`items`, the first of each run id only, in order."""
+    out: dict[str, Item] = {}
+    for item in items:
+        out.setdefault(item.run_id(), item)
+    return list(out.values())
+
+
+def each_part(grid: AnyGrid, change: Callable[[Grid], Grid]) -> AnyGrid:
+    """`change` applied to a grid, or to each part of a grid made of parts."""
+    if isinstance(grid, GridUnion):
+        return replace(grid, parts=tuple(change(part) for part in grid.parts))
+    return change(grid)
 
 
 @dataclass(frozen=True)
@@ -175,19 +234,31 @@ def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in hp.items() if k in known}
 
 
-def grid_from_dict(spec: dict[str, Any], source: str = "grid", track: dict | None = None) -> Grid:
-    """Check a grid mapping (as read from YAML; `benchmark.harness.gridspec`) and make it a `Grid` (of `track`)."""
-    grid = Grid(**check_spec(spec, source), track=track)
-    try:
-        grid.runs()
-    except (KeyError, ValueError) as err:
-        raise GridError(f"{source}: {err.args[0] if err.args else err}") from None
-    return grid
+def grid_from_dict(spec: dict[str, Any], source: str = "grid", track: dict | None = None) -> AnyGrid:
+    """Check a grid mapping (as read from YAML; `benchmark.harness.gridspec`) and make it a `Grid` (of `track`),
+    or a `GridUnion` of one `Grid` per part where it has `parts` (which must agree on the `SHARED_KEYS`)."""
+    parts = [Grid(**fields) for fields in check_spec(spec, source)]
+    for i, grid in enumerate(parts):
+        try:
+            grid.runs()
+        except (KeyError, ValueError) as err:
+            where = part_source(source, i) if "parts" in spec else source
+            raise GridError(f"{where}: {err.args[0] if err.args else err}") from None
+    if "parts" not in spec:
+        return replace(parts[0], track=track)
+    for key in SHARED_KEYS:
+        values = [getattr(grid, key) for grid in parts]
+        if len(set(values)) > 1:
+            given = ", ".join(f"parts[{i}]: {v!r}" for i, v in enumerate(values))
+            raise GridError(f"{source}: the parts disagree on `{key}` ({given}); a sweep has one {key}: give it "
+                            "once, outside the parts, or the same in every part")
+    return GridUnion(tuple(parts), track=track)
 
 
 def load_spec(path: str | None = None, track: str | None = None, budget: str | None = None) -> tuple[dict, str]:
     """A grid mapping from a YAML file, or a committed track (`benchmark/harness/tracks/<track>.yaml`)
-    with its `budget` applied; returns (mapping, where it came from)."""
+    with its `budget`'s keys over the track's (`parts` included); returns (mapping, where it came from: the
+    file and budget). A mapping with `parts` reports as one through `gridspec.union_view`."""
     if bool(path) == bool(track):
         raise GridError("give a grid file or --track, not both or neither")
     source = Path(path) if path else TRACKS_DIR / f"{track}.yaml"
@@ -206,13 +277,15 @@ def load_spec(path: str | None = None, track: str | None = None, budget: str | N
         if budget not in budgets:
             raise GridError(f"{source}: budget {budget!r} unknown; known: {', '.join(budgets)}")
         spec.update(budgets[budget] or {})
-    elif budget:
+        return spec, f"{source}: budget {budget!r}"
+    if budget:
         raise GridError(f"{source} defines no budgets")
     return spec, str(source)
 
 
-def load_grid(path: str | None = None, track: str | None = None, budget: str | None = None) -> Grid:
-    """The `Grid` of a YAML file or a track at a budget (a track's names it: `Grid.track`)."""
+def load_grid(path: str | None = None, track: str | None = None, budget: str | None = None) -> AnyGrid:
+    """The `Grid` (or `GridUnion`, of a grid or budget made of `parts`) of a YAML file or a track at a budget
+    (a track's names it: `Grid.track`)."""
     spec, source = load_spec(path, track, budget)
     return grid_from_dict(spec, source, track={"name": track, "budget": budget} if track else None)
 
@@ -259,7 +332,7 @@ def _run_one(cfg: Item, runs_dir: str, track: dict | None = None) -> tuple[str, 
         return cfg.run_id(), summary
 
 
-def run_sweep(grid: Grid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
+def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
               parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
               progress: bool = True, log_csv: bool = False) -> dict[str, str | None]:
     """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched, leaving

@@ -113,7 +113,8 @@ def cells_of(records: list[dict], key: Callable[[dict], Hashable | None]) -> Cel
 
 @dataclass
 class StudyData:
-    """The records of a study sweep that belong to the track's grid at a budget."""
+    """The records of a study sweep that belong to the track's grid at a budget; `spec` is the budget's
+    mapping as one (`gridspec.union_view`: of a budget made of parts, the union of its parts' lists)."""
 
     runs_dir: Path
     track: str
@@ -142,7 +143,10 @@ class StudyData:
 
     @property
     def seeds(self) -> int:
-        return len(self.spec.get("seeds") or [0])
+        """Seeds per point: of a budget made of parts, the most seeds one part runs."""
+        from benchmark.harness.gridspec import as_list
+
+        return max(len(as_list(part.get("seeds") or [0])) for part in self.spec.get("parts") or [self.spec])
 
 
 def _infer_budget(records: list[dict], budgets: Iterable[str]) -> str:
@@ -159,6 +163,7 @@ def load_study(runs_dir: str | Path, track: str = "study", budget: str | None = 
     import yaml
 
     from benchmark.analysis.records import load_records
+    from benchmark.harness.gridspec import union_view
     from benchmark.harness.sweep import TRACKS_DIR, load_grid, load_spec
 
     root = Path(runs_dir)
@@ -169,8 +174,8 @@ def load_study(runs_dir: str | Path, track: str = "study", budget: str | None = 
         source = TRACKS_DIR / f"{track}.yaml"
         budgets = list((yaml.safe_load(source.read_text()) or {}).get("budgets") or {}) if source.is_file() else []
         budget = _infer_budget(records, budgets)
-    spec, _ = load_spec(track=track, budget=budget)
-    grid = load_grid(track=track, budget=budget)
+    grid = load_grid(track=track, budget=budget)  # (checks the budget, its parts included)
+    spec = union_view(load_spec(track=track, budget=budget)[0])
     # device and threads are part of a run's identity: expect the grid at the records' own (most common) setting
     settings = Counter((r["config"].get("device", "cpu"), r["config"].get("threads", 1)) for r in records)
     device, threads = settings.most_common(1)[0][0] if settings else ("cpu", 1)

@@ -4,8 +4,9 @@ CFG-ADDA), each registered in `baselines.methods.METHODS`.
 Each term compares its own equal-size source and target samples (each batch's "align" rows,
 `baselines.methods.make_sampler`), never the diffusion batch's w-dependent split, and sees z divided by
 the pooled spread of those samples (`scale_free`): a method cannot lower it by shrinking or inflating z.
-Version 1 of the three methods: the pooled spread (version 0 divided by the within-domain spread, under
-which `cfg_adda` collapsed z to a point on 2 of 3 seeds of lift/sensing).
+Version 1 of the three methods: the pooled spread (version 0 divided by the within-domain spread); and for
+the adversarial two, a reversal that does not grow as z shrinks (under version 0, `cfg_adda` collapsed z to a
+point on 2 of 3 seeds of lift/sensing: `_Adversarial`).
 """
 from __future__ import annotations
 
@@ -55,7 +56,8 @@ class OT(Method):
         diffusion, _ = self.diffusion(batch)
         (z_src, z_tgt), (a_src, a_tgt) = batch["align_z"], batch["align_action"]
         transport = self.transport_loss(z_src, z_tgt, a_src, a_tgt)
-        return diffusion + self.hparams["ot_weight"] * transport, {"diffusion": diffusion, "ot": transport}
+        return diffusion + self.hparams["ot_weight"] * transport, {"diffusion": diffusion, "ot": transport,
+                                                                   "z_spread": batch["align_spread"]}
 
     def transport_loss(self, z_src: torch.Tensor, z_tgt: torch.Tensor, a_src: torch.Tensor,
                        a_tgt: torch.Tensor) -> torch.Tensor:
@@ -102,7 +104,8 @@ class _Adversarial(Method):
     The discriminator (MLP, disc_hidden units) reads the equal-size alignment samples of both domains,
     z divided by its pooled spread (`scale_free`: inflating or shrinking z cannot fool it), and
     minimizes their BCE (chance 1/2); the encoder receives that gradient reversed and scaled by
-    adversarial_weight * grl_schedule(step, grl_warmup). `disc_acc` is the discriminator's accuracy on
+    adversarial_weight * grl_schedule(step, grl_warmup) * the samples' pooled spread of z (so the push on z does
+    not grow as z shrinks). `disc_acc` is the discriminator's accuracy on
     those samples, before the step. A known weakness of the reversed (minimax) form:
     a strong reversal can overshoot, making the discriminator confidently wrong, after which it relearns
     with a margin whose gradient vanishes; hence a small weight and the ramp.
@@ -126,9 +129,12 @@ class _Adversarial(Method):
     def objective(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         diffusion, _ = self.diffusion(batch)
         coeff = self.hparams["adversarial_weight"] * grl_schedule(self.step, self.hparams["grl_warmup"])
-        adv, acc = self.adversarial_loss(*batch["align_z"], coeff)
+        # times z's spread: the reversed gradient reaching z is then the discriminator's on its scale-free input,
+        # not that divided by the spread (which grows as z shrinks, outweighs the diffusion term, and shrinks
+        # z on: a collapse to a point)
+        adv, acc = self.adversarial_loss(*batch["align_z"], coeff * float(batch["align_spread"]))
         return diffusion + adv, {"diffusion": diffusion, "adv": adv, "disc_acc": acc,
-                                 "grl_coeff": torch.tensor(coeff)}
+                                 "grl_coeff": torch.tensor(coeff), "z_spread": batch["align_spread"]}
 
     def adversarial_loss(self, z_src: torch.Tensor, z_tgt: torch.Tensor, coeff: float
                          ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -148,21 +148,23 @@ class Method:
                   for k in ("obs", "action", "domain")}
         return {k: map_obs(lambda x: x.to(self.device), v) for k, v in merged.items()}
 
-    def _align_z(self, source_batch: Batch, target_batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """z of the two domains' alignment samples, divided by their pooled spread (`scale_free`)."""
+    def _align_z(self, source_batch: Batch, target_batch: Batch) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                                         torch.Tensor]:
+        """z of the two domains' alignment samples divided by their pooled spread (`scale_free`), and that
+        spread (detached)."""
         z = [self.policy.encode(map_obs(lambda x: x.to(self.device), b["align"]["obs"]))
              for b in (source_batch, target_batch)]
-        return scale_free(*z)
+        return scale_free(*z), pooled_spread(*z).detach()
 
     def prepare(self, source_batch: Batch | None, target_batch: Batch | None) -> Batch:
         """The batch `objective` takes: the used domains' rows merged on the device, plus (aligning methods)
-        the alignment samples' scale-free z and action chunks."""
+        the alignment samples' scale-free z, z's pooled spread on them and their action chunks."""
         if self.aligns and any(b is None or "align" not in b for b in (source_batch, target_batch)):
             raise ValueError(f"method {self.name!r} aligns the domains: its batches need equal-size 'align' "
                              "samples of both domains (build the sampler with baselines.make_sampler)")
         merged = self._merge(source_batch, target_batch)
         if self.aligns:
-            merged["align_z"] = self._align_z(source_batch, target_batch)
+            merged["align_z"], merged["align_spread"] = self._align_z(source_batch, target_batch)
             merged["align_action"] = tuple(b["align"]["action"].to(self.device) for b in (source_batch, target_batch))
         return merged
 

@@ -106,6 +106,25 @@ def test_scale_free_z_stays_bounded_as_each_domain_collapses():
         assert (scaled - scaled.mean(0)).norm(dim=-1).max() < 4.0
 
 
+@pytest.mark.parametrize("name", ["adda", "cfg_adda"])
+def test_the_reversed_gradient_on_z_does_not_grow_as_z_shrinks(name, lift_datasets):
+    """The push the discriminator's reversed gradient gives z is the same for z and for z shrunk 100-fold:
+    a reversal that grew as 1 / spread would outweigh the diffusion term as z shrinks and drive it to a point."""
+    from baselines.methods import pooled_spread
+
+    method, sampler = build(name, *lift_datasets, grl_warmup=0)
+    batch = method.prepare(*sampler.next())
+    raw = [z.detach() for z in batch["align_z"]]
+    pushes = []
+    for factor in (1.0, 0.01):
+        z_src, z_tgt = ((factor * z).requires_grad_() for z in raw)
+        batch["align_z"], batch["align_spread"] = scale_free(z_src, z_tgt), pooled_spread(z_src, z_tgt).detach()
+        method.objective(batch)[1]["adv"].backward()
+        pushes.append(torch.cat([z_src.grad, z_tgt.grad]))
+    assert pushes[0].norm() > 0
+    assert torch.allclose(pushes[1], pushes[0], rtol=1e-3, atol=1e-3 * float(pushes[0].abs().max()))
+
+
 def test_a_method_revision_gets_new_run_ids_and_leaves_the_others_alone():
     from benchmark.harness.config import RunConfig
 

@@ -25,8 +25,9 @@ def test_the_leaderboard_track_is_the_protocol():
     from benchmark.harness.calibrate import Calibration
     from tasks import get_pair
 
-    grid = load_grid(track="leaderboard", budget="full")
-    assert grid.track == {"name": "leaderboard", "budget": "full"}
+    union = load_grid(track="leaderboard", budget="full")
+    assert union.track == {"name": "leaderboard", "budget": "full"}
+    grid = union.parts[0]  # every method at every pair; the other parts add seeds where the spread needs them
     assert len(grid.pairs) >= 3 and "stack" in {get_pair(p).base_task for p in grid.pairs}
     assert len({get_pair(p).base_task for p in grid.pairs}) >= 2
     assert set(grid.methods) == set(METHODS.names()) and len(grid.methods) == 8
@@ -48,6 +49,12 @@ def test_the_leaderboard_track_is_the_protocol():
     evaluations = grid.evaluations()
     assert sorted((e.trained.pair, e.trained.seed) for e in evaluations) == sorted(
         (c.pair, c.seed) for c in runs if c.method == "source_only")
+    extra = [c for c in union.runs() if c.run_id() not in {r.run_id() for r in runs}]
+    like = {(c.pair, c.method, c.magnitude): replace(c, seed=0).run_id() for c in runs}
+    for cfg in extra:  # more seeds of the protocol's own runs, nothing else
+        assert cfg.seed not in grid.seeds
+        assert like[(cfg.pair, cfg.method, cfg.magnitude)] == replace(cfg, seed=0).run_id()
+    assert {e.run_id() for e in union.evaluations()} == {e.run_id() for e in evaluations}
 
 
 @pytest.mark.parametrize("change,message", [

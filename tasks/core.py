@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+IMAGE_SIZE = 84  # side of an image pair's camera frames unless the pair names another (`lift/visual-48px`)
+
 
 @dataclass(frozen=True)
 class GapFactor:
@@ -45,6 +47,8 @@ class TaskPair:
     base_task: a key of `tasks.base_tasks.BASE_TASKS`.
     version: bumped whenever the definition changes; recorded in every result.
     n_target, n_source: the pair's default demo counts (N target, M source).
+    image_size: side of the square camera frames of an image pair (obs="image"); a size other than
+        IMAGE_SIZE is part of the pair's name (`lift/visual-48px`), so of its runs' ids.
     """
 
     name: str
@@ -57,6 +61,7 @@ class TaskPair:
     n_source: int = 100
     obs: str = "lowdim"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    image_size: int = IMAGE_SIZE
 
     @property
     def states_magnitudes(self) -> bool:

@@ -172,7 +172,8 @@ def check_magnitude(pair: str | TaskPair, magnitude: float) -> None:
 def describe_pair(name: str | TaskPair) -> str:
     """What `cotrain tasks show` prints of a registered or factor pair: its definition and its factors."""
     pair = get_pair(name)
-    lines = [f"{pair.name} (version {pair.version}, base task {pair.base_task}, observations {pair.obs})",
+    obs = f"image {pair.image_size}x{pair.image_size}" if pair.obs == "image" else pair.obs
+    lines = [f"{pair.name} (version {pair.version}, base task {pair.base_task}, observations {obs})",
              f"  {pair.description}",
              f"  default demos: N = {pair.n_target} target, M = {pair.n_source} source",
              "  target gap factors (magnitude 1 means):"]

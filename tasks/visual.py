@@ -6,6 +6,8 @@ materials, lights, cameras, once after construction) or draw extra geoms into th
 (distractors); they never touch what the physics reads, so both domains step identically.
 Factor targets (colours, patterns, angles) are fixed constants or drawn from fixed seeds, so a
 domain looks the same in every process; distractor places are drawn per episode from its seed.
+Frames are `TaskPair.image_size` square: IMAGE_SIZE (84), or the size a pair's name states
+(`lift/visual-48px`, SMALL_SIZES: the same pair rendered smaller, for budgets where 84x84 costs too much).
 """
 from __future__ import annotations
 
@@ -19,12 +21,11 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .base_tasks import BASE_TASKS  # noqa: E402
-from .core import Domain, GapFactor, TaskPair  # noqa: E402
+from .core import IMAGE_SIZE, Domain, GapFactor, TaskPair  # noqa: E402
 from .env import CotrainEnv  # noqa: E402
 from .gaps import GapEffect  # noqa: E402
 from common.registry import Registry  # noqa: E402
 
-IMAGE_SIZE = 84
 AGENTVIEW = "agentview"
 # Geom groups drawn, as robosuite's offscreen renderer draws them (group 0 holds collision geoms).
 GEOM_GROUPS = (0, 1, 1, 0, 0, 0)
@@ -53,14 +54,15 @@ class ImageEnv(CotrainEnv):
 
     Observation (gymnasium Dict, the same keys and shapes in both domains):
     "lowdim": float32 (D,), the flat layout `self.layout` (as with obs="lowdim");
-    "agentview": uint8 (size, size, 3), robosuite's agent-view camera, rows top to bottom;
+    "agentview": uint8 (S, S, 3) with S = pair.image_size, robosuite's agent-view camera, rows top to bottom;
     "wrist": the same from the eye-in-hand camera, only with `wrist=True`.
     cheap: render without shadows, reflections, skybox and multisampling (much faster on a CPU).
     """
 
     def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None,
-                 size: int = IMAGE_SIZE, wrist: bool = False, cheap: bool = True, render_mode: str | None = None):
+                 wrist: bool = False, cheap: bool = True, render_mode: str | None = None):
         super().__init__(pair, domain, magnitude, seed, render_mode)
+        size = pair.image_size
         self.renderer = make_renderer(self.sim.model._model, size, cheap)
         self.cameras = {"agentview": AGENTVIEW}
         if wrist:
@@ -339,6 +341,9 @@ VISUAL_FACTORS: dict[str, type[VisualEffect]] = {
 VISUAL_FAMILY = ("object_color", "table_texture", "light_direction", "light_color", "camera_pose")
 VISUAL_TASKS = ("lift", "stack", "square")
 VISUAL_DYNAMICS_TASKS = ("lift", "square")
+# Image pairs also registered with smaller frames, as `<pair>-<size>px` (tests/test_image_size.py checks that a
+# raw-pixel probe still tells their domains apart).
+SMALL_SIZES = {"lift/visual": (64, 48)}
 
 
 def register_visual_factors(registry: Registry) -> None:
@@ -347,10 +352,17 @@ def register_visual_factors(registry: Registry) -> None:
         registry.register(name, effect)
 
 
+def sized_name(name: str, size: int) -> str:
+    """The name of pair `name` rendered at `size` x `size`: `lift/visual-48px` (`name` itself at IMAGE_SIZE)."""
+    return name if size == IMAGE_SIZE else f"{name}-{size}px"
+
+
 def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, ...]) -> list[TaskPair]:
     """`<task>/visual` for every task of VISUAL_TASKS, `<task>/visual_dynamics` (visual + `dynamics`
-    factors) for VISUAL_DYNAMICS_TASKS, all with image observations; their low-dimensional stand-ins
-    are `<task>/sensing` and `<task>/sensing_dynamics`. Experts still act on the privileged state.
+    factors) for VISUAL_DYNAMICS_TASKS, all with image observations at IMAGE_SIZE, and each pair of
+    SMALL_SIZES again at its smaller sizes (same factors, demo counts and version; the size is in the name).
+    Their low-dimensional stand-ins are `<task>/sensing` and `<task>/sensing_dynamics`. Experts still act
+    on the privileged state.
     """
     pairs = []
     for family, tasks, factors, kind, stand_in in (
@@ -359,10 +371,12 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
              "sensing_dynamics")):
         for task in tasks:
             n, m = demo_counts[task]
-            pairs.append(TaskPair(
-                f"{task}/{family}", task, target=Domain("target", tuple(GapFactor(f) for f in factors)),
-                n_target=n, n_source=m, obs="image", tags=tuple(family.split("_")), version=BASE_TASKS[task].version,
-                description=f"{BASE_TASKS[task].description} Images ({IMAGE_SIZE}x{IMAGE_SIZE} agent view) and "
-                            f"proprioception. Target: {family.replace('_', ' + ')} gap ({', '.join(factors)}). "
-                            f"Study gap kind: {kind}; low-dimensional stand-in: {task}/{stand_in}."))
+            for size in (IMAGE_SIZE, *SMALL_SIZES.get(f"{task}/{family}", ())):
+                pairs.append(TaskPair(
+                    sized_name(f"{task}/{family}", size), task,
+                    target=Domain("target", tuple(GapFactor(f) for f in factors)), n_target=n, n_source=m,
+                    obs="image", tags=tuple(family.split("_")), version=BASE_TASKS[task].version, image_size=size,
+                    description=f"{BASE_TASKS[task].description} Images ({size}x{size} agent view) and "
+                                f"proprioception. Target: {family.replace('_', ' + ')} gap ({', '.join(factors)}). "
+                                f"Study gap kind: {kind}; low-dimensional stand-in: {task}/{stand_in}."))
     return pairs

@@ -53,7 +53,8 @@ def test_image_pair_passes_env_checker(name):
     try:
         check_env(env, skip_render_check=True)
         obs, _ = env.reset(seed=SEED)
-        assert set(obs) == {"lowdim", "agentview"} and obs["agentview"].shape == (84, 84, 3)
+        size = PAIRS[name].image_size
+        assert set(obs) == {"lowdim", "agentview"} and obs["agentview"].shape == (size, size, 3)
         assert obs["agentview"].dtype == np.uint8 and obs["lowdim"].shape == (sum(n for _, n in env.layout),)
     finally:
         env.close()

@@ -74,12 +74,15 @@ class PairHooks:
     def policy_config(self, cfg: RunConfig, width: int, depth: int) -> PolicyConfig:
         """The run's policy (`baselines.PolicyConfig`); the builder sets its domain embedding and obs noise."""
         from baselines import PolicyConfig
+        from baselines.vision import crop_for
         from tasks import get_pair, obs_layout
         from tasks.visual import AGENTVIEW
 
         pair = get_pair(cfg.pair)
-        # image pairs: the conv image encoder, z_dim features per frame (z = image features + low-dim z)
-        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=cfg.size.z_dim) if pair.obs == "image" else {}
+        # image pairs: the conv image encoder, z_dim features per frame (z = image features + low-dim z), the crop
+        # the same fraction of every frame size
+        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=cfg.size.z_dim,
+                     crop=crop_for(pair.image_size)) if pair.obs == "image" else {}
         return PolicyConfig(obs_dim=sum(n for _, n in obs_layout(pair.base_task)), action_dim=7,
                             network=cfg.network, width=width, depth=depth, z_dim=cfg.size.z_dim, **image)
 

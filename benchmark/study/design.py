@@ -24,8 +24,9 @@ STUDY_WEIGHTS = (0.0, 0.05, 0.5)  # the regimes experiment's discriminator weigh
 
 
 def gap_kind(pair: str) -> str:
-    """The study's gap kind of a pair from its family (the part after the last `/`)."""
-    family = pair.rsplit("/", 1)[-1]
+    """The study's gap kind of a pair from its family (the part after the last `/`, less an image pair's
+    frame size: `lift/visual-48px` is visual only)."""
+    family = pair.rsplit("/", 1)[-1].partition("-")[0]
     return GAP_KINDS.get(family, f"other ({family})")
 
 

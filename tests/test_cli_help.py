@@ -99,6 +99,9 @@ def test_tasks_list_json_and_aligned_columns(capsys):
     for line, pair in zip(lines, pairs):
         assert line.split()[:5] == [pair["name"], f"v{pair['version']}", f"N={pair['n_target']}",
                                     f"M={pair['n_source']}", pair["obs"]]
+        assert (pair["image_size"] == PAIRS[pair["name"]].image_size) if pair["obs"] == "image" else (
+            pair["image_size"] is None)
+        assert (f"{pair['image_size']}px" in line.split()) == (pair["obs"] == "image")
     longest = max(len(p["name"]) for p in pairs)
     assert {line.index(" v") for line in lines} == {longest + 1}  # one column start, two past the longest name
     assert len({line.index(" N=") for line in lines}) == 1 and len({line.index(" M=") for line in lines}) == 1

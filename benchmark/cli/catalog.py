@@ -19,7 +19,8 @@ def pair_summary(name: str) -> dict[str, Any]:
 
     pair = get_pair(name)
     return {"name": pair.name, "version": pair.version, "n_target": pair.n_target, "n_source": pair.n_source,
-            "obs": pair.obs, "gaps": [g.name for g in pair.target.gaps]}
+            "obs": pair.obs, "image_size": pair.image_size if pair.obs == "image" else None,
+            "gaps": [g.name for g in pair.target.gaps]}
 
 
 def pair_details(name: str) -> dict[str, Any]:
@@ -57,8 +58,9 @@ def _tasks(args: argparse.Namespace) -> None:
         if args.json:
             print(json.dumps(pairs, indent=1))
             return
-        print_table([[p["name"], f"v{p['version']}", f"N={p['n_target']}", f"M={p['n_source']}", p["obs"],
-                      ", ".join(p["gaps"])] for p in pairs])
+        print_table([[p["name"], f"v{p['version']}", f"N={p['n_target']}", f"M={p['n_source']}",
+                      p["obs"] + (f" {p['image_size']}px" if p["image_size"] else ""), ", ".join(p["gaps"])]
+                     for p in pairs])
         return
     if not args.pair:
         raise ValueError("tasks show needs a pair name (see `cotrain tasks list`)")

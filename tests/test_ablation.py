@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmark.ablation.items import CellEval, ExpertEval
 from benchmark.ablation.plan import Ablation
@@ -48,6 +49,20 @@ def test_reference_spec_builds_and_its_second_stage_waits_for_the_first(tmp_path
     assert all(len(a.seeds) >= 3 and set(a.methods) == {"source_only"} for a in ablations)
     with pytest.raises(ValueError, match="ranks factors by stage .*: run that stage first"):
         stage_ablations(spec, second, tmp_path)
+
+
+def test_a_task_trains_at_its_own_demo_counts_and_length_and_a_misspelt_key_is_refused(tmp_path):
+    spec = load_spec()
+    for ablation in stage_ablations(spec, "sensitivity", tmp_path):
+        own = spec["tasks"][ablation.task]
+        item = ablation.item("source_only", ablation.seeds[0], ablation.factors[0], 1.0)
+        trained = item.trained if hasattr(item, "trained") else item
+        assert (trained.n_target, trained.n_source) == (own["n_target"], own["n_source"])
+        assert trained.steps == own.get("steps")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**spec, "tasks": {"lift": {"n_targets": 10}}}))
+    with pytest.raises(ValueError, match="task 'lift': unknown keys n_targets"):
+        load_spec(bad)
 
 
 def _folders(runs: Path) -> dict[str, dict]:

@@ -41,7 +41,9 @@ def evaluated_only(method: str) -> bool:
 @dataclass(frozen=True)
 class Ablation:
     """Each of `factors` alone on `task` at `magnitudes`, for `methods` and `seeds`, `episodes` test episodes
-    per cell, training at `profile`."""
+    per cell, training at `profile`; `n_target`, `n_source` and `steps` override the task's demo counts and the
+    profile's training steps (None: theirs), e.g. the counts and length a named pair of the task was
+    calibrated at."""
 
     task: str
     factors: tuple[str, ...]
@@ -49,6 +51,9 @@ class Ablation:
     methods: tuple[str, ...] = ("source_only", "cotrain", "target_only")
     seeds: tuple[int, ...] = (0, 1, 2)
     episodes: int = 200
+    n_target: int | None = None
+    n_source: int | None = None
+    steps: int | None = None
     profile: str = "quick"
     backend: str = "fast"
     device: str = "cpu"
@@ -95,7 +100,8 @@ class Ablation:
 
     def run(self, method: str, seed: int, pair: str, magnitude: float) -> RunConfig:
         return RunConfig(pair=pair, method=method, magnitude=magnitude, seed=seed, profile=self.profile,
-                         episodes=self.episodes, backend=self.backend, device=self.device, threads=self.threads,
+                         episodes=self.episodes, n_target=self.n_target, n_source=self.n_source, steps=self.steps,
+                         backend=self.backend, device=self.device, threads=self.threads,
                          workers=self.workers).resolved()
 
     def item(self, method: str, seed: int, factor: str, magnitude: float) -> Item:

@@ -3,7 +3,8 @@
 A stage's `factors` is a list of factor names, a family name (`plan.factors_of_family`, `lowdim` for every
 low-dimensional factor), or `{largest_drop: k, of: <earlier stage>}`: the k factors whose source policy drops
 most in that stage (its sensitivity table, `report.largest_drops`), per task. Top-level `profile`, `seeds` and
-`backend` apply to every stage; a task's mapping overrides `episodes` (and any stage key) for that task.
+`backend` apply to every stage; a task's mapping overrides any stage key for that task (e.g. `episodes`, or
+`n_target`, `n_source` and `steps`: the demo counts and training length a named pair of the task was calibrated at).
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from benchmark.ablation.plan import Ablation, factors_of_family
 from benchmark.ablation.report import largest_drops
 
 SPEC = Path(__file__).resolve().parent / "reference.yaml"
-STAGE_KEYS = {"factors", "magnitudes", "methods", "episodes", "seeds", "profile", "backend"}
+STAGE_KEYS = {"factors", "magnitudes", "methods", "episodes", "seeds", "profile", "backend", "n_target", "n_source",
+              "steps"}
 
 
 def load_spec(path: str | Path = SPEC) -> dict[str, Any]:
@@ -24,11 +26,12 @@ def load_spec(path: str | Path = SPEC) -> dict[str, Any]:
     spec = yaml.safe_load(Path(path).read_text())
     if not isinstance(spec, dict) or not all(isinstance(spec.get(k), dict) for k in ("stages", "tasks")):
         raise ValueError(f"{path}: an ablation spec maps `tasks` and `stages` (mappings)")
-    for name, stage in spec["stages"].items():
-        unknown = set(stage or {}) - STAGE_KEYS
-        if unknown:
-            raise ValueError(f"{path}: stage {name!r}: unknown keys {', '.join(sorted(unknown))}; "
-                             f"known: {', '.join(sorted(STAGE_KEYS))}")
+    for kind, entries in (("stage", spec["stages"]), ("task", spec["tasks"])):
+        for name, keys in entries.items():
+            unknown = set(keys or {}) - STAGE_KEYS
+            if unknown:
+                raise ValueError(f"{path}: {kind} {name!r}: unknown keys {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(sorted(STAGE_KEYS))}")
     return spec
 
 
@@ -42,7 +45,7 @@ def stage_ablations(spec: dict[str, Any], stage: str, runs_dir: str | Path, **ex
     for task, overrides in spec["tasks"].items():
         keys = {k: spec[k] for k in ("profile", "seeds", "backend") if k in spec}
         keys.update(stages[stage] or {})
-        keys.update({k: v for k, v in (overrides or {}).items() if k in STAGE_KEYS})
+        keys.update(overrides or {})
         factors = keys.pop("factors")
         if isinstance(factors, str):
             factors = factors_of_family(factors)

@@ -14,6 +14,7 @@ from benchmark.analysis.submit import NOT_HASHED, board_track, submit
 from benchmark.cli import main
 from benchmark.harness.config import PROFILES, RunConfig, content_hash
 from benchmark.harness.sweep import GridError, NoGapEval, grid_from_dict, load_grid
+from tasks import get_pair
 
 SMOKE = {"name": "leaderboard", "budget": "smoke"}
 MINI = Path(__file__).parent / "data" / "mini_sweep"
@@ -23,7 +24,6 @@ def test_the_leaderboard_track_is_the_protocol():
     from baselines import METHODS
     from baselines.data import default_ratio, natural_ratio, odds_rule
     from benchmark.harness.calibrate import Calibration
-    from tasks import get_pair
 
     union = load_grid(track="leaderboard", budget="full")
     assert union.track == {"name": "leaderboard", "budget": "full"}
@@ -204,7 +204,10 @@ def test_the_smoke_budget_sweeps_names_its_track_and_is_accepted(tmp_path):
 def test_a_sweep_can_run_some_of_a_tracks_pairs_and_names_a_wrong_one(tmp_path, capsys):
     argv = ["sweep", "--track", "leaderboard", "--budget", "full", "--runs-dir", str(tmp_path), "--dry-run"]
     assert main(argv + ["--only-pair", "lift/sensing"]) == 0
-    listed = [line.split()[2] for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  ")]
+    listed = [line.split()[2] for line in lines]
+    pair = get_pair("lift/sensing")  # each trained run's line names its demo counts
+    assert all(f"N={pair.n_target} M={pair.n_source}" in line for line in lines if "evaluates" not in line)
     grid = load_grid(track="leaderboard", budget="full")
     expected = [r for r in [*grid.runs(), *grid.evaluations()] if getattr(r, "pair", None) == "lift/sensing"
                 or getattr(getattr(r, "trained", None), "pair", None) == "lift/sensing"]

@@ -351,8 +351,10 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
                 print(f"  {cfg.run_id()} {state:<4} {cfg.trained.pair} m=0 {cfg.method} seed={cfg.trained.seed} "
                       f"(evaluates {cfg.trained.run_id()})")
                 continue
-            w = dict(cfg.hparams).get("w")
-            print(f"  {cfg.run_id()} {state:<4} {cfg.pair} m={cfg.magnitude:g} {cfg.method} w={w} seed={cfg.seed}")
+            w, resolved = dict(cfg.hparams).get("w"), cfg.resolved()
+            others = "".join(f" {k}={v}" for k, v in cfg.hparams if k != "w")  # set or varied hyperparameters
+            print(f"  {cfg.run_id()} {state:<4} {cfg.pair} m={cfg.magnitude:g} {cfg.method} w={w} seed={cfg.seed} "
+                  f"N={resolved.n_target} M={resolved.n_source}{others}")
         return {}
     if executor not in ("local", "ray"):
         raise ValueError(f"unknown executor {executor!r}; known: local, ray")

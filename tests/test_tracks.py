@@ -201,6 +201,21 @@ def test_the_smoke_budget_sweeps_names_its_track_and_is_accepted(tmp_path):
     assert retrained["eval"]["target"]["episodes"] == evaluation["eval"]["target"]["episodes"]
 
 
+def test_a_sweep_refuses_a_pair_whose_steps_are_pending_and_runs_the_others(tmp_path, capsys):
+    import yaml
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"pairs": ["lift/dynamics", "lift/sensing"], "methods": ["source_only"],
+                                    "profile": "smoke", "episodes": 1, "steps": {"lift/sensing": None}}))
+    argv = ["sweep", str(grid), "--runs-dir", str(tmp_path / "runs"), "--quiet"]
+    assert main(argv) == 2
+    assert "lift/sensing: training steps pending" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # nothing ran
+    assert main(argv + ["--dry-run"]) == 0 and "steps pending for lift/sensing" in capsys.readouterr().out
+    assert main([*argv, "--only-pair", "lift/dynamics", "--dry-run"]) == 0
+    assert "pending" not in capsys.readouterr().out
+
+
 def test_a_sweep_can_run_some_of_a_tracks_pairs_and_names_a_wrong_one(tmp_path, capsys):
     argv = ["sweep", "--track", "leaderboard", "--budget", "full", "--runs-dir", str(tmp_path), "--dry-run"]
     assert main(argv + ["--only-pair", "lift/sensing"]) == 0

@@ -247,13 +247,13 @@ def _check_grid(spec: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def _check_steps(spec: dict[str, Any], source: str, pairs: tuple[str, ...]) -> dict[str, int | None]:
-    """`steps`: training steps per pair of the grid (null: the profile's)."""
+    """`steps`: training steps per pair of the grid (absent: the profile's; null: pending a calibration)."""
     steps = _mapping(source, "steps", spec.get("steps"), "a mapping of pair to training steps")
     for pair, value in steps.items():
         if pair not in pairs:
             raise GridError(f"{source}: `steps.{pair}`: {pair!r} is not one of the grid's pairs ({', '.join(pairs)})")
         if value is not None and not _int_at_least(1)(value):
-            raise _fail(source, f"steps.{pair}", "an integer >= 1 or null (the profile's)", value)
+            raise _fail(source, f"steps.{pair}", "an integer >= 1 or null (pending a calibration)", value)
     return dict(steps)
 
 

@@ -39,7 +39,8 @@ class Grid:
 
     `nogap_control` adds magnitude 0 for every method; `nogap` for some: {method: `retrain`} trains the method
     at magnitude 0, {method: `evaluate`} evaluates its trained checkpoints there (`evaluations`). `steps`
-    sets training steps per pair (absent or null: the profile's). `precision` is every run's training arithmetic
+    sets training steps per pair (absent: the profile's; null: pending a calibration, so `run_sweep` refuses to
+    run the pair until a count is set, `pending_steps`). `precision` is every run's training arithmetic
     (`RunConfig.precision`). `track` ({"name", "budget"}) is named in
     every record the grid's runs make.
 
@@ -332,6 +333,12 @@ def _run_one(cfg: Item, runs_dir: str, track: dict | None = None) -> tuple[str, 
         return cfg.run_id(), summary
 
 
+def pending_steps(grid: AnyGrid) -> list[str]:
+    """The grid's pairs whose training steps are null in its `steps`: pending a calibration."""
+    parts = grid.parts if isinstance(grid, GridUnion) else (grid,)
+    return sorted({pair for part in parts for pair, steps in part.steps.items() if steps is None and pair in part.pairs})
+
+
 def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
               parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
               progress: bool = True, log_csv: bool = False) -> dict[str, str | None]:
@@ -343,7 +350,12 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
     runs += [NoGapEval(replace(ev.trained, device=device, workers=workers, threads=threads))
              for ev in grid.evaluations()]
     todo = [cfg for cfg in runs if not is_done(cfg, runs_dir)]
-    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})")
+    pending = pending_steps(grid)
+    if pending and not dry_run:  # runs at a length the calibration has not named would be thrown away
+        raise GridError(f"{', '.join(pending)}: training steps pending (null in the grid's `steps`): calibrate "
+                        f"(`cotrain calibrate PAIR`) and set them, or leave the pair out (--only-pair)")
+    print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})"
+          + (f"; steps pending for {', '.join(pending)}" if pending else ""))
     if dry_run:
         for cfg in runs:
             state = "done" if is_done(cfg, runs_dir) else "todo"

@@ -9,7 +9,8 @@ from benchmark.analysis.leaderboard import aggregate
 from benchmark.analysis.records import load_records
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import execute_run
-from benchmark.harness.sweep import grid_from_dict, load_grid, run_sweep
+from benchmark.harness.grid import grid_from_dict, load_grid
+from benchmark.harness.sweep import run_sweep
 from tasks import GAP_FACTORS, GapFactor, custom_pair, describe_pair, get_pair
 
 

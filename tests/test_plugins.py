@@ -17,7 +17,8 @@ import torch
 from baselines import METHODS, DiffusionPolicy, check_method, load_checkpoint, save_checkpoint
 from baselines.check import tiny_policy_config
 from benchmark.harness.config import RunConfig
-from benchmark.harness.sweep import GridError, grid_from_dict
+from benchmark.harness.grid import grid_from_dict
+from benchmark.harness.gridspec import GridError
 
 PLUGIN = "cotrain_plugin_demo.methods:ZNormPenalty"
 PLUGIN_SOURCE = '''

@@ -16,7 +16,7 @@ from baselines.methods import AUTOCAST_DTYPES
 from benchmark.cli import build_parser, main
 from benchmark.harness.config import PRECISIONS, RunConfig
 from benchmark.harness.gridspec import GridError
-from benchmark.harness.sweep import grid_from_dict
+from benchmark.harness.grid import grid_from_dict
 from benchmark.harness.train import TrainConfig, train, validation_loss, validation_set
 
 PAIR = "lift/dynamics"

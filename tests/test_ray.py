@@ -16,7 +16,8 @@ import pytest
 
 from benchmark.harness.config import RunConfig
 from benchmark.harness.ray_exec import SCRATCH, task_options
-from benchmark.harness.sweep import NoGapEval, load_grid, run_sweep
+from benchmark.harness.grid import NoGapEval, load_grid
+from benchmark.harness.sweep import run_sweep
 
 GRID = """
 pairs: [lift/dynamics]

@@ -40,7 +40,8 @@ def smoke(tmp_path_factory) -> dict:
     """The track's smoke grid run for real, then every analysis of `cotrain study` on it."""
     import torch
 
-    from benchmark.harness.sweep import load_grid, run_sweep
+    from benchmark.harness.grid import load_grid
+    from benchmark.harness.sweep import run_sweep
 
     root = tmp_path_factory.mktemp("study")
     runs, out = root / "runs", root / "out"
@@ -426,7 +427,7 @@ REPS = 2000
 def _budget_layout(budget: str) -> tuple[np.ndarray, np.ndarray, int, dict]:
     """The window claim's sweeps at a study-track budget (from benchmark/harness/tracks/study.yaml): which ratios
     each sweep has (present), which lie in its window (inside), and the budget's episodes per run."""
-    from benchmark.harness.sweep import load_grid, load_spec
+    from benchmark.harness.grid import load_grid, load_spec
 
     spec, _ = load_spec(track="study", budget=budget)
     grid = load_grid(track="study", budget=budget)
@@ -505,7 +506,7 @@ def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
     that does not reproduce is reported as such), OT and ADDA align z, and no guidance sweep exists
     (not resolved)."""
     from benchmark.analysis import leaderboard
-    from benchmark.harness.sweep import load_spec
+    from benchmark.harness.grid import load_spec
 
     # the leaderboard is tested on the real runs above; its across-pairs bootstrap is slow on 180 records
     monkeypatch.setattr(leaderboard, "write_leaderboard", lambda *a, **k: {})

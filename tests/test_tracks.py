@@ -13,7 +13,8 @@ from benchmark.analysis.rules import Protocol
 from benchmark.analysis.submit import NOT_HASHED, board_track, submit
 from benchmark.cli import main
 from benchmark.harness.config import PROFILES, RunConfig, content_hash
-from benchmark.harness.sweep import GridError, NoGapEval, grid_from_dict, load_grid
+from benchmark.harness.grid import NoGapEval, grid_from_dict, load_grid
+from benchmark.harness.gridspec import GridError
 from tasks import get_pair
 
 SMOKE = {"name": "leaderboard", "budget": "smoke"}
@@ -285,7 +286,7 @@ def _ids(items) -> list[str]:
 
 
 def test_a_budget_made_of_parts_runs_the_union_of_its_parts(tmp_path):
-    from benchmark.harness.sweep import GridUnion
+    from benchmark.harness.grid import GridUnion
 
     grid = load_grid(str(_track_file(tmp_path, {"parts": [PART_SWEEP, PART_FEW]})), budget="resolve")
     sweep, few = grid_from_dict({**PARTS_BASE, **PART_SWEEP}), grid_from_dict({**PARTS_BASE, **PART_FEW})
@@ -341,7 +342,7 @@ def test_a_sweep_of_a_grid_file_made_of_parts_lists_the_union(tmp_path, capsys):
 
 def test_the_studys_view_of_a_budget_made_of_parts_has_the_unions(tmp_path):
     from benchmark.harness.gridspec import union_view
-    from benchmark.harness.sweep import load_spec
+    from benchmark.harness.grid import load_spec
     from benchmark.study.load import StudyData
 
     spec, _ = load_spec(str(_track_file(tmp_path, {"parts": [PART_SWEEP, PART_FEW]})), budget="resolve")
@@ -362,11 +363,11 @@ def test_a_track_made_of_parts_takes_the_records_of_its_runs_only(tmp_path, monk
     import yaml
 
     from benchmark.analysis.rules import check_track
-    from benchmark.harness import sweep
+    from benchmark.harness import grid
 
     parts = [{"methods": ["cotrain"], "seeds": [0, 1]}, {"methods": ["source_only"], "seeds": [0]}]
     (tmp_path / "parted.yaml").write_text(yaml.safe_dump({**PARTS_BASE, "budgets": {"smoke": {"parts": parts}}}))
-    monkeypatch.setattr(sweep, "TRACKS_DIR", tmp_path)  # the track's file in a folder of its own
+    monkeypatch.setattr(grid, "TRACKS_DIR", tmp_path)  # the track's file in a folder of its own
     track = {"name": "parted", "budget": "smoke"}
     records = [_record(cfg, track) for cfg in load_grid(track="parted", budget="smoke").runs()]
     assert len(records) == 3 and check_track(records, track) == []

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.harness.config import SUITE_VERSION, RunConfig, content_hash
-from benchmark.harness.sweep import NoGapEval
+from benchmark.harness.grid import NoGapEval
 
 EXPERT_DIR = "_expert"
 

@@ -86,7 +86,7 @@ def _track_runs(grid: Any, device: str, threads: int) -> dict[str, Any]:
     """The track's runs and no-gap evaluations by run id, at a device and thread count (both hashed)."""
     from dataclasses import replace
 
-    from benchmark.harness.sweep import NoGapEval
+    from benchmark.harness.grid import NoGapEval
 
     runs = [replace(cfg, device=device, threads=threads) for cfg in grid.runs()]
     runs += [NoGapEval(replace(ev.trained, device=device, threads=threads)) for ev in grid.evaluations()]
@@ -97,7 +97,8 @@ def check_track(records: list[dict], track: dict) -> list[str]:
     """Every reason the (valid) records break `track`'s rules at its budget: pair, method, seed, test episodes
     per seed, profile, checkpoint rule, test start states, versions, and a run id among the track's runs; and,
     for each method submitted, every run of the track's grid there (its no-gap controls included)."""
-    from benchmark.harness.sweep import GridError, load_grid
+    from benchmark.harness.grid import load_grid
+    from benchmark.harness.gridspec import GridError
 
     label = track_label(track)
     try:

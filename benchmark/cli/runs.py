@@ -33,7 +33,8 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from benchmark.harness.sweep import each_part, load_grid, run_sweep
+    from benchmark.harness.grid import each_part, load_grid
+    from benchmark.harness.sweep import run_sweep
 
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
     for option, field in (("--only-pair", "pairs"), ("--only-method", "methods")):

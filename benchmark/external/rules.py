@@ -39,7 +39,8 @@ class EvalProtocol:
 
 def eval_protocol(budget: str) -> EvalProtocol:
     """The leaderboard track's evaluation protocol at `budget`; ValueError for a budget it does not have."""
-    from benchmark.harness.sweep import GridError, load_grid
+    from benchmark.harness.grid import load_grid
+    from benchmark.harness.gridspec import GridError
 
     try:
         grid = load_grid(track=REFERENCE_TRACK, budget=budget)

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from benchmark.harness.lock import LOCK_FILE, RunInProgress, run_lock
-from benchmark.harness.sweep import InProgressElsewhere, Item, NoGapEval, _run_one
+from benchmark.harness.grid import NoGapEval
+from benchmark.harness.sweep import InProgressElsewhere, Item, _run_one
 
 if TYPE_CHECKING:
     from tqdm import tqdm

@@ -28,7 +28,8 @@ import numpy as np
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import read_json
 from benchmark.analysis.stats import paired_bootstrap_diff, stratified_bootstrap_ci
-from benchmark.harness.sweep import Grid, _run_one, is_done
+from benchmark.harness.grid import Grid
+from benchmark.harness.sweep import _run_one, is_done
 
 PAIRS = ("lift/sensing", "lift/dynamics", "stack/dynamics")
 METHODS = ("target_only", "cotrain")

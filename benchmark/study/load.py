@@ -164,7 +164,7 @@ def load_study(runs_dir: str | Path, track: str = "study", budget: str | None = 
 
     from benchmark.analysis.records import load_records
     from benchmark.harness.gridspec import union_view
-    from benchmark.harness.sweep import TRACKS_DIR, load_grid, load_spec
+    from benchmark.harness.grid import TRACKS_DIR, load_grid, load_spec
 
     root = Path(runs_dir)
     records = load_records(root)

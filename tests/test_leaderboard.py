@@ -292,7 +292,7 @@ def test_write_leaderboard(tmp_path, records):
     # 2.801585 * sqrt(0.5 / 20) = 0.44 (10 episodes x 2 seeds per arm)
     gap = L.resolution(records).query("magnitude == 1.0").iloc[0]
     assert f"lift/dynamics {gap.mdd:.2f}" in md.split("\n")[2]
-    assert f"| {gap.se:.2f} (target_only) | {gap.mdd:.2f} | 0.44 |" in md
+    assert f"| {gap.se:.2f} (target_only) | {gap.mdd:.2f} | 0.44 | target_only {gap.mdd:.2f} |" in md
     assert "0.45 [0.20, 0.70] (2 seeds)" in page and "0.45 [0.20, 0.70] (2 seeds)" in md
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), pd.read_csv(GOLDEN))
 

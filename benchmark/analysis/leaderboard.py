@@ -54,7 +54,7 @@ COLUMNS = GROUP + [
 SELF_REPORTED_NOTE = ("Self-reported rows: policies trained elsewhere (`cotrain eval-policy`), evaluated by the suite "
                       "under the protocol; their training data (pair, N, M) are declared by their authors and not "
                       "checked, and the test start states are public.")
-RESOLUTION_COLUMNS = CELL + ["seeds", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial"]
+RESOLUTION_COLUMNS = CELL + ["seeds", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial", "mdd_each"]
 # config keys that do not make a run another one's no-gap control: the run's own id, a no-gap evaluation's
 # trained run, evaluation workers
 _NOT_CONTROL = ("magnitude", "run_id", "checkpoint_of", "workers")
@@ -228,8 +228,10 @@ def resolution(records: list[dict]) -> pd.DataFrame:
     estimated by the two-level bootstrap (seeds, then shared start states: :func:`stats.paired_diff_se`);
     ``se`` is the largest of them (``widest`` names its method), ``mdd`` = 2.80 · ``se`` the minimum
     detectable difference at 95% confidence and 80% power (:func:`stats.bootstrap_mdd`). ``mdd_binomial`` is
-    the two-proportion formula over the pooled episodes, which ignores seed-to-seed spread; ``seeds`` and
-    ``episodes`` are the cell's smallest per group. With one seed the bootstrap holds the episode variance alone.
+    the two-proportion formula over the pooled episodes, which ignores seed-to-seed spread; ``mdd_each`` each
+    comparison's own minimum detectable difference, largest first (which differences the budget resolves, and
+    which comparison more seeds would serve); ``seeds`` and ``episodes`` are the cell's smallest per group. With
+    one seed the bootstrap holds the episode variance alone.
     """
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
@@ -250,9 +252,11 @@ def resolution(records: list[dict]) -> pd.DataFrame:
         episodes = min(int(r["eval"]["target"]["n"]) for k in keys for r in groups[k])
         widest = max(ses, key=ses.get) if ses else None
         se = ses[widest] if ses else math.nan
+        each = "; ".join(f"{name} {bootstrap_mdd(value):.2f}" for name, value in
+                         sorted(ses.items(), key=lambda item: -item[1]))
         rows.append(dict(zip(CELL, cell), seeds=seeds, episodes=episodes, comparisons=len(ses), widest=widest,
                          se=se, mdd=bootstrap_mdd(se) if ses else math.nan,
-                         mdd_binomial=min_detectable_difference(seeds * episodes)))
+                         mdd_binomial=min_detectable_difference(seeds * episodes), mdd_each=each))
     out = pd.DataFrame(rows, columns=RESOLUTION_COLUMNS).round(4)
     return out.sort_values(CELL, kind="mergesort").reset_index(drop=True)
 
@@ -291,11 +295,11 @@ def _across_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 
 def _resolution_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["pair", "gap", "N", "M", "seeds", "episodes/seed", "SE of a paired difference (widest)",
-              "smallest resolved difference (MDD)", "binomial formula alone"]
+              "smallest resolved difference (MDD)", "binomial formula alone", "MDD of each comparison"]
     rows = [[r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source),
              str(r.seeds) + (" (episode variance only)" if r.seeds == 1 else ""), str(r.episodes),
              f"{num(r.se)} ({r.widest})" if r.comparisons else "n/a (no comparison with cotrain)",
-             num(r.mdd), num(r.mdd_binomial)] for r in df.itertuples(index=False)]
+             num(r.mdd), num(r.mdd_binomial), r.mdd_each or "n/a"] for r in df.itertuples(index=False)]
     return header, rows
 
 
@@ -340,7 +344,8 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
              "min-max normalized across the rows of this table.")
     resolution_note = ("Per pair, the standard error of a paired difference against cotrain from the two-level "
                        "bootstrap (the widest over the methods compared), and the minimum detectable difference "
-                       "2.80 × SE (95% confidence, 80% power). The binomial formula (two independent arms at a "
+                       "2.80 × SE (95% confidence, 80% power); each comparison's own beside it, largest first. "
+                       "The binomial formula (two independent arms at a "
                        "base rate of 0.5 over the pooled episodes) knows neither the pairing on start states nor "
                        "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "

@@ -2,7 +2,7 @@
 
 Importing this module registers them, the one registration the suite does on import: Gymnasium 1.x
 finds environments by importing the module that registers them (`gymnasium.register_envs(tasks.gym_ids)`,
-or `gymnasium.make("tasks.gym_ids:cotrain/lift-dynamics-target-v2")`, which imports it), and has no
+or `gymnasium.make("tasks.gym_ids:cotrain/lift-dynamics-target-v3")`, which imports it), and has no
 plugin entry points. The suite's own registries (pairs, gap factors, methods) stay explicit.
 
 Each id makes `tasks.make_env(pair, domain, obs=<the pair's>)`; keyword arguments of

@@ -29,6 +29,9 @@ def test_the_leaderboard_track_is_the_protocol():
     union = load_grid(track="leaderboard", budget="full")
     assert union.track == {"name": "leaderboard", "budget": "full"}
     grid = union.parts[0]  # every method at every pair; the other parts add seeds where the spread needs them
+    from benchmark.external.rules import eval_protocol
+
+    assert eval_protocol("full").seeds == grid.seeds  # a policy from outside is evaluated as every method is
     assert len(grid.pairs) >= 3 and "stack" in {get_pair(p).base_task for p in grid.pairs}
     assert len({get_pair(p).base_task for p in grid.pairs}) >= 2
     assert set(grid.methods) == set(METHODS.names()) and len(grid.methods) == 8

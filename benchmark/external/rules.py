@@ -39,13 +39,16 @@ class EvalProtocol:
 
 def eval_protocol(budget: str) -> EvalProtocol:
     """The leaderboard track's evaluation protocol at `budget`; ValueError for a budget it does not have."""
-    from benchmark.harness.grid import load_grid
+    from benchmark.harness.grid import GridUnion, load_grid
     from benchmark.harness.gridspec import GridError
 
     try:
         grid = load_grid(track=REFERENCE_TRACK, budget=budget)
     except GridError as err:
         raise ValueError(f"budget {budget!r}: {err}") from None
+    # the protocol every method runs: a budget made of parts adds seeds to some methods only (its first part is
+    # the grid of every method)
+    grid = grid.parts[0] if isinstance(grid, GridUnion) else grid
     return EvalProtocol(budget, tuple(grid.pairs), tuple(grid.seeds), max(grid.magnitudes),
                         grid.episodes or PROFILES[grid.profile].episodes, grid.profile)
 

@@ -1,5 +1,5 @@
 """The session's episode file: every episode as a demonstration in robomimic's HDF5 layout, the layout
-of cotrain-bench's datasets (its `tasks.load_dataset` reads the file).
+of cotrain-bench's datasets (its `tasks.dataset.load_dataset` reads the file).
 
 `data/demo_K/obs/<key>` (T, n) float32 per layout key, `actions` (T, A) float32 as sent, `rewards` (T,)
 (1 at the last step of a successful episode), `dones` (T,) (1 at the last step),

@@ -7,6 +7,7 @@ import math
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -549,3 +550,138 @@ def test_verdicts_on_constructed_study(tmp_path, monkeypatch):
     assert "not reproduced" in text
     window = (tmp_path / "out" / "success_vs_w.md").read_text()
     assert "inside (both forms)" in window  # best w = 0.1 for N=20, M=200
+    # each claim's resolution: a difference's 2.80 × the SE read from its interval, the window's from its design
+    resolved = {c["id"]: c for c in json.loads((tmp_path / "out" / "study.json").read_text())["claims"]}
+    part = resolved["balanced"]["parts"][0]
+    assert part["hi"] > part["lo"]
+    assert resolved["balanced"]["resolution"] == pytest.approx(2.80 * (part["hi"] - part["lo"]) / (2 * 1.96),
+                                                               rel=2e-3)
+    cfg_adda = resolved["cfg_adda_best"]
+    assert cfg_adda["resolution"] == max(p["resolution"] for p in cfg_adda["parts"]) and len(cfg_adda["parts"]) == 4
+    rates, inside = window_sweeps(runs_table(records, data.vary))  # the margin at which the design has 80% power
+    margin = resolved["window"]["resolution"]
+    assert window_power(inside, np.isfinite(rates), n, effect=margin) == pytest.approx(POWER, abs=1e-3)
+    assert _table(text)[1][balanced]["smallest resolved effect"] == f"{part['resolution']:.3f}"
+
+
+# --- the previous report's verdicts and each claim's resolution ---------------------------------------
+
+def _table(text: str) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """COMPARISON.md's verdict table: its header and, per claim, the cells by column name."""
+    section = text.split("## Verdicts", 1)[1].split("## Details", 1)[0]
+    lines = [r for r in section.splitlines() if r.startswith("| ")]
+    header = lines[0][2:-2].split(" | ")
+    rows = [dict(zip(header, r[2:-2].split(" | "))) for r in lines[1:]]
+    return header, {r["claim"]: r for r in rows}
+
+
+def test_comparison_beside_a_previous_report(smoke, tmp_path):
+    """A previous study.json of an older budget, written by hand: its verdicts stand beside this budget's
+    with why each changed, read from the measure strings and budgets; every claim states its resolution."""
+    from benchmark.cli import main
+
+    now = json.loads((smoke["out"] / "study.json").read_text())
+    by_id = {c["id"]: c for c in now["claims"]}
+    assert (now["seeds"], now["pairs"]) == (len(smoke["grid"].seeds), list(smoke["grid"].pairs))
+    previous = {"budget": "quick", "schema": now["schema"], "pairs": now["pairs"],
+                "claims": [{"id": "guidance", "verdict": REPRODUCED, "measure": by_id["guidance"]["measure"]},
+                           {"id": "balanced", "verdict": REPRODUCED, "measure": "an older measure"}]}
+    path = tmp_path / "quick.json"
+    path.write_text(json.dumps(previous))
+    out = tmp_path / "out"
+    assert main(["study", str(smoke["runs"]), "--out", str(out), "--budget", "smoke", "--no-guidance", "--quiet",
+                 "--previous", str(path)]) == 0
+    text = (out / "COMPARISON.md").read_text()
+    header, rows = _table(text)
+    assert header[-3:] == ["previous verdict (budget quick)", "why it changed", "verdict"]
+    assert f"--previous {path}" in text
+    for c in by_id.values():
+        row = rows[c["claim"]]
+        if c["id"] == "guidance":  # same measure, older budget
+            assert (row["previous verdict (budget quick)"], row["why it changed"]) == (REPRODUCED, "budget")
+        elif c["id"] == "balanced":  # measure string and budget both differ
+            assert (row["previous verdict (budget quick)"], row["why it changed"]) == (REPRODUCED,
+                                                                                      "measure and budget")
+        else:
+            assert row["previous verdict (budget quick)"] == row["why it changed"] == "—"
+    # each claim's resolution: a number or n/a, in study.json and in the table
+    saved = json.loads((out / "study.json").read_text())
+    assert saved["budget"] == "smoke" and saved["schema"] == now["schema"]
+    for c in saved["claims"]:
+        assert c["measure"] and c["parts"]
+        cell = rows[c["claim"]]["smallest resolved effect"]
+        if c["resolution"] is None:
+            assert cell == "n/a"
+        else:
+            assert float(cell) == pytest.approx(c["resolution"], abs=5e-4)
+        for part in c["parts"]:  # a difference's resolution is 2.80 × the SE read from its interval
+            if part["kind"] == "difference" and c["id"] != "window" and part["resolution"] is not None:
+                assert part["resolution"] == pytest.approx(2.80 * (part["hi"] - part["lo"]) / (2 * 1.96), rel=2e-3)
+    # smoke runs barely succeed: an interval of no width (every resample alike) has no SE to read
+    flat = [c for c in saved["claims"] if any(p["lo"] is not None and p["lo"] == p["hi"] for p in c["parts"])]
+    assert all(c["resolution"] is None for c in flat)
+    assert "Smallest success difference it resolves" not in text and "smallest resolved effect" in text
+
+
+def test_why_a_verdict_changed():
+    from benchmark.study.report import compare_previous
+
+    summary = {"budget": "resolve", "seeds": 3, "episodes": 100, "pairs": ["lift/dynamics"], "schema": 2}
+    claims = [{"id": i, "verdict": NOT_RESOLVED, "measure": f"measure {i}"} for i in "abcdef"]
+    before = [{"id": "a", "verdict": REPRODUCED, "measure": "measure a"},  # same measure, same budget
+              {"id": "b", "verdict": REPRODUCED, "measure": "an older measure b"},
+              {"id": "c", "verdict": NOT_RESOLVED, "measure": "an older measure c"},  # same verdict
+              {"id": "d", "verdict": REPRODUCED}]  # a report without measure strings
+    same = {**summary, "claims": before}
+    compare_previous(claims, summary, same)
+    assert [c.get("why_changed") for c in claims] == ["the runs", "measure", "unchanged", "measure", None, None]
+    assert claims[0]["previous_verdict"] == REPRODUCED and "previous_verdict" not in claims[4]
+    for key, value in (("budget", "quick"), ("seeds", 1), ("episodes", 20), ("pairs", ["square/dynamics"])):
+        compare_previous(claims, summary, {**same, key: value})
+        assert [c["why_changed"] for c in claims[:4]] == ["budget", "measure and budget", "unchanged",
+                                                          "measure and budget"], key
+    compare_previous(claims, summary, {**same, "schema": 1})  # older records: every measure changed
+    assert [c["why_changed"] for c in claims[:4]] == ["measure", "measure", "unchanged", "measure"]
+    older = {"schema": 2, "claims": before}  # an older file states only the budget's name
+    compare_previous(claims, summary, {**older, "budget": "resolve"})
+    assert claims[0]["why_changed"] == "the runs"
+    compare_previous(claims, summary, {**older, "budget": "quick"})
+    assert claims[0]["why_changed"] == "budget"
+
+
+def test_resolution_of_a_difference_and_a_correlation():
+    from benchmark.study.claims import claim_resolution, correlation_resolution, difference_resolution
+
+    assert difference_resolution(-0.1, 0.3) == pytest.approx(2.80 * 0.4 / (2 * 1.96), rel=1e-3)
+    assert difference_resolution(math.nan, 0.3) is None
+    assert correlation_resolution(28) == pytest.approx(math.tanh(2.80 / 5), rel=1e-3)
+    assert correlation_resolution(3) is None
+    assert claim_resolution([{"resolution": 0.2}, {"resolution": 0.1}]) == 0.2
+    assert claim_resolution([{"resolution": 0.2}, {"resolution": None}]) is None and claim_resolution([]) is None
+
+
+def test_pooled_correlation_resolution_counts_each_sweeps_points():
+    from benchmark.study.claims import correlation_part
+
+    ws = [0.005, 0.016, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8]
+    rows = sweep_correlations(_sweep_runs({"cotrain": 0.3, "cfg": 0.0, "ot": -0.3}, slope=0.4, ws=ws), "alignment",
+                              is_study_method)
+    pooled = next(r for r in rows if r["method"] == POOLED)
+    part = correlation_part("pooled", SimpleNamespace(**pooled))
+    # Fisher-z pooling weighs each sweep by n_i − 3: the effective n is 3 + Σ(n_i − 3), not the runs' count
+    assert part["n_eff"] - 3 == sum(r["n"] - 3 for r in rows if r["method"] != POOLED) < pooled["n"] - 3
+    assert part["resolution"] == pytest.approx(math.tanh(2.80 / math.sqrt(part["n_eff"] - 3)), rel=1e-3)
+
+
+def test_budget_of_parts_lists_each_part():
+    from benchmark.harness.gridspec import union_view
+    from benchmark.harness.grid import load_spec
+    from benchmark.study.report import budget_text
+
+    spec = union_view(load_spec(track="study", budget="resolve")[0])
+    text = budget_text(StudyData(Path("runs"), "study", "resolve", spec, [], {}, {}))
+    assert f"in {len(spec['parts'])} parts" in text and "Smallest success difference" not in text
+    for i, part in enumerate(spec["parts"], 1):
+        w = ", ".join(f"{x:g}" for x in part["w"])
+        assert f"({i}) methods {', '.join(part['methods'])} at w ∈ {{{w}}} with {len(part['seeds'])} seed(s)" in text
+    assert f"methods {', '.join(spec['methods'])}" not in text  # no cross product of the parts' union

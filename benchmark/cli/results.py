@@ -62,10 +62,11 @@ def _study(args: argparse.Namespace) -> None:
     runs_dir = _existing_dir(args.runs_dir)
     out = args.out or fresh_folder("study")
     command = f"cotrain study {args.runs_dir} --out {out} --track {args.track}" + (
-        f" --budget {args.budget}" if args.budget else "") + (" --no-guidance" if args.no_guidance else "")
+        f" --budget {args.budget}" if args.budget else "") + (" --no-guidance" if args.no_guidance else "") + (
+        f" --previous {args.previous}" if args.previous else "")
     summary = study(runs_dir, out, track=args.track, budget=args.budget, device=args.device,
                     workers=args.workers, guidance=not args.no_guidance, command=command,
-                    log=silent_if(args.quiet))
+                    log=silent_if(args.quiet), previous=args.previous)
     for claim in summary["claims"]:
         print(f"  {claim['verdict']:<28} {claim['claim']}")
     print(f"wrote {Path(out) / 'COMPARISON.md'} and {len(summary['files']) - 1} more files "
@@ -125,6 +126,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--track", default="study", help="the track whose grid the runs belong to")
     p.add_argument("--budget", help="the track's budget (default: the records' profile)")
     p.add_argument("--no-guidance", action="store_true", help="read cached guidance sweeps only, evaluate none")
+    p.add_argument("--previous", metavar="PATH",
+                   help="an earlier report's study.json (e.g. results/study/previous/quick.json): COMPARISON.md "
+                        "shows its verdicts beside these, with why each changed (default: none)")
     add_execution_options(p, runs=False, threads=False)  # guidance evaluation runs on one thread per worker
     p.set_defaults(func=_study)
 

@@ -245,7 +245,7 @@ def test_a_no_gap_evaluation_trains_a_run_committed_without_its_checkpoint_again
 
     from baselines.checkpoints import STATE_FILE
     from benchmark.harness.run import execute_run
-    from benchmark.harness.sweep import execute_nogap_eval
+    from benchmark.harness.jobs import execute_nogap_eval
 
     cfg = RunConfig(pair="lift/dynamics", method="source_only", profile="smoke", episodes=2)
     execute_run(cfg, tmp_path, progress=False)

@@ -14,7 +14,8 @@ from tqdm import tqdm
 from benchmark.ablation.items import CellEval, ExpertEval, execute_expert_eval
 from benchmark.ablation.plan import Ablation, Item, count
 from benchmark.harness.config import RunConfig
-from benchmark.harness.sweep import InProgressElsewhere, launch
+from benchmark.harness.jobs import InProgressElsewhere
+from benchmark.harness.sweep import launch
 
 
 def is_done(item: Item, runs_dir: Path) -> bool:

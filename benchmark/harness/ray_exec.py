@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from benchmark.harness.lock import LOCK_FILE, RunInProgress, run_lock
 from benchmark.harness.grid import NoGapEval
-from benchmark.harness.sweep import InProgressElsewhere, Item, _run_one
+from benchmark.harness.jobs import InProgressElsewhere, Item, run_item
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -85,7 +85,7 @@ def run_in_scratch(item: Item, track: dict | None, inputs: dict[str, Files]) -> 
         (work / "_demos").symlink_to(root / "_demos")
         for run_id, files in inputs.items():
             write_folder(work / run_id, files)
-        run_id, error = _run_one(item, str(work), track)
+        run_id, error = run_item(item, str(work), track)
         return TaskOutput(run_id, error, read_folder(work / run_id), ray.get_runtime_context().get_node_id(),
                           str(work))
     finally:

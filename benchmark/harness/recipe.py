@@ -29,7 +29,7 @@ from benchmark.harness.config import RunConfig
 from benchmark.harness.run import read_json
 from benchmark.analysis.stats import paired_bootstrap_diff, stratified_bootstrap_ci
 from benchmark.harness.grid import Grid
-from benchmark.harness.sweep import _run_one, is_done
+from benchmark.harness.jobs import is_done, run_item
 
 PAIRS = ("lift/sensing", "lift/dynamics", "stack/dynamics")
 METHODS = ("target_only", "cotrain")
@@ -75,7 +75,7 @@ def run_search(points: list[str], runs_dir: Path = RUNS_DIR) -> None:
                 if is_done(cfg, runs_dir):
                     continue
                 print(f"{name} seed {seed}: {cfg.pair} {cfg.method} ({cfg.run_id()})", flush=True)
-                run_id, error = _run_one(cfg, str(runs_dir))
+                run_id, error = run_item(cfg, str(runs_dir))
                 if error:
                     print(f"  FAILED {run_id}: {error}", flush=True)
 

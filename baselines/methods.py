@@ -256,9 +256,9 @@ def pooled_spread(z_src: torch.Tensor, z_tgt: torch.Tensor) -> torch.Tensor:
 
 def scale_free(z_src: torch.Tensor, z_tgt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Both clouds divided by their `pooled_spread` (not detached): multiplying z by any constant leaves the
-    result unchanged, so no loss computed on it can be lowered by rescaling z. (Dividing by the within-domain
-    spread instead, as the alignment measure does, blows the domains' offset up as each domain's cloud
-    shrinks: an adversarial term then drives z to collapse.)"""
+    result unchanged, so no loss computed on it can be lowered by rescaling z. (Divided by the within-domain
+    spread instead, as the alignment measure divides it, the domains' offset grows without bound as each
+    domain's cloud tightens.)"""
     spread = pooled_spread(z_src, z_tgt).clamp_min(SPREAD_EPS)
     return z_src / spread, z_tgt / spread
 

@@ -247,4 +247,5 @@ def load_grid(path: str | None = None, track: str | None = None, budget: str | N
 def pending_steps(grid: AnyGrid) -> list[str]:
     """The grid's pairs whose training steps are null in its `steps`: pending a calibration."""
     parts = grid.parts if isinstance(grid, GridUnion) else (grid,)
-    return sorted({pair for part in parts for pair, steps in part.steps.items() if steps is None and pair in part.pairs})
+    return sorted({pair for part in parts for pair, steps in part.steps.items()
+                   if steps is None and pair in part.pairs})

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -256,6 +257,43 @@ def test_a_failed_serving_loop_holds_the_arm_and_exits_non_zero(command, tmp_pat
     assert code != 0 and "serving loop failed: SystemExit" in err, (code, err[-2000:])
     sent = [json.loads(line) for line in (tmp_path / "log").read_text().splitlines()]
     assert sent[-1] == [0.0] * 6 + [1.0] and len(sent) == 3  # the hold: zero motion, the gripper kept closed
+
+
+SLOW_RESET_DRIVER = '''
+import time
+from cotrain_robot.robot import Robot
+import numpy as np
+
+class SlowResetArm(Robot):
+    """A reset that takes a minute (a real arm moving home): a serial server answers nothing meanwhile."""
+    def connect(self): pass
+    def reset(self, seed=None): time.sleep(60)
+    def get_observation(self): return {"lowdim": np.zeros(3, np.float32)}
+    def send_action(self, action): pass
+    def done(self): return False
+    def success(self): return None
+    def close(self): pass
+'''
+
+
+def test_a_server_killed_during_a_long_reset_is_lost_at_once(tmp_path):
+    """A long reset keeps a serial server silent, so silence is no sign of a dead server; its closed connection
+    is, and the client stops waiting at once instead of at the end of the reset timeout."""
+    (tmp_path / "slow_driver.py").write_text(SLOW_RESET_DRIVER)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    proc, address = _start([sys.executable, "-m", "benchmark.cli", "arm-server", "--driver", "slow_driver:SlowResetArm",
+                            "--address", "tcp://127.0.0.1:0"], env, tmp_path / "server.err")
+    client = RemoteRobot(address, timeout_s=1.0, reset_timeout_s=300.0)
+    try:
+        client.connect()
+        threading.Timer(2.0, proc.kill).start()  # while the reset runs
+        start = time.monotonic()
+        with pytest.raises(ConnectionLost, match="closed the connection"):
+            client.reset(0)
+        assert time.monotonic() - start < 15  # not the reset's 300 s
+    finally:
+        client.close()
+        proc.kill()
 
 
 def test_killed_server_ends_the_evaluation_non_zero_without_claiming_a_hold(smoke_bundle, tmp_path):

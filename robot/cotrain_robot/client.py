@@ -59,8 +59,13 @@ class RemoteRobot(Robot):
         self._busy.set()
         try:
             self._sock.send_multipart(pack({"op": op, "session": self.session, "id": self._id, **fields}, arrays))
-            if not self._sock.poll(int(1000 * (timeout_s or self.timeout_s))):
-                self._drop(f"no reply to {op!r} from {self.address} within {timeout_s or self.timeout_s} s")
+            deadline = time.monotonic() + (timeout_s or self.timeout_s)
+            # in slices: the heartbeat thread may see the server's connection close during a long request
+            while not self._sock.poll(int(1000 * max(0.0, min(self.heartbeat_s, deadline - time.monotonic())))):
+                if self._lost:
+                    self._drop(self._lost)
+                if time.monotonic() >= deadline:
+                    self._drop(f"no reply to {op!r} from {self.address} within {timeout_s or self.timeout_s} s")
             header, out = unpack(self._sock.recv_multipart())
         except MalformedMessage as err:
             raise RobotError(f"{op}: the arm server's reply is malformed: {err}") from None
@@ -86,14 +91,22 @@ class RemoteRobot(Robot):
         raise ConnectionLost(self._lost, self._hold_confirmed)
 
     def _heartbeat_loop(self) -> None:
+        """Heartbeats on a socket of their own. The link is lost when the server stays silent for timeout_s while
+        no request is in flight (a long request, e.g. a reset, keeps a serial server from answering), or at
+        once, request or not, when the server's end of the connection closes (its process died)."""
         assert self._ctx is not None
         sock = self._socket()
+        closed = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         silent_since: float | None = None
         try:
             while not self._stop_heartbeat.wait(self.heartbeat_s):
                 sock.send_multipart(pack({"op": "heartbeat", "session": self.session, "id": 0}))
                 while not sock.poll(int(self.heartbeat_s * 1000)):
                     if self._stop_heartbeat.is_set():
+                        return
+                    if closed.poll(0):
+                        self._lost = self._lost or f"the arm server at {self.address} closed the connection"
+                        log.error("connection lost: %s", self._lost)
                         return
                     silent_since = silent_since or time.monotonic()
                     if not self._busy.is_set() and time.monotonic() - silent_since > self.timeout_s:
@@ -111,6 +124,8 @@ class RemoteRobot(Robot):
                     self._lost = self._lost or f"the arm server dropped the session: {header.get('error')}"
                     return
         finally:
+            sock.disable_monitor()
+            closed.close(0)
             sock.close(0)
 
     # -- Robot interface

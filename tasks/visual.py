@@ -376,7 +376,8 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
                     sized_name(f"{task}/{family}", size), task,
                     target=Domain("target", tuple(GapFactor(f) for f in factors)), n_target=n, n_source=m,
                     obs="image", tags=tuple(family.split("_")), version=BASE_TASKS[task].version, image_size=size,
-                    description=f"{BASE_TASKS[task].description} Images ({size}x{size} agent view) and "
-                                f"proprioception. Target: {family.replace('_', ' + ')} gap ({', '.join(factors)}). "
+                    description=f"{BASE_TASKS[task].description} Images ({size}x{size} agent view) and the "
+                                f"low-dimensional layout, object poses included. Target: "
+                                f"{family.replace('_', ' + ')} gap ({', '.join(factors)}). "
                                 f"Study gap kind: {kind}; low-dimensional stand-in: {task}/{stand_in}."))
     return pairs

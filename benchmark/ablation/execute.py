@@ -15,13 +15,13 @@ from benchmark.ablation.items import CellEval, ExpertEval, execute_expert_eval
 from benchmark.ablation.plan import Ablation, Item, count
 from benchmark.harness.config import RunConfig
 from benchmark.harness.jobs import InProgressElsewhere
+from benchmark.harness.jobs import is_done as run_done
 from benchmark.harness.sweep import launch
 
 
 def is_done(item: Item, runs_dir: Path) -> bool:
-    if isinstance(item, ExpertEval):
-        return item.path(runs_dir).exists()
-    return (runs_dir / item.run_id() / "done").exists()
+    """An expert cell by its file, a run or evaluation as a sweep's item (`jobs.is_done`)."""
+    return item.path(runs_dir).exists() if isinstance(item, ExpertEval) else run_done(item, runs_dir)
 
 
 def _expert_one(item: ExpertEval, runs_dir: str) -> tuple[str, str | None]:

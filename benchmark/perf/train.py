@@ -56,17 +56,19 @@ def _training(method: str, network: str, width: int, batch: int = BATCH) -> Trai
     return built
 
 
-def _updates_per_s(built: Training, steps: int) -> float:
+def _samples_per_s(update: Callable[[], None], steps: int, samples: int) -> float:
+    """Samples/s of `steps` calls of `update`, each of `samples` samples."""
     start = time.perf_counter()
     for _ in range(steps):
-        built.method.update(*built.sampler.next())
-    return steps / (time.perf_counter() - start)
+        update()
+    return steps * samples / (time.perf_counter() - start)
 
 
 def training_rate(method: str, network: str, width: int, steps: int) -> tuple[float, float]:
     """(samples/s, million parameters) of `method`'s update at batch 256, w = 0.1."""
     built = _training(method, network, width)
-    return _updates_per_s(built, steps) * BATCH, sum(p.numel() for p in built.policy.parameters()) / 1e6
+    rate = _samples_per_s(lambda: built.method.update(*built.sampler.next()), steps, BATCH)
+    return rate, sum(p.numel() for p in built.policy.parameters()) / 1e6
 
 
 SEEDS_BATCHED = 5  # seeds in one batched model (the leaderboard's seeds per method)
@@ -141,10 +143,7 @@ def speedup_rates(width: int, batch: int, steps: int, rounds: int) -> dict[str, 
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, (update, samples) in variants.items():
-            start = time.perf_counter()
-            for _ in range(steps):
-                update()
-            rates[name].append(steps * samples / (time.perf_counter() - start))
+            rates[name].append(_samples_per_s(update, steps, samples))
     return {name: statistics.median(r) for name, r in rates.items()}
 
 
@@ -201,10 +200,7 @@ def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size
 
     for _ in range(2):
         update()
-    start = time.perf_counter()
-    for _ in range(steps):
-        update()
-    return steps * batch / (time.perf_counter() - start)
+    return _samples_per_s(update, steps, batch)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -175,6 +175,7 @@ def describe_pair(name: str | TaskPair) -> str:
     obs = f"image {pair.image_size}x{pair.image_size}" if pair.obs == "image" else pair.obs
     lines = [f"{pair.name} (version {pair.version}, base task {pair.base_task}, observations {obs})",
              f"  {pair.description}",
+             f"  low-dimensional observation: {', '.join(f'{k} ({n})' for k, n in pair.layout)}",
              f"  default demos: N = {pair.n_target} target, M = {pair.n_source} source",
              "  target gap factors (magnitude 1 means):"]
     for gap in pair.target.gaps:

@@ -53,7 +53,8 @@ class ImageEnv(CotrainEnv):
     """A `CotrainEnv` that also observes camera images.
 
     Observation (gymnasium Dict, the same keys and shapes in both domains):
-    "lowdim": float32 (D,), the flat layout `self.layout` (as with obs="lowdim");
+    "lowdim": float32 (D,), the flat layout `self.layout` (the pair's: the robot's keys alone for a registered
+        image pair, `TaskPair.proprio_only`);
     "agentview": uint8 (S, S, 3) with S = pair.image_size, robosuite's agent-view camera, rows top to bottom;
     "wrist": the same from the eye-in-hand camera, only with `wrist=True`.
     cheap: render without shadows, reflections, skybox and multisampling (much faster on a CPU).
@@ -344,6 +345,9 @@ VISUAL_DYNAMICS_TASKS = ("lift", "square")
 # Image pairs also registered with smaller frames, as `<pair>-<size>px` (tests/test_image_size.py checks that a
 # raw-pixel probe still tells their domains apart).
 SMALL_SIZES = {"lift/visual": (64, 48)}
+# Added to the base task's version for an image pair. 1: proprioception only in the low-dimensional entry (under 0
+# the object poses were in it, and `lift/visual-48px`'s source policy kept 0.96 success in the target).
+IMAGE_PAIR_VERSION = 1
 
 
 def register_visual_factors(registry: Registry) -> None:
@@ -361,8 +365,10 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
     """`<task>/visual` for every task of VISUAL_TASKS, `<task>/visual_dynamics` (visual + `dynamics`
     factors) for VISUAL_DYNAMICS_TASKS, all with image observations at IMAGE_SIZE, and each pair of
     SMALL_SIZES again at its smaller sizes (same factors, demo counts and version; the size is in the name).
-    Their low-dimensional stand-ins are `<task>/sensing` and `<task>/sensing_dynamics`. Experts still act
-    on the privileged state.
+    Their low-dimensional stand-ins are `<task>/sensing` and `<task>/sensing_dynamics`. The policy's
+    low-dimensional input is the robot's proprioception only (`TaskPair.proprio_only`): with the object poses
+    in it, a policy could ignore the frames, and the visual gap with them. Experts still act on the privileged
+    state.
     """
     pairs = []
     for family, tasks, factors, kind, stand_in in (
@@ -375,9 +381,10 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
                 pairs.append(TaskPair(
                     sized_name(f"{task}/{family}", size), task,
                     target=Domain("target", tuple(GapFactor(f) for f in factors)), n_target=n, n_source=m,
-                    obs="image", tags=tuple(family.split("_")), version=BASE_TASKS[task].version, image_size=size,
+                    obs="image", tags=tuple(family.split("_")), image_size=size, proprio_only=True,
+                    version=BASE_TASKS[task].version + IMAGE_PAIR_VERSION,
                     description=f"{BASE_TASKS[task].description} Images ({size}x{size} agent view) and the "
-                                f"low-dimensional layout, object poses included. Target: "
+                                f"robot's proprioception (no object pose). Target: "
                                 f"{family.replace('_', ' + ')} gap ({', '.join(factors)}). "
                                 f"Study gap kind: {kind}; low-dimensional stand-in: {task}/{stand_in}."))
     return pairs

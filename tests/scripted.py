@@ -10,8 +10,6 @@ from tasks import make_env
 def scripted_rollouts(pair: str, domain: str, episodes: int, steps: int, seed: int, obs: str = "lowdim") -> Dataset:
     """`episodes` episodes of `steps` steps of a Lift pair in `domain` (with its camera frames for obs="image")."""
     env = make_env(pair, domain, obs=obs)
-    keys = [k for k, _ in env.layout]
-    start = sum(n for k, n in env.layout[:keys.index("cube_rel_pos")])
     rng = np.random.default_rng(seed)
     data = Dataset([], [], env.layout, {"pair": pair, "domain": domain})
     try:
@@ -21,7 +19,8 @@ def scripted_rollouts(pair: str, domain: str, episodes: int, steps: int, seed: i
             for t in range(steps):
                 flat = observation["lowdim"] if obs == "image" else observation
                 action = np.zeros(7, np.float32)
-                action[:3] = np.clip(10 * flat[start:start + 3] + 0.2 * rng.normal(size=3), -1, 1)
+                toward_cube = env.unwrapped.last_obs["cube_rel_pos"]  # what the env observed (image pairs: not in `flat`)
+                action[:3] = np.clip(10 * toward_cube + 0.2 * rng.normal(size=3), -1, 1)
                 action[6] = 1.0 if t >= steps // 2 else -1.0
                 lowdim.append(flat)
                 if obs == "image":

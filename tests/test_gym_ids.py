@@ -19,7 +19,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
-from tasks import BASE_TASKS, PAIRS, gym_ids, obs_layout
+from tasks import BASE_TASKS, PAIRS, gym_ids
 from tasks.env import RENDER_SIZE
 from tasks.video import write_episode_video
 
@@ -108,7 +108,7 @@ env.close()
     pair = PAIRS["lift/dynamics"]
     assert made["pair"] == pair.name and made["domain"] == "target"
     assert made["magnitudes"] == [0.5 * g.magnitude for g in pair.target.gaps]
-    assert made["obs"] == [sum(n for _, n in obs_layout(pair.base_task))]
+    assert made["obs"] == [sum(n for _, n in pair.layout)]
 
 
 @pytest.fixture(scope="module", params=["fast", "robosuite"])

@@ -364,15 +364,17 @@ def test_alignment_claim_uses_image_runs_else_their_stand_ins():
 
     stand_ins = pd.DataFrame(rows("observation only", 0.5, 0.2, 0.7) + rows("observation + physics", 0.4, 0.1, 0.6)
                              + rows("physics only", -0.4, -0.6, -0.1))
-    parts, texts = alignment_by_kind(stand_ins)
+    parts, texts, numbers = alignment_by_kind(stand_ins)
     assert parts == [REPRODUCED] * 3
+    assert numbers[0]["part"].startswith("visual only (no image runs") and numbers[0]["estimate"] == 0.5
     assert texts[0].startswith("visual only (no image runs; stand-in observation only): pooled r = +0.50")
     assert "cotrain +0.50 (n = 30)" in texts[0]  # each method's own value is shown
     images = pd.concat([stand_ins, pd.DataFrame(rows("visual only", -0.5, -0.7, -0.2))])
-    parts, texts = alignment_by_kind(images)  # image runs, where present, are the measurement
+    parts, texts, _ = alignment_by_kind(images)  # image runs, where present, are the measurement
     assert parts[0] == NOT_REPRODUCED and texts[0].startswith("visual only: pooled r = -0.50")
-    parts, texts = alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
+    parts, texts, numbers = alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
     assert parts[:2] == [NOT_RESOLVED] * 2 and texts[:2] == ["visual only: no runs", "visual + physics: no runs"]
+    assert [n["estimate"] for n in numbers] == [None, None, -0.4]
 
 
 def _sweep_runs(offsets: dict[str, float], slope: float, ws: list[float], seed: int = 0):

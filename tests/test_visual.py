@@ -12,6 +12,7 @@ from tasks import GAP_FACTORS, PAIRS, custom_pair, make_env
 from common.dataset import Dataset
 from tasks.dataset import load_dataset, write_dataset
 from tasks.demos import generate_demos
+from tasks.base_tasks import ROBOT_KEYS
 from tasks.visual import ImageEnv
 
 IMAGE_PAIRS = [name for name in PAIRS.names() if PAIRS[name].obs == "image"]
@@ -45,6 +46,19 @@ def test_every_base_task_has_image_pairs_with_visual_factors():
     assert len(VISUAL) >= 10
     for name in IMAGE_PAIRS:
         assert any(GAP_FACTORS[g.name].family == "visual" for g in PAIRS[name].target.gaps)
+
+
+def test_image_pairs_see_the_objects_in_their_frames_alone():
+    """A registered image pair's low-dimensional entry is the robot's proprioception, no object pose: a policy
+    cannot act from the object's pose and ignore the frames, with the visual gap in them."""
+    assert all(PAIRS[name].proprio_only and PAIRS[name].layout == ROBOT_KEYS for name in IMAGE_PAIRS)
+    env = make_env("lift/visual-48px", "target", obs="image")
+    try:
+        obs, _ = env.reset(seed=SEED)
+        state = env.unwrapped.last_obs
+        np.testing.assert_array_equal(obs["lowdim"], np.concatenate([state[k] for k, _ in ROBOT_KEYS]).astype(np.float32))
+    finally:
+        env.close()
 
 
 @pytest.mark.parametrize("name", IMAGE_PAIRS)

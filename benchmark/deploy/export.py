@@ -201,7 +201,7 @@ def _export_into(tmp: Path, run_dir: Path, out_dir: Path, ckpt: Path, config: di
     """Export into the empty folder `tmp`, check the bundle there, and rename it to `out_dir`."""
     from baselines import load_checkpoint
     from baselines.methods import domain_id
-    from tasks import BASE_TASKS, get_pair, obs_layout
+    from tasks import BASE_TASKS, get_pair
     from tasks.base_tasks import LAYOUT_VERSION
 
     from benchmark.harness.config import SUITE_VERSION
@@ -211,7 +211,7 @@ def _export_into(tmp: Path, run_dir: Path, out_dir: Path, ckpt: Path, config: di
     policy = method.ema.model.eval()
     pcfg = policy.config
     pair = get_pair(config["pair"])
-    layout = obs_layout(pair.base_task)
+    layout = pair.layout
     if sum(n for _, n in layout) != pcfg.obs_dim:
         raise ExportError(f"the pair's layout has {sum(n for _, n in layout)} values, the policy {pcfg.obs_dim}")
     if not method.guided and guidance not in (None, 0):

@@ -101,41 +101,31 @@ def _kind_rows(rows: pd.DataFrame, gap: str) -> tuple[str, pd.DataFrame]:
 ALIGNMENT_KINDS = (("visual only", 1), ("visual + physics", 1), ("physics only", -1))
 
 
-def alignment_by_kind(corr: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Verdict and text per gap kind of "alignment correlates with success for visual gaps and the
+def alignment_by_kind(corr: pd.DataFrame) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """Verdict, text and numbers per gap kind of "alignment correlates with success for visual gaps and the
     relation reverses for physics-only gaps", from the alignment rows of the correlation table: the
-    verdict on the :data:`POOLED` row (per-method sweeps pooled by Fisher z), the text with each
-    pooled method's own r and n; an image kind without runs is measured on its low-dimensional
-    stand-in, and says so."""
-    parts, texts = [], []
+    verdict and the numbers (`correlation_part`) on the :data:`POOLED` row (per-method sweeps pooled by
+    Fisher z), the text with each pooled method's own r and n; an image kind without runs is measured on
+    its low-dimensional stand-in, and says so."""
+    verdicts, texts, parts = [], [], []
     rows = corr[corr.measure == "alignment"] if not corr.empty else corr
     for gap, direction in ALIGNMENT_KINDS:
         label, g = _kind_rows(rows, gap)
         pooled = g[g.method == POOLED] if not g.empty else g
         if pooled.empty:
-            parts.append(NOT_RESOLVED)
+            verdicts.append(NOT_RESOLVED)
             texts.append(f"{gap}: no runs")
+            parts.append(dict(part=gap, kind="correlation", estimate=None, lo=None, hi=None, n_eff=0, resolution=None))
             continue
         r = pooled.iloc[0]
         each = ", ".join(f"{m.method} {num(m.pearson_r, signed=True)} (n = {m.n})"
                          for m in g[(g.method != POOLED) & g.method.map(is_study_method)].itertuples())
-        parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
+        verdicts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
         texts.append(f"{label}: pooled r = {ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
                      f"ρ = {num(r.spearman_rho, signed=True)} over {int(r.methods)} methods, n = {r.n}"
                      + (f" ({each})" if each else ""))
-    return parts, texts
-
-
-def _alignment_parts(corr: pd.DataFrame) -> list[dict[str, Any]]:
-    """The alignment claim's parts: each gap kind's pooled correlation (its stand-in's where no image runs)."""
-    rows = corr[corr.measure == "alignment"] if not corr.empty else corr
-    parts = []
-    for gap, _ in ALIGNMENT_KINDS:
-        label, g = _kind_rows(rows, gap)
-        pooled = g[g.method == POOLED] if not g.empty else g
-        parts.append(correlation_part(label, pooled.iloc[0]) if not pooled.empty
-                     else dict(part=gap, kind="correlation", estimate=None, lo=None, hi=None, n_eff=0, resolution=None))
-    return parts
+        parts.append(correlation_part(label, r))
+    return verdicts, texts, parts
 
 
 def _representation_contrast(runs: pd.DataFrame, method: str, metric: str, ref: str = REFERENCE) -> tuple[tuple, int]:
@@ -257,7 +247,7 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg:
         [difference_part("inside − outside", wc["stat"], window_resolution(runs, data.episodes))])
 
     # 5. alignment correlates with success for visual gaps, reversed for physics-only gaps
-    parts, texts = alignment_by_kind(rep["corr"])
+    parts, texts, numbers = alignment_by_kind(rep["corr"])
     add("alignment_corr", "Alignment correlates with success for visual gaps (visual, visual + physics); the "
         "relation reverses for physics-only gaps",
         "|ρ| ≈ 0.6–0.85 for visual and visual + physics; reversed for physics only",
@@ -267,7 +257,7 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg:
         "Alignment = 1 − scale-free Wasserstein of z (divided per run by z's within-domain spread), normalized "
         "within pair. Pearson r along each method's ratio sweep (its mixing runs in the gap kind), pooled over the "
         "study's methods by Fisher z (weights n − 3) with a 95% interval; each method's r in representation.md.",
-        _alignment_parts(rep["corr"]))
+        numbers)
 
     # 6. regimes: the sign flips (+ when disjoint, − when overlapping)
     rc = regimes["corr"]

@@ -64,11 +64,12 @@ def save_torch(obj: Any, path: str | Path) -> None:
 
 def save_checkpoint(path_dir: str | Path, method: Method) -> Path:
     """Write `state.pt` (the method's state dict) and `checkpoint.json` (method: the name that finds its class,
-    `METHODS.key`; policy config, hparams, step), each atomically (`save_torch`)."""
+    `METHODS.key`, and its `version`; policy config, hparams, step), each atomically (`save_torch`)."""
     path = Path(path_dir)
     path.mkdir(parents=True, exist_ok=True)
     save_torch(method.state_dict(), path / STATE_FILE)
-    meta = {"format": 1, "method": METHODS.key(type(method)), "policy": method.policy.config.to_dict(),
+    meta = {"format": 1, "method": METHODS.key(type(method)), "method_version": method.version,
+            "policy": method.policy.config.to_dict(),
             "hparams": method.hparams, "step": method.step}
     _replace_atomically(path / META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
     return path
@@ -92,6 +93,9 @@ def restore_checkpoint(path_dir: str | Path, method: Method) -> dict[str, Any]:
     meta, key = read_checkpoint_meta(path_dir), METHODS.key(type(method))
     if meta["method"] != key:
         raise ValueError(f"{path_dir}: checkpoint of method {meta['method']!r}, expected {key!r}")
+    if meta.get("method_version", method.version) != method.version:  # checkpoints before the field: not checked
+        raise ValueError(f"{path_dir}: checkpoint of {key!r} version {meta['method_version']}, this suite's "
+                         f"{key!r} is version {method.version} (a new version trains anew: its run ids differ)")
     diff = _differences(meta["policy"], method.policy.config.to_dict())
     if diff:
         raise ValueError(f"{path_dir}: checkpoint policy config differs (checkpoint vs expected): {diff}")

@@ -2,6 +2,8 @@
 checkpoints; bad input."""
 from __future__ import annotations
 
+import copy
+import json
 import math
 import re
 
@@ -119,7 +121,29 @@ def test_the_reversed_gradient_on_z_does_not_grow_as_z_shrinks(name, lift_datase
     for factor in (1.0, 0.01):
         z_src, z_tgt = ((factor * z).requires_grad_() for z in raw)
         batch["align_z"], batch["align_spread"] = scale_free(z_src, z_tgt), pooled_spread(z_src, z_tgt).detach()
-        method.objective(batch)[1]["adv"].backward()
+        copy.deepcopy(method).objective(batch)[1]["adv"].backward()  # a copy: each call steps its power iteration
+        pushes.append(torch.cat([z_src.grad, z_tgt.grad]))
+    assert pushes[0].norm() > 0
+    assert torch.allclose(pushes[1], pushes[0], rtol=1e-3, atol=1e-3 * float(pushes[0].abs().max()))
+
+
+@pytest.mark.parametrize("name", ["adda", "cfg_adda"])
+def test_the_reversed_gradient_on_z_does_not_grow_with_the_discriminators_weights(name, lift_datasets):
+    """The discriminator is 1-Lipschitz (spectrally normalized): with its weights grown 100-fold, as they grow
+    while it wins, it gives z the same push. Unbounded, that push grew with them, and in one of five
+    lift/sensing runs it overshot and collapsed z to a point."""
+    method, sampler = build(name, *lift_datasets, grl_warmup=0)
+    batch = method.prepare(*sampler.next())
+    raw = [z.detach() for z in batch["align_z"]]
+    pushes = []
+    for factor in (1.0, 100.0):
+        grown = copy.deepcopy(method)
+        with torch.no_grad():
+            for key, param in grown.extra["discriminator"].named_parameters():
+                if key.endswith(("weight", "weight.original")):
+                    param.mul_(factor)
+        z_src, z_tgt = (z.clone().requires_grad_() for z in raw)
+        grown.objective({**batch, "align_z": scale_free(z_src, z_tgt)})[1]["adv"].backward()
         pushes.append(torch.cat([z_src.grad, z_tgt.grad]))
     assert pushes[0].norm() > 0
     assert torch.allclose(pushes[1], pushes[0], rtol=1e-3, atol=1e-3 * float(pushes[0].abs().max()))
@@ -389,6 +413,11 @@ def test_checkpoint_round_trip_and_mismatches(lift_datasets, tmp_path):
         load_checkpoint(tmp_path / "ckpt", method="cfg")
     with pytest.raises(ValueError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "missing")
+    meta_path = tmp_path / "ckpt" / "checkpoint.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "method_version": method.version - 1}))
+    with pytest.raises(ValueError, match=f"'cfg_adda' version {method.version - 1}, this suite's 'cfg_adda' is version"):
+        load_checkpoint(tmp_path / "ckpt")
 
 
 def test_cotrain_methods_check_passes_a_method_and_names_a_broken_one(tmp_path, monkeypatch, capsys):

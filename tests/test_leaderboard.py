@@ -297,6 +297,28 @@ def test_write_leaderboard(tmp_path, records):
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), pd.read_csv(GOLDEN))
 
 
+def test_cost_sums_each_pairs_timed_stages_and_scales_a_resumed_training(records, tmp_path):
+    """Per pair and in all: hours of training and of evaluation from the records' own timing; a training that
+    resumed at half its steps counts twice its last process; an untimed record is counted, not summed."""
+    from benchmark.analysis.cost import cost
+
+    def record(pair: str, train_s: float | None, eval_s: float, start_step: int = 0) -> dict:
+        timing = None if train_s is None else {"train_s": train_s, "eval_s": eval_s}
+        train = {"start_step": start_step, "steps": 2000} if train_s else None
+        return {"config": {"pair": pair}, "timing": timing, "train": train}
+
+    runs = [record("lift/a", 3600, 1800), record("lift/a", 1800, 1800, start_step=1000),
+            record("lift/a", 0.0, 360), record("stack/b", None, 0.0), record("stack/b", 7200, 3600)]
+    table = cost(runs).set_index("pair")
+    a, b, total = table.loc["lift/a"], table.loc["stack/b"], table.loc["all"]
+    assert (a.runs, a.trained, a.resumed, a.untimed) == (3, 2, 1, 0)
+    assert a.train_h == pytest.approx(2.0) and a.eval_h == pytest.approx(1.1) and a.total_h == pytest.approx(3.1)
+    assert a.minutes_per_trained_run == pytest.approx((3600 + 1800 + 3600 + 1800) / 2 / 60)
+    assert (b.runs, b.trained, b.untimed) == (2, 1, 1) and b.total_h == pytest.approx(3.0)
+    assert (total.runs, total.trained) == (5, 3) and total.total_h == pytest.approx(6.1)
+    assert "## Cost" in L.write_leaderboard(records, tmp_path)["md"].read_text()
+
+
 # --- plots -------------------------------------------------------------------------------
 
 def _legend(ax) -> list[str]:

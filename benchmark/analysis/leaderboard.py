@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.cells import drop_text, interval_text, num, success_text
+from benchmark.analysis.cost import cost, cost_table
 from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
 from benchmark.analysis.stats import (
@@ -350,11 +351,15 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
                        "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
                    "interval (seeds resampled within each pair; Agarwal et al. 2021).")
+    cost_note = ("Hours the records' own stages took (training, and evaluation in every domain; demos and "
+                 "metrics not timed), each run on one core with one torch thread: core-hours. A run whose training "
+                 "resumed counts its training scaled to the whole run; an untimed record is left out.")
     if self_reported:
         notes += " " + SELF_REPORTED_NOTE
     tables = [("Per pair", _pair_table(df, self_reported), notes),
               ("Resolution per pair", _resolution_table(resolved), resolution_note),
-              ("Across pairs", _across_table(across), across_note)]
+              ("Across pairs", _across_table(across), across_note),
+              ("Cost", cost_table(cost(records)), cost_note)]
     md = [f"# {title}", "", summary, ""]
     for name, (header, rows), note in tables:
         md += [f"## {name}", "", _markdown(header, rows), "", note, ""]

@@ -1,0 +1,68 @@
+"""What a set of run records cost to make, per pair: training and evaluation time from each record's `timing`.
+
+The times are the wall seconds of the process that ran each stage (one torch thread for training, one
+evaluation worker unless the run says otherwise), so on a machine with a core per run they are core-seconds. A
+run whose training resumed from a checkpoint recorded only its last process: its training time is scaled to the
+whole run (`steps / (steps - start_step)`) and counted in `resumed`. Demo generation and the representation
+metrics are not timed and not included.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+COST_COLUMNS = ["pair", "runs", "trained", "resumed", "untimed", "train_h", "eval_h", "total_h",
+                "minutes_per_trained_run"]
+
+
+def _train_seconds(rec: dict) -> tuple[float, bool]:
+    """(training seconds of the whole run, whether they were scaled up from a resumed process)."""
+    seconds = float(rec["timing"]["train_s"] or 0.0)
+    train = rec.get("train") or {}
+    start, steps = int(train.get("start_step") or 0), int(train.get("steps") or 0)
+    if seconds and 0 < start < steps:
+        return seconds * steps / (steps - start), True
+    return seconds, False
+
+
+def cost(records: list[dict]) -> pd.DataFrame:
+    """Per pair: runs read, trained runs (the others evaluate a checkpoint trained elsewhere), resumed and
+    untimed runs (no `timing` in the record: left out of the sums), hours of training, of evaluation and in
+    all, and minutes per trained run (its training and evaluation); a last row `all` sums the pairs."""
+    rows: dict[str, dict] = {}
+    for rec in records:
+        pair = rec["config"]["pair"]
+        row = rows.setdefault(pair, dict(pair=pair, runs=0, trained=0, resumed=0, untimed=0, train_s=0.0,
+                                         eval_s=0.0, trained_s=0.0))
+        row["runs"] += 1
+        timing = rec.get("timing") or {}
+        if timing.get("eval_s") is None or timing.get("train_s") is None:
+            row["untimed"] += 1
+            continue
+        train_s, resumed = _train_seconds(rec)
+        row["resumed"] += resumed
+        row["train_s"] += train_s
+        row["eval_s"] += float(timing["eval_s"])
+        if train_s > 0:
+            row["trained"] += 1
+            row["trained_s"] += train_s + float(timing["eval_s"])
+    table = list(rows.values())
+    if table:
+        table.append({key: ("all" if key == "pair" else sum(r[key] for r in table)) for key in table[0]})
+    out = []
+    for r in table:
+        out.append(dict(pair=r["pair"], runs=r["runs"], trained=r["trained"], resumed=r["resumed"],
+                        untimed=r["untimed"], train_h=r["train_s"] / 3600, eval_h=r["eval_s"] / 3600,
+                        total_h=(r["train_s"] + r["eval_s"]) / 3600,
+                        minutes_per_trained_run=r["trained_s"] / r["trained"] / 60 if r["trained"] else float("nan")))
+    return pd.DataFrame(out, columns=COST_COLUMNS)
+
+
+def cost_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """The markdown table of `cost`: header and rows."""
+    header = ["pair", "runs (trained)", "resumed", "untimed", "training h", "evaluation h", "total h",
+              "minutes per trained run"]
+    rows = [[r.pair, f"{r.runs} ({r.trained})", str(r.resumed), str(r.untimed), f"{r.train_h:.2f}",
+             f"{r.eval_h:.2f}", f"{r.total_h:.2f}",
+             "n/a" if pd.isna(r.minutes_per_trained_run) else f"{r.minutes_per_trained_run:.1f}"]
+            for r in df.itertuples(index=False)]
+    return header, rows

@@ -4,6 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 IMAGE_SIZE = 84  # side of an image pair's camera frames unless the pair names another (`lift/visual-48px`)
+# Added to the base task's version for an image pair (registered or built from factors). 1: proprioception only in
+# the low-dimensional entry (under 0 the object poses were in it, and `lift/visual-48px`'s source policy kept 0.96
+# success in the target).
+IMAGE_PAIR_VERSION = 1
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .base_tasks import BASE_TASKS  # noqa: E402
-from .core import IMAGE_SIZE, Domain, GapFactor, TaskPair  # noqa: E402
+from .core import IMAGE_PAIR_VERSION, IMAGE_SIZE, Domain, GapFactor, TaskPair  # noqa: E402
 from .env import CotrainEnv  # noqa: E402
 from .gaps import GapEffect  # noqa: E402
 from common.registry import Registry  # noqa: E402
@@ -345,9 +345,6 @@ VISUAL_DYNAMICS_TASKS = ("lift", "square")
 # Image pairs also registered with smaller frames, as `<pair>-<size>px` (tests/test_image_size.py checks that a
 # raw-pixel probe still tells their domains apart).
 SMALL_SIZES = {"lift/visual": (64, 48)}
-# Added to the base task's version for an image pair. 1: proprioception only in the low-dimensional entry (under 0
-# the object poses were in it, and `lift/visual-48px`'s source policy kept 0.96 success in the target).
-IMAGE_PAIR_VERSION = 1
 
 
 def register_visual_factors(registry: Registry) -> None:

@@ -8,7 +8,7 @@ import torch
 from gymnasium.utils.env_checker import check_env
 
 from baselines.vision import BACKBONES, ImageEncoder, images_to_tensor
-from tasks import GAP_FACTORS, PAIRS, custom_pair, make_env
+from tasks import GAP_FACTORS, PAIRS, custom_pair, get_pair, make_env
 from common.dataset import Dataset
 from tasks.dataset import load_dataset, write_dataset
 from tasks.demos import generate_demos
@@ -37,7 +37,8 @@ def first_frame(pair, domain: str, magnitude: float = 1.0, cheap: bool = True) -
 
 @pytest.fixture(scope="module")
 def lift_source() -> dict[str, np.ndarray]:
-    return first_frame(custom_pair("lift", []), "source")
+    """The gap-free scene as an image pair observes it (a visual factor pair's source domain)."""
+    return first_frame(custom_pair("lift", [VISUAL[0]]), "source")
 
 
 def test_every_base_task_has_image_pairs_with_visual_factors():
@@ -51,7 +52,9 @@ def test_every_base_task_has_image_pairs_with_visual_factors():
 def test_image_pairs_see_the_objects_in_their_frames_alone():
     """A registered image pair's low-dimensional entry is the robot's proprioception, no object pose: a policy
     cannot act from the object's pose and ignore the frames, with the visual gap in them."""
-    assert all(PAIRS[name].proprio_only and PAIRS[name].layout == ROBOT_KEYS for name in IMAGE_PAIRS)
+    built = [get_pair("lift+object_color"), get_pair("stack+camera_pose@0.5+object_mass")]  # from factors too
+    assert all(p.obs == "image" and p.proprio_only and p.layout == ROBOT_KEYS
+               for p in [PAIRS[name] for name in IMAGE_PAIRS] + built)
     env = make_env("lift/visual-48px", "target", obs="image")
     try:
         obs, _ = env.reset(seed=SEED)
@@ -96,16 +99,20 @@ def test_cheap_rendering_keeps_the_visual_gap():
 
 
 def test_visual_factors_leave_dynamics_unchanged():
-    """Source and all-visual-factors target take identical low-dimensional trajectories, equal to obs="lowdim"."""
+    """Source and all-visual-factors target take identical trajectories (the robot's observation and the true
+    state, the cube's pose included), equal to obs="lowdim"."""
     pair = custom_pair("lift", VISUAL)
     envs = [make_env(pair, "source", obs="image"), make_env(pair, "target", obs="image"), make_env(pair, "source")]
     actions = np.random.default_rng(0).uniform(-1, 1, (30, 7))
     try:
-        first = [env.reset(seed=SEED)[0] for env in envs]
-        trajectories = [[obs["lowdim"] for obs in first[:2]] + [first[2]]]
+        def observed(env, obs) -> np.ndarray:
+            flat = obs["lowdim"] if isinstance(obs, dict) else obs
+            return np.concatenate([flat, env.unwrapped.last_obs["cube_pos"], env.unwrapped.last_obs["cube_quat"]])
+
+        trajectories = [[observed(env, env.reset(seed=SEED)[0]) for env in envs]]
         for action in actions:
             steps = [env.step(action)[0] for env in envs]
-            trajectories.append([steps[0]["lowdim"], steps[1]["lowdim"], steps[2]])
+            trajectories.append([observed(env, obs) for env, obs in zip(envs, steps)])
             assert changed_pixels(steps[0]["agentview"], steps[1]["agentview"]) > 100
     finally:
         for env in envs:

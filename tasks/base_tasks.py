@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from common.registry import Registry
 
+from .core import TaskPair
 from .toy import TOY_LAYOUT
 
 
@@ -83,3 +84,9 @@ def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
     for obj in task.objects:
         keys += [(f"{obj}_{k}", n) for k, n in OBJECT_KEYS]
     return tuple(keys)
+
+
+def pair_layout(pair: TaskPair) -> tuple[tuple[str, int], ...]:
+    """The flat low-dimensional observation layout of a pair's envs: its base task's (`obs_layout`), or the
+    robot's keys alone for a pair that observes proprioception only (`TaskPair.proprio_only`)."""
+    return ROBOT_KEYS if pair.proprio_only else obs_layout(pair.base_task)

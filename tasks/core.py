@@ -53,8 +53,8 @@ class TaskPair:
     n_target, n_source: the pair's default demo counts (N target, M source).
     image_size: side of the square camera frames of an image pair (obs="image"); a size other than
         IMAGE_SIZE is part of the pair's name (`lift/visual-48px`), so of its runs' ids.
-    proprio_only: the low-dimensional observation holds the robot's own keys only (`ROBOT_KEYS`), no object
-        pose: an image pair's policy then sees the objects in its frames alone, so its visual gap is a gap.
+    proprio_only: the low-dimensional observation holds the robot's own keys only (`tasks.base_tasks.pair_layout`),
+        no object pose: an image pair's policy then sees the objects in its frames alone, so its visual gap is a gap.
     """
 
     name: str
@@ -69,13 +69,6 @@ class TaskPair:
     tags: tuple[str, ...] = field(default_factory=tuple)
     image_size: int = IMAGE_SIZE
     proprio_only: bool = False
-
-    @property
-    def layout(self) -> tuple[tuple[str, int], ...]:
-        """The flat low-dimensional observation layout, (key, size) per entry (`tasks.base_tasks.obs_layout`)."""
-        from .base_tasks import ROBOT_KEYS, obs_layout  # here: tasks.base_tasks imports tasks.toy, which imports this
-
-        return ROBOT_KEYS if self.proprio_only else obs_layout(self.base_task)
 
     @property
     def states_magnitudes(self) -> bool:

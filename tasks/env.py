@@ -10,7 +10,7 @@ import numpy as np
 
 from cotrain_robot.geometry import rot6d
 
-from .base_tasks import BASE_TASKS
+from .base_tasks import BASE_TASKS, pair_layout
 from .core import TaskPair
 from .gaps import build_effect
 
@@ -44,7 +44,7 @@ def _seed_sampler(sampler: Any, rng: np.random.Generator) -> None:
 class CotrainEnv(gym.Env):
     """One domain of a `TaskPair` as a gymnasium environment (robosuite backend).
 
-    Observation: float32 vector in the layout `self.layout` (the pair's `TaskPair.layout`),
+    Observation: float32 vector in the layout `self.layout` (`tasks.base_tasks.pair_layout`),
     identical for source and target and across embodiments. Action: 7 floats in [-1, 1],
     robosuite's OSC_POSE delta (x, y, z in 5 cm units, rotation in 0.5 rad units, base frame)
     and the gripper (-1 open, 1 close). `info["is_success"]` is the task's success test;
@@ -92,7 +92,7 @@ class CotrainEnv(gym.Env):
         self._bodies = [model.body(b).id for b in self.task.bodies]
         for effect in self.effects:
             effect.on_build(self)
-        self.layout = pair.layout
+        self.layout = pair_layout(pair)
         dim = sum(n for _, n in self.layout)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (7,), np.float32)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Iterable
 
-from .base_tasks import BASE_TASKS
+from .base_tasks import BASE_TASKS, pair_layout
 from .core import IMAGE_PAIR_VERSION, Domain, GapFactor, TaskPair
 from .gaps import GAP_FACTORS
 from common.registry import Registry
@@ -176,7 +176,7 @@ def describe_pair(name: str | TaskPair) -> str:
     obs = f"image {pair.image_size}x{pair.image_size}" if pair.obs == "image" else pair.obs
     lines = [f"{pair.name} (version {pair.version}, base task {pair.base_task}, observations {obs})",
              f"  {pair.description}",
-             f"  low-dimensional observation: {', '.join(f'{k} ({n})' for k, n in pair.layout)}",
+             f"  low-dimensional observation: {', '.join(f'{k} ({n})' for k, n in pair_layout(pair))}",
              f"  default demos: N = {pair.n_target} target, M = {pair.n_source} source",
              "  target gap factors (magnitude 1 means):"]
     for gap in pair.target.gaps:

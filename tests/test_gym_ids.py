@@ -20,6 +20,7 @@ from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
 from tasks import BASE_TASKS, PAIRS, gym_ids
+from tasks.base_tasks import pair_layout
 from tasks.env import RENDER_SIZE
 from tasks.video import write_episode_video
 
@@ -108,7 +109,7 @@ env.close()
     pair = PAIRS["lift/dynamics"]
     assert made["pair"] == pair.name and made["domain"] == "target"
     assert made["magnitudes"] == [0.5 * g.magnitude for g in pair.target.gaps]
-    assert made["obs"] == [sum(n for _, n in pair.layout)]
+    assert made["obs"] == [sum(n for _, n in pair_layout(pair))]
 
 
 @pytest.fixture(scope="module", params=["fast", "robosuite"])

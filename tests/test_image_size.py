@@ -16,6 +16,7 @@ from benchmark.harness.run import _raw_features, paired_replay, pair_hooks
 from benchmark.study.design import gap_kind
 from scripted import scripted_rollouts
 from tasks import PAIRS, describe_pair, gym_ids, make_env
+from tasks.base_tasks import pair_layout
 from tasks.core import IMAGE_SIZE
 from tasks.dataset import load_dataset, write_dataset
 from tasks.visual import AGENTVIEW, SMALL_SIZES, sized_name
@@ -76,7 +77,7 @@ def replay(tmp_path_factory) -> dict[int, tuple]:
         paths = [write_dataset(root / f"{size}_{domain}.hdf5", scripted_rollouts(name, domain, EPISODES, STEPS, 0,
                                                                                 obs="image"))
                  for domain in ("source", "target")]
-        o_src, o_tgt, _, _, episode = paired_replay(*paths, PAIRS[name].layout, cfg.n_obs_steps, cfg.horizon,
+        o_src, o_tgt, _, _, episode = paired_replay(*paths, pair_layout(PAIRS[name]), cfg.n_obs_steps, cfg.horizon,
                                                     (AGENTVIEW,))
         out[size] = o_src, o_tgt, episode
     return out

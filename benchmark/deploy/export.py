@@ -202,7 +202,7 @@ def _export_into(tmp: Path, run_dir: Path, out_dir: Path, ckpt: Path, config: di
     from baselines import load_checkpoint
     from baselines.methods import domain_id
     from tasks import BASE_TASKS, get_pair
-    from tasks.base_tasks import LAYOUT_VERSION
+    from tasks.base_tasks import LAYOUT_VERSION, pair_layout
 
     from benchmark.harness.config import SUITE_VERSION
     from benchmark.harness.fingerprint import git_revision, package_versions
@@ -211,7 +211,7 @@ def _export_into(tmp: Path, run_dir: Path, out_dir: Path, ckpt: Path, config: di
     policy = method.ema.model.eval()
     pcfg = policy.config
     pair = get_pair(config["pair"])
-    layout = pair.layout
+    layout = pair_layout(pair)
     if sum(n for _, n in layout) != pcfg.obs_dim:
         raise ExportError(f"the pair's layout has {sum(n for _, n in layout)} values, the policy {pcfg.obs_dim}")
     if not method.guided and guidance not in (None, 0):

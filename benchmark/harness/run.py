@@ -76,6 +76,7 @@ class PairHooks:
         from baselines import PolicyConfig
         from baselines.vision import crop_for
         from tasks import get_pair
+        from tasks.base_tasks import pair_layout
         from tasks.visual import AGENTVIEW
 
         pair = get_pair(cfg.pair)
@@ -83,7 +84,7 @@ class PairHooks:
         # the same fraction of every frame size
         image = dict(image_keys=(AGENTVIEW,), image_feat_dim=cfg.size.z_dim,
                      crop=crop_for(pair.image_size)) if pair.obs == "image" else {}
-        return PolicyConfig(obs_dim=sum(n for _, n in pair.layout), action_dim=7,
+        return PolicyConfig(obs_dim=sum(n for _, n in pair_layout(pair)), action_dim=7,
                             network=cfg.network, width=width, depth=depth, z_dim=cfg.size.z_dim, **image)
 
     def fit_normalizer(self, policy: DiffusionPolicy, obs: np.ndarray, action: np.ndarray) -> None:
@@ -159,12 +160,13 @@ def stage_train(cfg: RunConfig, run_dir: Path, demos: dict[str, Path], hp: dict[
     from baselines import METHODS
     from baselines.build import build_training
     from tasks import get_pair
+    from tasks.base_tasks import pair_layout
 
     from benchmark.harness.train import TrainConfig, train
 
     hooks = pair_hooks(cfg.pair)
     method_cls = METHODS[cfg.method]
-    layout = get_pair(cfg.pair).layout
+    layout = pair_layout(get_pair(cfg.pair))
     size = cfg.size
     # the recipe's architecture hyperparameters (None: the profile's)
     pcfg = hooks.policy_config(cfg, hp["width"] or size.width, hp["depth"] or size.depth)
@@ -242,12 +244,13 @@ def stage_metrics(cfg: RunConfig, run_dir: Path, replay: dict[str, Path]) -> dic
     from baselines import load_checkpoint
     from baselines.policy import map_obs
     from tasks import get_pair
+    from tasks.base_tasks import pair_layout
 
     from benchmark.analysis.metrics import gromov_wasserstein, raw_discernibility, representation_metrics
 
     method = load_checkpoint(str(run_dir / "checkpoint"), device=cfg.device)
     pcfg = method.policy.config
-    layout = get_pair(cfg.pair).layout
+    layout = pair_layout(get_pair(cfg.pair))
     o_src, o_tgt, a_src, a_tgt, episode = paired_replay(replay["source"], replay["target"], layout,
                                                         pcfg.n_obs_steps, pcfg.horizon, pcfg.image_keys)
     step = METRIC_CHUNK if pcfg.image_keys else len(a_src)  # image policies: chunks of rows bound the memory

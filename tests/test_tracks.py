@@ -238,6 +238,21 @@ def test_a_sweep_can_run_some_of_a_tracks_pairs_and_names_a_wrong_one(tmp_path, 
     assert listed == [["lift/sensing", "m=1"]] * 5 + [["lift/sensing", "m=0"]] * 5  # 5 seeds and their controls
 
 
+def test_a_dry_run_counts_each_pairs_methods_done(tmp_path, capsys):
+    """Under the list, one line per pair: each method's finished runs out of its runs, controls apart (`@0`)."""
+    grid = load_grid(track="leaderboard", budget="full")
+    first = next(cfg for cfg in grid.runs() if cfg.pair == "lift/sensing" and cfg.method == "target_only")
+    (tmp_path / first.run_id()).mkdir()
+    (tmp_path / first.run_id() / "done").touch()  # what marks a finished run folder
+    argv = ["sweep", "--track", "leaderboard", "--budget", "full", "--runs-dir", str(tmp_path), "--dry-run"]
+    assert main(argv + ["--only-pair", "lift/sensing"]) == 0
+    status = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lift/sensing: ")]
+    assert len(status) == 1
+    counts = dict(entry.rsplit(" ", 1) for entry in status[0].removeprefix("lift/sensing: ").split(", "))
+    assert counts["target_only"] == "1/20" and counts["cotrain"] == "0/20" and counts["adda"] == "0/5"
+    assert counts["cotrain@0"] == "0/5" and counts["source_only@0"] == "0/5"
+
+
 def test_a_no_gap_evaluation_trains_a_run_committed_without_its_checkpoint_again(tmp_path):
     import shutil
 

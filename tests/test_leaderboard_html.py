@@ -28,8 +28,8 @@ FIGURES = ("success_vs_ratio.png", "success_vs_magnitude.png", "alignment_vs_dis
 
 
 class Page(HTMLParser):
-    """Rows (their ``data-*`` attributes, hidden flag and cell texts) of each ``table.board``, the image
-    sources, the ``<html>`` attributes, and every ``src``/``href`` value."""
+    """Rows (their ``data-*`` attributes, hidden flag and cell texts) of each ``table.board`` and
+    ``table.plain``, the image sources, the ``<html>`` attributes, and every ``src``/``href`` value."""
 
     def __init__(self, text: str):
         super().__init__()
@@ -39,7 +39,7 @@ class Page(HTMLParser):
         self.root: dict[str, str] = {}
         self.status: list[str] = []
         self._table = self._cell = None
-        self._in_status = False
+        self._in_status = self._plain = False
         self.feed(text)
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
@@ -47,9 +47,10 @@ class Page(HTMLParser):
         self.links += [a[k] for k in ("src", "href") if k in a and not a[k].startswith("data:")]
         if tag == "html":
             self.root = a
-        elif tag == "table" and "board" in a.get("class", ""):
+        elif tag == "table" and a.get("class", "") in ("board", "plain"):
             self._table = self.tables.setdefault(a["id"], [])
-        elif tag == "tr" and self._table is not None and any(k.startswith("data-") for k in a):
+            self._plain = a["class"] == "plain"
+        elif tag == "tr" and self._table is not None and (self._plain or any(k.startswith("data-") for k in a)):
             self._table.append({"data": {k[5:]: v for k, v in a.items() if k.startswith("data-")},
                                 "hidden": "hidden" in a, "cells": []})
         elif tag == "td" and self._table:
@@ -126,6 +127,18 @@ def test_page_is_self_contained(board):
         assert base64.b64decode(src.split(",", 1)[1]) == (board / name).read_bytes()
     across = L.aggregate_across_pairs(R.load_records(SWEEP))
     assert [float(r["data"]["iqm"]) for r in page.tables["across"]] == across.iqm.tolist()
+
+
+def test_page_shows_the_markdowns_resolution_and_cost_tables(board):
+    """The resolution (each pair's smallest resolved difference) and cost tables are on the page, cell for cell
+    as the markdown has them."""
+    page = Page((board / "leaderboard.html").read_text(encoding="utf-8"))
+    md = (board / "leaderboard.md").read_text(encoding="utf-8")
+    for section, table_id in (("Resolution per pair", "resolution-per-pair-table"), ("Cost", "cost-table")):
+        lines = md.split(f"## {section}\n\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+        expected = [[cell.strip().replace("\\|", "|") for cell in line.strip("|").split(" | ")] for line in lines]
+        shown = [row["cells"] for row in page.tables[table_id] if row["cells"]]
+        assert shown == expected and expected
 
 
 def test_page_links_videos_beside_it(tmp_path, board):

@@ -356,15 +356,16 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
                  "resumed counts its training scaled to the whole run; an untimed record is left out.")
     if self_reported:
         notes += " " + SELF_REPORTED_NOTE
-    tables = [("Per pair", _pair_table(df, self_reported), notes),
-              ("Resolution per pair", _resolution_table(resolved), resolution_note),
-              ("Across pairs", _across_table(across), across_note),
-              ("Cost", cost_table(cost(records)), cost_note)]
+    resolution_section = ("Resolution per pair", _resolution_table(resolved), resolution_note)
+    cost_section = ("Cost", cost_table(cost(records)), cost_note)
+    tables = [("Per pair", _pair_table(df, self_reported), notes), resolution_section,
+              ("Across pairs", _across_table(across), across_note), cost_section]
     md = [f"# {title}", "", summary, ""]
     for name, (header, rows), note in tables:
         md += [f"## {name}", "", _markdown(header, rows), "", note, ""]
     page = leaderboard_page(df, across, records, title=title, summary=summary, pair_note=notes,
-                            across_note=across_note, folder=out, reference=REFERENCE, self_reported=self_reported)
+                            across_note=across_note, folder=out, reference=REFERENCE, self_reported=self_reported,
+                            plain=(resolution_section, cost_section))
 
     paths = {"md": out / "leaderboard.md", "csv": out / "leaderboard.csv", "html": out / "leaderboard.html"}
     paths["md"].write_text("\n".join(md), encoding="utf-8")

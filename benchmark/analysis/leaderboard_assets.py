@@ -17,6 +17,9 @@ nav a{margin-right:1rem;color:#1c5d99}
 .controls input{min-width:16rem}.status{color:var(--muted);font-size:.9rem}
 .scroll{overflow-x:auto}
 table.board{border-collapse:collapse;font-size:.88rem;font-variant-numeric:tabular-nums}
+table.plain{border-collapse:collapse;font-size:.88rem;font-variant-numeric:tabular-nums}
+.plain th,.plain td{padding:.3rem .55rem;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
+.plain th{background:var(--head)}
 .board th,.board td{padding:.3rem .55rem;border-bottom:1px solid var(--line);white-space:nowrap}
 .board th{background:var(--head);text-align:left;vertical-align:bottom}
 .board tr.names th{cursor:pointer;user-select:none;white-space:normal;min-width:4.5rem}

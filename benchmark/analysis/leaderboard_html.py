@@ -234,6 +234,16 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}" + ("" if n == 1 else "s")
 
 
+def _plain_section(section_id: str, title: str, header: list[str], rows: list[list[str]], note: str) -> str:
+    """A section with a plain (unsorted, unfiltered) table of already formatted cells and its note."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return (f'<section id="{section_id}"><h2>{html.escape(title)}</h2><div class="scroll">'
+            f'<table id="{section_id}-table" class="plain">'
+            f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody></table></div>"
+            f'<p class="note">{html.escape(note)}</p></section>')
+
+
 def _facts(records: list[dict], df: pd.DataFrame) -> str:
     """What the board holds and where its records come from, as a definition list."""
     configs = [r["config"] for r in records]
@@ -267,12 +277,17 @@ resolved at this budget).</li>
 
 def leaderboard_page(df: pd.DataFrame, across: pd.DataFrame, records: list[dict], *, title: str, summary: str,
                      pair_note: str, across_note: str, folder: Path, reference: str,
-                     self_reported: set[str] = frozenset()) -> str:
+                     self_reported: set[str] = frozenset(),
+                     plain: tuple[tuple[str, tuple[list[str], list[list[str]]], str], ...] = ()) -> str:
     """The page for the per-pair frame ``df`` and the across-pairs frame ``across`` (the CSV's and the
     markdown's frames) of ``records``; ``folder`` is where it will be written (its PNGs are embedded, its
     videos linked); ``reference`` is the method differences are taken against; ``self_reported`` the policies
-    trained elsewhere, marked so."""
+    trained elsewhere, marked so; ``plain`` more tables, (title, (header, rows), note) each, shown as they are
+    after the across-pairs table."""
     folder = Path(folder)
+    sections = [(title.lower().replace(" ", "-"), title, table, note) for title, table, note in plain]
+    extra = "\n".join(_plain_section(sid, name, *table, note) for sid, name, table, note in sections)
+    links = "".join(f'<a href="#{sid}">{html.escape(name)}</a>' for sid, name, _, _ in sections)
     pairs = _table("pairs", df, pair_columns(df, reference, self_reported)) if not df.empty else "<p>No rows.</p>"
     across_table = _table("across", across, across_columns()) if not across.empty else "<p>No rows.</p>"
     return f"""<!DOCTYPE html>
@@ -288,7 +303,7 @@ def leaderboard_page(df: pd.DataFrame, across: pd.DataFrame, records: list[dict]
 <p class="lede">{html.escape(summary)}</p>
 {_facts(records, df) if records else ""}
 <nav><a href="#how">How to read this</a><a href="#per-pair">Per pair</a><a href="#across-pairs">Across pairs</a>
-<a href="#figures">Figures</a></nav></header>
+{links}<a href="#figures">Figures</a></nav></header>
 {_how_to_read(reference)}
 <section id="per-pair"><h2>Per pair</h2>
 {_controls("pairs", df) if not df.empty else ""}
@@ -297,6 +312,7 @@ def leaderboard_page(df: pd.DataFrame, across: pd.DataFrame, records: list[dict]
 <section id="across-pairs"><h2>Across pairs</h2>
 {across_table}
 <p class="note">{html.escape(across_note)}</p></section>
+{extra}
 <section id="figures"><h2>Figures</h2>
 {_figures(folder) if folder.is_dir() else ""}
 </section>

@@ -368,16 +368,43 @@ def test_alignment_figure_scatters_every_run_with_a_colour_scale(table):
     assert list(points.get_array()) == list(table.success_mean)
 
 
+def test_training_logs_group_by_pair_and_method_and_keep_every_seed(tmp_path):
+    """Two pairs' runs of one method and seed land in two panels (not one label overwriting the other); a
+    no-gap control gets a panel of its own; a run without a log is left out."""
+    records = []
+    for i, (pair, method, w, seed, magnitude) in enumerate([
+            ("lift/a", "cotrain", 0.15, 0, 1.0), ("lift/a", "cotrain", 0.15, 1, 1.0), ("stack/b", "cotrain", 0.15, 0, 1.0),
+            ("lift/a", "target_only", None, 0, 1.0), ("lift/a", "cotrain", 0.15, 0, 0.0), ("stack/b", "ot", 0.15, 0, 1.0)]):
+        run_id = f"run{i}"
+        if method != "ot":
+            (tmp_path / run_id).mkdir()
+            (tmp_path / run_id / "train_log.jsonl").write_text("")
+        records.append({"run_id": run_id, "config": {"pair": pair, "method": method, "w": w, "seed": seed,
+                                                     "magnitude": magnitude}})
+    logs = P.training_logs(records, tmp_path)
+    assert {panel: {label: [p.parent.name for p in paths] for label, paths in group.items()}
+            for panel, group in logs.items()} == {
+        "lift/a": {"cotrain w=0.15": ["run0", "run1"], "target_only": ["run3"]},
+        "stack/b": {"cotrain w=0.15": ["run2"]}, "lift/a (gap 0)": {"cotrain w=0.15": ["run4"]}}
+
+
 def test_training_curves_figure_and_written_plots(tmp_path, table):
-    logs = {}
-    for label, scale in (("cotrain", 1.0), ("target_only", 2.0)):
-        logs[label] = tmp_path / f"{label}.jsonl"
-        logs[label].write_text("".join(json.dumps({"step": s, "loss": scale / (1 + s), "lr": 1e-4}) + "\n"
-                                       for s in range(0, 500, 50)))
-    ax = P.training_curves_figure(logs).axes[0]
-    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "loss" and ax.get_yscale() == "log"
-    assert [line.get_label() for line in ax.lines] == list(logs) and _legend(ax) == list(logs)
+    """A panel per group, a line per label: the mean over its seeds' logs at their shared steps."""
+    logs: dict[str, dict[str, list[Path]]] = {}
+    for pair in ("lift/a", "stack/b"):
+        for label, scale in (("cotrain", 1.0), ("target_only", 2.0)):
+            for seed in (0, 1):
+                path = tmp_path / f"{pair.replace('/', '_')}_{label}_{seed}.jsonl"
+                path.write_text("".join(json.dumps({"step": s, "diffusion": scale * (1 + seed) / (1 + s), "lr": 1e-4})
+                                        + "\n" for s in range(0, 500, 50)))
+                logs.setdefault(pair, {}).setdefault(label, []).append(path)
+    axes = P.training_curves_figure(logs).axes
+    assert [ax.get_title() for ax in axes] == ["lift/a", "stack/b"]
+    ax = axes[1]
+    assert ax.get_xlabel() == "step" and ax.get_ylabel() == "diffusion" and ax.get_yscale() == "log"
+    assert [line.get_label() for line in ax.lines] == ["cotrain", "target_only"] == _legend(ax)
     assert list(ax.lines[1].get_xdata()) == list(range(0, 500, 50))
+    assert ax.lines[1].get_ydata()[1] == pytest.approx(2.0 * 1.5 / 51)  # the mean of seeds 0 and 1
     assert P.training_curves_figure(logs, key="lr").axes[0].get_ylabel() == "lr"
     paths = P.write_plots(table, logs, tmp_path / "figs")
     assert [p.name for p in paths] == ["success_vs_ratio.png", "success_vs_magnitude.png",

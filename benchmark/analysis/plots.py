@@ -26,6 +26,7 @@ __all__ = [
     "plot_success_vs_magnitude",
     "plot_alignment_vs_discernibility",
     "plot_training_curves",
+    "training_logs",
     "write_plots",
 ]
 
@@ -142,33 +143,67 @@ def _read_log(path: Path, key: str) -> tuple[list[float], list[float]]:
     return steps, values
 
 
-def training_curves_figure(log_paths: dict[str, str | Path], key: str = "loss") -> Figure:
-    """``key`` against ``step`` from JSONL training logs, one line per label (log y-axis when
-    every value is positive). Lines without ``key`` are skipped."""
-    fig, ax = _panel()
-    curves = {label: _read_log(Path(p), key) for label, p in log_paths.items()}
-    curves = {label: c for label, c in curves.items() if c[0]}
-    for label, (steps, values) in curves.items():
-        ax.plot(steps, values, label=label)
-    if not curves:
-        no_data(ax, f"no '{key}' entries in the logs")
-    else:
-        if all(v > 0 and math.isfinite(v) for _, vals in curves.values() for v in vals):
-            ax.set_yscale("log")
-        ax.legend(fontsize="small")
-    ax.set(xlabel="step", ylabel=key)
+def _mean_curve(paths: list[Path], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
+    """Steps every log has `key` at, and its mean, min and max over the logs there ([] each where none)."""
+    curves = [dict(zip(*_read_log(Path(p), key))) for p in paths]
+    steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    per_step = [[c[s] for c in curves] for s in steps]
+    return (steps, [sum(v) / len(v) for v in per_step], [min(v) for v in per_step], [max(v) for v in per_step])
+
+
+def training_curves_figure(logs: dict[str, dict[str, list[str | Path]]], key: str = "diffusion") -> Figure:
+    """``key`` against ``step`` from JSONL training logs grouped as {panel: {label: [logs]}} (e.g. per pair,
+    per method, one log per seed): one panel each, one line per label, the mean over its logs at the steps they
+    share, shaded from their minimum to their maximum (log y-axis where every value is positive). Lines
+    without ``key`` are skipped. The default, the denoising loss, is logged by every method; their ``loss``
+    adds each method's own terms (an adversary's BCE near 0.69, for one)."""
+    panels = {panel: {label: _mean_curve([Path(p) for p in paths], key) for label, paths in group.items()}
+              for panel, group in logs.items()}
+    panels = {panel: {label: c for label, c in group.items() if c[0]} for panel, group in panels.items()}
+    panels = {panel: group for panel, group in panels.items() if group} or {"": {}}
+    fig, axes = figure(ncols=len(panels), width=6, height=4.5)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        for label, (steps, mean, low, high) in curves.items():
+            (line,) = ax.plot(steps, mean, label=label)
+            if low != high:
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+        if not curves:
+            no_data(ax, f"no '{key}' entries in the logs")
+        else:
+            if all(v > 0 and math.isfinite(v) for c in curves.values() for v in c[2]):
+                ax.set_yscale("log")
+            ax.legend(fontsize="small")
+        ax.set(xlabel="step", ylabel=key, title=panel)
     return fig
 
 
-def plot_training_curves(log_paths: dict[str, str | Path], out_path: str | Path, key: str = "loss") -> Path:
+def training_logs(records: list[dict], runs_dir: str | Path) -> dict[str, dict[str, list[Path]]]:
+    """The training logs under ``runs_dir`` of ``records`` that trained, grouped for
+    :func:`training_curves_figure`: a panel per pair (and gap magnitude where not 1), a line per method (and w
+    where it mixes), one log per seed."""
+    logs: dict[str, dict[str, list[Path]]] = {}
+    for rec in records:
+        c, path = rec["config"], Path(runs_dir) / rec["run_id"] / "train_log.jsonl"
+        if not path.exists():
+            continue
+        magnitude = float(c.get("magnitude", 1.0))
+        panel = c["pair"] + ("" if magnitude == 1.0 else f" (gap {magnitude:g})")
+        label = c["method"] + ("" if c.get("w") is None else f" w={float(c['w']):.3g}")
+        logs.setdefault(panel, {}).setdefault(label, []).append(path)
+    return logs
+
+
+def plot_training_curves(logs: dict[str, dict[str, list[str | Path]]], out_path: str | Path,
+                         key: str = "diffusion") -> Path:
     """:func:`training_curves_figure` written to ``out_path``."""
-    return save(training_curves_figure(log_paths, key), out_path, dpi=DPI)
+    return save(training_curves_figure(logs, key), out_path, dpi=DPI)
 
 
-def write_plots(df: pd.DataFrame, log_paths: dict[str, str | Path], out_dir: str | Path) -> list[Path]:
-    """The leaderboard's figures from an `aggregate` table and training logs keyed by label."""
+def write_plots(df: pd.DataFrame, logs: dict[str, dict[str, list[str | Path]]], out_dir: str | Path) -> list[Path]:
+    """The leaderboard's figures from an `aggregate` table and training logs grouped as
+    :func:`training_curves_figure` takes them."""
     out = Path(out_dir)
     return [plot_success_vs_ratio(df, out / "success_vs_ratio.png"),
             plot_success_vs_magnitude(df, out / "success_vs_magnitude.png"),
             plot_alignment_vs_discernibility(df, out / "alignment_vs_discernibility.png"),
-            plot_training_curves(log_paths, out / "training_curves.png")]
+            plot_training_curves(logs, out / "training_curves.png")]

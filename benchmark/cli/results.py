@@ -17,17 +17,14 @@ def _existing_dir(path: str) -> Path:
 def _leaderboard(args: argparse.Namespace) -> None:
     from benchmark.analysis.leaderboard import aggregate, write_leaderboard
     from benchmark.analysis.records import load_records
-    from benchmark.analysis.plots import write_plots
+    from benchmark.analysis.plots import training_logs, write_plots
 
     runs_dir = _existing_dir(args.runs_dir)
     records = load_records(runs_dir)
     if not records:
         raise ValueError(f"{runs_dir}: no record.json found (no finished runs)")
     out = Path(args.out or runs_dir)
-    logs = {f"{r['config']['method']} w={r['config'].get('w')} s{r['config']['seed']}":
-            runs_dir / r["run_id"] / "train_log.jsonl" for r in records
-            if (runs_dir / r["run_id"] / "train_log.jsonl").exists()}
-    figures = write_plots(aggregate(records), logs, out)  # first: the html page embeds them
+    figures = write_plots(aggregate(records), training_logs(records, runs_dir), out)  # first: the page embeds them
     paths = write_leaderboard(records, out)
     print(Path(paths["md"]).read_text())
     print("wrote " + ", ".join(str(p) for p in [*paths.values(), *figures]))

@@ -368,6 +368,23 @@ def test_alignment_figure_scatters_every_run_with_a_colour_scale(table):
     assert list(points.get_array()) == list(table.success_mean)
 
 
+def test_forest_and_success_figures_draw_each_rows_interval(table):
+    """The forest plot: a panel per (pair, gap) cell, a point per method but cotrain at its paired difference,
+    whiskers to its interval; the success figure the same with every method's success on [0, 1]."""
+    forest = P.diff_vs_cotrain_figure(table)
+    gap = table[(table.magnitude == 1.0) & (table.method != "cotrain")].sort_values("diff_vs_cotrain")
+    ax = next(a for a in forest.axes if "gap=1" in a.get_title())
+    (points,) = [line for line in ax.lines if line.get_marker() == "o"]
+    assert list(points.get_xdata()) == pytest.approx(gap.diff_vs_cotrain.tolist())
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        m if pd.isna(w) else f"{m} w={w:.3g}" for m, w in zip(gap.method, gap.w)]
+    (whiskers,) = ax.collections
+    ends = np.array([segment[:, 0] for segment in whiskers.get_segments()])
+    np.testing.assert_allclose(ends, gap[["diff_lo", "diff_hi"]].to_numpy())
+    success = next(a for a in P.success_per_pair_figure(table).axes if "gap=1" in a.get_title())
+    assert success.get_xlim() == (-0.02, 1.02) and len(success.get_yticks()) == (table.magnitude == 1.0).sum()
+
+
 def test_training_logs_group_by_pair_and_method_and_keep_every_seed(tmp_path):
     """Two pairs' runs of one method and seed land in two panels (not one label overwriting the other); a
     no-gap control gets a panel of its own; a run without a log is left out."""
@@ -407,6 +424,7 @@ def test_training_curves_figure_and_written_plots(tmp_path, table):
     assert ax.lines[1].get_ydata()[1] == pytest.approx(2.0 * 1.5 / 51)  # the mean of seeds 0 and 1
     assert P.training_curves_figure(logs, key="lr").axes[0].get_ylabel() == "lr"
     paths = P.write_plots(table, logs, tmp_path / "figs")
-    assert [p.name for p in paths] == ["success_vs_ratio.png", "success_vs_magnitude.png",
+    assert [p.name for p in paths] == ["success_per_pair.png", "diff_vs_cotrain.png", "success_vs_ratio.png",
+                                       "success_vs_magnitude.png",
                                        "alignment_vs_discernibility.png", "training_curves.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)

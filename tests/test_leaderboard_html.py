@@ -23,8 +23,8 @@ from benchmark.analysis import records as R
 from benchmark.cli import main
 
 SWEEP = Path(__file__).parent / "data" / "mini_sweep"
-FIGURES = ("success_vs_ratio.png", "success_vs_magnitude.png", "alignment_vs_discernibility.png",
-           "training_curves.png")
+FIGURES = ("success_per_pair.png", "diff_vs_cotrain.png", "success_vs_ratio.png", "success_vs_magnitude.png",
+           "alignment_vs_discernibility.png", "training_curves.png")
 
 
 class Page(HTMLParser):

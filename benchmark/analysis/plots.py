@@ -18,6 +18,8 @@ from matplotlib.figure import Figure
 from benchmark.analysis.figures import figure, no_data, save
 
 __all__ = [
+    "success_per_pair_figure",
+    "diff_vs_cotrain_figure",
     "success_vs_ratio_figure",
     "success_vs_magnitude_figure",
     "alignment_vs_discernibility_figure",
@@ -105,6 +107,49 @@ def success_vs_magnitude_figure(df: pd.DataFrame) -> Figure:
 def plot_success_vs_magnitude(df: pd.DataFrame, out_path: str | Path) -> Path:
     """:func:`success_vs_magnitude_figure` written to ``out_path``."""
     return save(success_vs_magnitude_figure(df), out_path, dpi=DPI)
+
+
+def _cells(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The table's (pair, gap, N, M) cells in order, each titled `pair` plus whichever of gap, N and M vary."""
+    keys = ["pair", "magnitude", "n_target", "n_source"]
+    varying = _varying(df, keys[1:])
+    names = {"magnitude": "gap", "n_target": "N", "n_source": "M"}
+    return [(" · ".join([str(k[0])] + [f"{names[c]}={v:g}" for c, v in zip(keys[1:], k[1:]) if c in varying]), g)
+            for k, g in df.groupby(keys, sort=True)]
+
+
+def _intervals_figure(df: pd.DataFrame, value: str, lo: str, hi: str, xlabel: str, zero: bool) -> Figure:
+    """A panel per cell, a row per method (largest value on top): the value and its 95% interval; a line at 0
+    where `zero`, else the success scale [0, 1]."""
+    cells = [(title, g.dropna(subset=[value]).sort_values(value)) for title, g in _cells(df)]
+    cells = [(title, g) for title, g in cells if not g.empty] or [("", df.iloc[0:0])]
+    fig, axes = figure(ncols=len(cells), width=4.2, height=0.35 * max(len(g) for _, g in cells) + 1.2)
+    for ax, (title, g) in zip(axes[0], cells):
+        if g.empty:
+            no_data(ax, "no rows")
+            continue
+        y = list(range(len(g)))
+        low, high = (g[value] - g[lo]).clip(lower=0), (g[hi] - g[value]).clip(lower=0)
+        ax.errorbar(g[value], y, xerr=[low.fillna(0), high.fillna(0)], fmt="o", capsize=3, color="tab:blue")
+        ax.set_yticks(y, [m if pd.isna(w) else f"{m} w={w:.3g}" for m, w in zip(g["method"], g["w"])])
+        if zero:
+            ax.axvline(0.0, color="0.5", linewidth=1)
+        else:
+            ax.set_xlim(-0.02, 1.02)
+        ax.set(xlabel=xlabel, title=title)
+    return fig
+
+
+def success_per_pair_figure(df: pd.DataFrame) -> Figure:
+    """Each method's target success with its 95% interval, a panel per pair (and gap, N, M where they vary)."""
+    return _intervals_figure(df, "success_mean", "success_lo", "success_hi", "target success rate", zero=False)
+
+
+def diff_vs_cotrain_figure(df: pd.DataFrame) -> Figure:
+    """The forest plot: each method's paired difference in success against cotrain with its 95% interval, a
+    panel per pair (and gap, N, M where they vary); cotrain itself, the reference, has no row."""
+    return _intervals_figure(df[df["method"] != "cotrain"], "diff_vs_cotrain", "diff_lo", "diff_hi",
+                             "success − cotrain's (paired)", zero=True)
 
 
 def alignment_vs_discernibility_figure(df: pd.DataFrame) -> Figure:
@@ -203,7 +248,9 @@ def write_plots(df: pd.DataFrame, logs: dict[str, dict[str, list[str | Path]]], 
     """The leaderboard's figures from an `aggregate` table and training logs grouped as
     :func:`training_curves_figure` takes them."""
     out = Path(out_dir)
-    return [plot_success_vs_ratio(df, out / "success_vs_ratio.png"),
+    return [save(success_per_pair_figure(df), out / "success_per_pair.png", dpi=DPI),
+            save(diff_vs_cotrain_figure(df), out / "diff_vs_cotrain.png", dpi=DPI),
+            plot_success_vs_ratio(df, out / "success_vs_ratio.png"),
             plot_success_vs_magnitude(df, out / "success_vs_magnitude.png"),
             plot_alignment_vs_discernibility(df, out / "alignment_vs_discernibility.png"),
             plot_training_curves(logs, out / "training_curves.png")]

@@ -35,8 +35,8 @@ __all__ = [
 DPI = 120
 
 
-def _panel() -> tuple[Figure, Axes]:
-    fig, axes = figure(width=7, height=4.5)
+def _panel(width: float = 7) -> tuple[Figure, Axes]:
+    fig, axes = figure(width=width, height=4.5)
     return fig, axes[0, 0]
 
 
@@ -46,6 +46,11 @@ def _label(keys: dict[str, object], varying: list[str]) -> str:
     names = {"magnitude": "gap", "n_target": "N", "n_source": "M", "w": "w"}
     parts += [f"{names[k]}={keys[k]:g}" for k in varying if k in keys and not pd.isna(keys[k])]
     return " · ".join(parts)
+
+
+def _outside_legend(ax: Axes) -> None:
+    """The legend right of the axes, where a long list of series cannot hide the data."""
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
 
 
 def _varying(df: pd.DataFrame, cols: list[str]) -> list[str]:
@@ -58,7 +63,7 @@ def success_vs_ratio_figure(df: pd.DataFrame, window: tuple[float, float] | None
     Methods without a ratio (``target_only``, ``source_only``) are drawn as dotted horizontal
     references; ``window`` = (w_lo, w_hi) shades a ratio window.
     """
-    fig, ax = _panel()
+    fig, ax = _panel(width=11)  # the legend beside the axes
     lines = ["pair", "method", "magnitude", "n_target", "n_source"]
     varying = _varying(df, lines[2:])
     ratio = df[df["w"].notna()]
@@ -75,7 +80,7 @@ def success_vs_ratio_figure(df: pd.DataFrame, window: tuple[float, float] | None
         no_data(ax, "no runs with a mixing ratio w")
     else:
         ax.set_xscale("log")
-        ax.legend(fontsize="small")
+        _outside_legend(ax)
     ax.set(xlabel="target fraction of each batch w (log scale)", ylabel="target success rate",
            ylim=(-0.02, 1.02))
     return fig
@@ -89,7 +94,7 @@ def plot_success_vs_ratio(df: pd.DataFrame, out_path: str | Path,
 
 def success_vs_magnitude_figure(df: pd.DataFrame) -> Figure:
     """Success (± se) against the gap magnitude, one line per pair, method and w."""
-    fig, ax = _panel()
+    fig, ax = _panel(width=11)  # the legend beside the axes
     lines = ["pair", "method", "w", "n_target", "n_source"]
     varying = _varying(df, ["n_target", "n_source"]) + ["w"]
     for keys, g in df.groupby(lines, sort=True, dropna=False):
@@ -99,7 +104,7 @@ def success_vs_magnitude_figure(df: pd.DataFrame) -> Figure:
     if df.empty:
         no_data(ax, "no runs")
     else:
-        ax.legend(fontsize="small")
+        _outside_legend(ax)
     ax.set(xlabel="gap magnitude", ylabel="target success rate", ylim=(-0.02, 1.02))
     return fig
 

@@ -127,7 +127,7 @@ def smoke_run(tmp_path_factory) -> tuple:
 def test_smoke_run_on_a_visual_pair(smoke_run):
     runs_dir, record = smoke_run
     assert record["config"]["backend"] == "robosuite" and record["eval"]["target"]["n"] == 2
-    assert record["eval"]["source"]["n"] == 2
+    assert set(record["eval"]) == {"target", "wall_s"}
     for key in ("align_wasserstein", "align_gw", "align_gw_shallow", "discern_mlp_cond", "raw_discern_mlp"):
         assert math.isfinite(record["metrics"][key]), key
     method = load_checkpoint(runs_dir / record["run_id"] / "checkpoint")

@@ -17,6 +17,7 @@ from benchmark.study.claims import alignment_by_kind
 from benchmark.study.design import (REGIMES, classify_regime, gap_kind, in_window, nearer_bound, ratio_window,
                                     window_position)
 from benchmark.study.formatting import slug
+from benchmark.harness.run import config_of_record
 from benchmark.study.guidance import guidance_sweep_run
 from benchmark.study.load import StudyData, is_study_method, method_label, runs_table
 from benchmark.study.report import analyze_study, study
@@ -187,6 +188,19 @@ def test_guidance_sweep_evaluates_real_checkpoints_and_resumes(smoke):
                                                                            if k != "0.5"}}))
     guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
     assert len(lines) == 1 and "0.5" in lines[0] and "evaluated" in lines[0]
+    # its small files without its checkpoint (a fresh machine): trained again, the same episodes at 0.5
+    evaluated = json.loads((run_dir / "guidance.json").read_text())["scales"]["0.5"]["episodes"]
+    shutil.rmtree(run_dir / "checkpoint")
+    (run_dir / "guidance.json").write_text(json.dumps({**cache, "scales": {k: v for k, v in cache["scales"].items()
+                                                                           if k != "0.5"}}))
+    lines.clear()
+    guidance_sweep_run(rec, run_dir, gspec["scales"], log=lines.append)
+    assert "training it again" in lines[0] and (run_dir / "checkpoint").exists()
+    assert json.loads((run_dir / "guidance.json").read_text())["scales"]["0.5"]["episodes"] == evaluated
+    assert config_of_record(rec["config"]).run_id() == rec["run_id"]
+    older = {**rec["config"], "run_id": "0123456789ab"}  # made under other pair or method versions: another id
+    with pytest.raises(ValueError, match="cannot be trained again here"):
+        config_of_record(older)
     table = (smoke["out"] / "guidance.md").read_text()
     assert "cfg_adda" in table and "Wilson" in table
 

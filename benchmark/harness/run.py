@@ -317,6 +317,20 @@ def training_demos(cfg: RunConfig, runs_dir: Path, progress: bool) -> dict[str, 
             "validation": ensure_demos(runs_dir, cfg, "target", max(1, cfg.n_target // 5), "validation", progress)}
 
 
+def config_of_record(config: dict[str, Any]) -> RunConfig:
+    """The `RunConfig` a record's `config` was made from; ValueError where this suite would give it another run
+    id (a record of an older pair, method or suite version: its run cannot be trained again here)."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(RunConfig)} - {"hparams"}
+    cfg = RunConfig(**{k: config[k] for k in names if k in config},
+                    hparams=tuple(sorted((config.get("hparams") or {}).items())))
+    if cfg.run_id() != config.get("run_id"):
+        raise ValueError(f"run {config.get('run_id')}: this suite gives its config the run id {cfg.run_id()} (a "
+                         f"record of an older pair, method or suite version), so it cannot be trained again here")
+    return cfg
+
+
 def restore_checkpoint(cfg: RunConfig, runs_dir: str | Path, progress: bool = False) -> None:
     """Train again a finished run whose folder lacks its checkpoint (its small files committed without it), put
     the checkpoint in place and leave its record as it was. Training is deterministic at the run's device and

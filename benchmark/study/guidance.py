@@ -26,11 +26,13 @@ def guidance_sweep_run(rec: dict, run_dir: Path, scales: Sequence[float], device
     """Evaluate one finished run's checkpoint at each guidance scale on its test start states,
     caching every scale in ``run_dir/guidance.json`` as soon as it is done (resumable). The scale
     the run was trained and evaluated with is read from its record (evaluation is a pure function
-    of checkpoint, domain, start state and scale)."""
+    of checkpoint, domain, start state and scale). A run whose small files came without its checkpoint
+    is trained again first (`benchmark.harness.run.restore_checkpoint`: deterministic, checked against its
+    record)."""
     from tasks.seeds import episode_seeds
 
     from benchmark.harness.evaluate import EvalPool, EvalSpec, evaluate, summarize
-    from benchmark.harness.run import read_json, write_json
+    from benchmark.harness.run import config_of_record, read_json, restore_checkpoint, write_json
 
     cfg = rec["config"]
     eps = rec["eval"]["target"].get("episodes") or []
@@ -52,7 +54,8 @@ def guidance_sweep_run(rec: dict, run_dir: Path, scales: Sequence[float], device
                 summary, source = summarize(eps), "record"
             else:
                 if not (run_dir / "checkpoint").exists():
-                    raise FileNotFoundError(f"{run_dir}: no checkpoint/ to evaluate at guidance {key}")
+                    log(f"  run {rec.get('run_id')}: no checkpoint here; training it again for the guidance sweep")
+                    restore_checkpoint(config_of_record(cfg), run_dir.parent)
                 spec = EvalSpec(str(run_dir / "checkpoint"), cfg["pair"], "target", float(cfg["magnitude"]),
                                 backend=cfg.get("backend", "fast"), device=device, guidance=float(lam))
                 pool = pool or EvalPool(workers)

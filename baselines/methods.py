@@ -239,9 +239,11 @@ class Method:
                 "optimizer": self.optimizer.state_dict(), "step": self.step}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        # the method's own modules first: their architecture is what a method's version changes, so a checkpoint
+        # of another version fails here, before the policy is touched
+        self.extra.load_state_dict(state["extra"])
         self.policy.load_state_dict(state["policy"])
         self.ema.load_state_dict(state["ema"])
-        self.extra.load_state_dict(state["extra"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
 

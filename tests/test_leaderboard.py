@@ -298,17 +298,18 @@ def test_write_leaderboard(tmp_path, records):
 
 
 def test_cost_sums_each_pairs_timed_stages_and_scales_a_resumed_training(records, tmp_path):
-    """Per pair and in all: hours of training and of evaluation from the records' own timing; a training that
-    resumed at half its steps counts twice its last process; an untimed record is counted, not summed."""
+    """Per pair and in all: core-hours of training and of evaluation from the records' own timing (evaluation
+    times its workers); a training that resumed at half its steps counts twice its last process; an untimed
+    record is counted, not summed."""
     from benchmark.analysis.cost import cost
 
-    def record(pair: str, train_s: float | None, eval_s: float, start_step: int = 0) -> dict:
+    def record(pair: str, train_s: float | None, eval_s: float, start_step: int = 0, workers: int = 1) -> dict:
         timing = None if train_s is None else {"train_s": train_s, "eval_s": eval_s}
         train = {"start_step": start_step, "steps": 2000} if train_s else None
-        return {"config": {"pair": pair}, "timing": timing, "train": train}
+        return {"config": {"pair": pair, "threads": 1, "workers": workers}, "timing": timing, "train": train}
 
     runs = [record("lift/a", 3600, 1800), record("lift/a", 1800, 1800, start_step=1000),
-            record("lift/a", 0.0, 360), record("stack/b", None, 0.0), record("stack/b", 7200, 3600)]
+            record("lift/a", 0.0, 360), record("stack/b", None, 0.0), record("stack/b", 7200, 1800, workers=2)]
     table = cost(runs).set_index("pair")
     a, b, total = table.loc["lift/a"], table.loc["stack/b"], table.loc["all"]
     assert (a.runs, a.trained, a.resumed, a.untimed) == (3, 2, 1, 0)
@@ -403,6 +404,10 @@ def test_training_logs_group_by_pair_and_method_and_keep_every_seed(tmp_path):
             for panel, group in logs.items()} == {
         "lift/a": {"cotrain w=0.15": ["run0", "run1"], "target_only": ["run3"]},
         "stack/b": {"cotrain w=0.15": ["run2"]}, "lift/a (gap 0)": {"cotrain w=0.15": ["run4"]}}
+    records[1]["config"]["steps"] = 4000  # a longer run of the same pair: apart, not averaged with the others
+    panels = P.training_logs(records, tmp_path)
+    assert panels["lift/a N=None M=None steps=4000"] == {"cotrain w=0.15": [tmp_path / "run1" / "train_log.jsonl"]}
+    assert [p.parent.name for p in panels["lift/a N=None M=None steps=None"]["cotrain w=0.15"]] == ["run0"]
 
 
 def test_training_curves_figure_and_written_plots(tmp_path, table):
@@ -423,6 +428,9 @@ def test_training_curves_figure_and_written_plots(tmp_path, table):
     assert list(ax.lines[1].get_xdata()) == list(range(0, 500, 50))
     assert ax.lines[1].get_ydata()[1] == pytest.approx(2.0 * 1.5 / 51)  # the mean of seeds 0 and 1
     assert P.training_curves_figure(logs, key="lr").axes[0].get_ylabel() == "lr"
+    logs["lift/a"]["cotrain"].append(tmp_path / "empty.jsonl")
+    (tmp_path / "empty.jsonl").write_text("")  # a log without the key leaves the line to the others
+    assert list(P.training_curves_figure(logs).axes[0].lines[0].get_ydata()) == list(ax.lines[0].get_ydata())
     paths = P.write_plots(table, logs, tmp_path / "figs")
     assert [p.name for p in paths] == ["success_per_pair.png", "diff_vs_cotrain.png", "success_vs_ratio.png",
                                        "success_vs_magnitude.png",

@@ -13,7 +13,7 @@ import torch
 
 from baselines import (METHODS, DiffusionPolicy, Method, MethodCheckError, PolicyConfig, check_method,
                        default_hparams, describe, load_checkpoint, random_hparams,
-                       save_checkpoint, validate_hparams)
+                       restore_checkpoint, save_checkpoint, validate_hparams)
 from baselines.alignment import _GradReverse, grl_schedule
 from baselines.build import build_policy, build_training
 from baselines.hparams import loguniform
@@ -413,6 +413,20 @@ def test_checkpoint_round_trip_and_mismatches(lift_datasets, tmp_path):
         load_checkpoint(tmp_path / "ckpt", method="cfg")
     with pytest.raises(ValueError, match="not a checkpoint"):
         load_checkpoint(tmp_path / "missing")
+    method.update(*sampler.next())  # a step further than `loaded`
+    v1 = save_checkpoint(tmp_path / "v1", method)  # a version-1 checkpoint: no field, an unnormalized discriminator
+    state = torch.load(v1 / "state.pt", weights_only=True)
+    state["extra"] = {key.replace(".parametrizations.weight.original", ".weight"): value
+                      for key, value in state["extra"].items() if not key.endswith(("_u", "_v"))}
+    torch.save(state, v1 / "state.pt")
+    meta = json.loads((v1 / "checkpoint.json").read_text())
+    del meta["method_version"]
+    (v1 / "checkpoint.json").write_text(json.dumps(meta))
+    untouched = copy.deepcopy(loaded)
+    with pytest.raises(ValueError, match="do not fit the architecture"):
+        restore_checkpoint(v1, loaded)
+    for a, b in zip(loaded.policy.state_dict().values(), untouched.policy.state_dict().values()):
+        assert torch.equal(a, b)  # refused before anything was loaded
     meta_path = tmp_path / "ckpt" / "checkpoint.json"
     meta = json.loads(meta_path.read_text())
     meta_path.write_text(json.dumps({**meta, "method_version": method.version - 1}))

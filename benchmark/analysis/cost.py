@@ -1,10 +1,10 @@
 """What a set of run records cost to make, per pair: training and evaluation time from each record's `timing`.
 
-The times are the wall seconds of the process that ran each stage (one torch thread for training, one
-evaluation worker unless the run says otherwise), so on a machine with a core per run they are core-seconds. A
-run whose training resumed from a checkpoint recorded only its last process: its training time is scaled to the
-whole run (`steps / (steps - start_step)`) and counted in `resumed`. Demo generation and the representation
-metrics are not timed and not included.
+The records hold the wall seconds of each stage; core-seconds are training's times the run's torch threads and
+evaluation's times its evaluation workers (an upper bound where workers idle). A run whose training resumed from a
+checkpoint recorded only its last process: its training time is scaled to the whole run
+(`steps / (steps - start_step)`) and counted in `resumed`. Demo generation, the representation metrics and a
+checkpoint trained again for a later evaluation are not timed and not included.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ COST_COLUMNS = ["pair", "runs", "trained", "resumed", "untimed", "train_h", "eva
 
 
 def _train_seconds(rec: dict) -> tuple[float, bool]:
-    """(training seconds of the whole run, whether they were scaled up from a resumed process)."""
-    seconds = float(rec["timing"]["train_s"] or 0.0)
+    """(training core-seconds of the whole run, whether they were scaled up from a resumed process)."""
+    seconds = float(rec["timing"]["train_s"] or 0.0) * int(rec["config"].get("threads") or 1)
     train = rec.get("train") or {}
     start, steps = int(train.get("start_step") or 0), int(train.get("steps") or 0)
     if seconds and 0 < start < steps:
@@ -25,9 +25,9 @@ def _train_seconds(rec: dict) -> tuple[float, bool]:
 
 
 def cost(records: list[dict]) -> pd.DataFrame:
-    """Per pair: runs read, trained runs (the others evaluate a checkpoint trained elsewhere), resumed and
-    untimed runs (no `timing` in the record: left out of the sums), hours of training, of evaluation and in
-    all, and minutes per trained run (its training and evaluation); a last row `all` sums the pairs."""
+    """Per pair: runs read, trained runs (the others evaluate a checkpoint trained elsewhere), resumed and untimed
+    runs (no `timing` in the record: left out of the sums), core-hours of training, of evaluation and in all, and
+    core-minutes per trained run (its training and evaluation); a last row `all` sums the pairs."""
     rows: dict[str, dict] = {}
     for rec in records:
         pair = rec["config"]["pair"]
@@ -39,12 +39,13 @@ def cost(records: list[dict]) -> pd.DataFrame:
             row["untimed"] += 1
             continue
         train_s, resumed = _train_seconds(rec)
+        eval_s = float(timing["eval_s"]) * int(rec["config"].get("workers") or 1)
         row["resumed"] += resumed
         row["train_s"] += train_s
-        row["eval_s"] += float(timing["eval_s"])
-        if train_s > 0:
+        row["eval_s"] += eval_s
+        if rec.get("train") is not None:  # an evaluation-only record (a no-gap control) has none
             row["trained"] += 1
-            row["trained_s"] += train_s + float(timing["eval_s"])
+            row["trained_s"] += train_s + eval_s
     table = list(rows.values())
     if table:
         table.append({key: ("all" if key == "pair" else sum(r[key] for r in table)) for key in table[0]})

@@ -351,9 +351,10 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
                        "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
                    "interval (seeds resampled within each pair; Agarwal et al. 2021).")
-    cost_note = ("Hours the records' own stages took (training, and evaluation in every domain; demos and "
-                 "metrics not timed), each run on one core with one torch thread: core-hours. A run whose training "
-                 "resumed counts its training scaled to the whole run; an untimed record is left out.")
+    cost_note = ("Hours the records' own stages took (training, and evaluation; demos and metrics not timed), "
+                 "in core-hours: training time times the run's torch threads, evaluation time times its workers. "
+                 "A run whose training resumed counts its training scaled to the whole run; an untimed record is "
+                 "left out.")
     if self_reported:
         notes += " " + SELF_REPORTED_NOTE
     resolution_section = ("Resolution per pair", _resolution_table(resolved), resolution_note)

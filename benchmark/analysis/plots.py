@@ -194,8 +194,9 @@ def _read_log(path: Path, key: str) -> tuple[list[float], list[float]]:
 
 
 def _mean_curve(paths: list[Path], key: str) -> tuple[list[float], list[float], list[float], list[float]]:
-    """Steps every log has `key` at, and its mean, min and max over the logs there ([] each where none)."""
-    curves = [dict(zip(*_read_log(Path(p), key))) for p in paths]
+    """Steps every log with `key` has it at, and its mean, min and max over those logs there ([] each where none
+    has it); a log without `key` is left out."""
+    curves = [c for c in (dict(zip(*_read_log(Path(p), key))) for p in paths) if c]
     steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
     per_step = [[c[s] for c in curves] for s in steps]
     return (steps, [sum(v) / len(v) for v in per_step], [min(v) for v in per_step], [max(v) for v in per_step])
@@ -229,15 +230,19 @@ def training_curves_figure(logs: dict[str, dict[str, list[str | Path]]], key: st
 
 def training_logs(records: list[dict], runs_dir: str | Path) -> dict[str, dict[str, list[Path]]]:
     """The training logs under ``runs_dir`` of ``records`` that trained, grouped for
-    :func:`training_curves_figure`: a panel per pair (and gap magnitude where not 1), a line per method (and w
-    where it mixes), one log per seed."""
+    :func:`training_curves_figure`: a panel per pair (and gap magnitude where not 1, and demo counts N, M and
+    training steps where the pair's runs differ in them), a line per method (and w where it mixes), one log per
+    seed."""
+    trained = [(rec["config"], Path(runs_dir) / rec["run_id"] / "train_log.jsonl") for rec in records]
+    trained = [(c, path) for c, path in trained if path.exists()]
+    shape = {(c["pair"], c.get("n_target"), c.get("n_source"), c.get("steps")) for c, _ in trained}
+    varied = {pair for pair, *_ in shape if sum(p == pair for p, *_ in shape) > 1}
     logs: dict[str, dict[str, list[Path]]] = {}
-    for rec in records:
-        c, path = rec["config"], Path(runs_dir) / rec["run_id"] / "train_log.jsonl"
-        if not path.exists():
-            continue
+    for c, path in trained:
         magnitude = float(c.get("magnitude", 1.0))
         panel = c["pair"] + ("" if magnitude == 1.0 else f" (gap {magnitude:g})")
+        if c["pair"] in varied:
+            panel += f" N={c.get('n_target')} M={c.get('n_source')} steps={c.get('steps')}"
         label = c["method"] + ("" if c.get("w") is None else f" w={float(c['w']):.3g}")
         logs.setdefault(panel, {}).setdefault(label, []).append(path)
     return logs

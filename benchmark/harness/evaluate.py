@@ -130,8 +130,8 @@ def _run_batch(spec: EvalSpec, seeds: list[int]) -> list[dict[str, Any]]:
 
 class EvalPool:
     """Evaluation workers kept across evaluations: `workers` spawned processes (1: this process),
-    each keeping its loaded policy and built envs while consecutive evaluations share them, so a
-    run's target and source evaluations, or a guidance sweep, pay the start-up once."""
+    each keeping its loaded policy and built envs while consecutive evaluations share them, so the
+    evaluations of a run, or a guidance sweep, pay the start-up once."""
 
     def __init__(self, workers: int = 1):
         if workers < 1:

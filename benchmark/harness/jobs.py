@@ -16,8 +16,7 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
                        progress: bool = False) -> dict[str, Any]:
     """Evaluate (or read back) a `NoGapEval` under its own folder's lock; its trained run must be done (a missing
     checkpoint is trained again, `run.restore_checkpoint`). The record has the trained run's `w`, the target
-    domain's evaluation only (the source's is the trained run's), no representation metrics and no training of
-    its own."""
+    domain's evaluation at the control's magnitude, no representation metrics and no training of its own."""
     from benchmark.harness.fingerprint import fingerprint
     from benchmark.harness.lock import run_lock
     from benchmark.harness.run import RECORD_SCHEMA, pair_hooks, read_json, restore_checkpoint, write_json
@@ -38,7 +37,7 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
         config = ev.to_json()
         write_json(run_dir / "config.json", config)
         if not (run_dir / "eval.json").exists():
-            # the target alone: the source is the trained run's own, evaluated with it
+            # the target alone, at the control's magnitude
             write_json(run_dir / "eval.json", pair_hooks(ev.trained.pair).evaluate(ev.control(), trained_dir, progress,
                                                                                    domains=("target",)))
         evaluation = read_json(run_dir / "eval.json")

@@ -322,6 +322,9 @@ def config_of_record(config: dict[str, Any]) -> RunConfig:
     id (a record of an older pair, method or suite version: its run cannot be trained again here)."""
     from dataclasses import fields
 
+    if "checkpoint_of" in config:
+        raise ValueError(f"run {config.get('run_id')} evaluates run {config['checkpoint_of']}'s checkpoint: it has "
+                         f"no training of its own")
     names = {f.name for f in fields(RunConfig)} - {"hparams"}
     cfg = RunConfig(**{k: config[k] for k in names if k in config},
                     hparams=tuple(sorted((config.get("hparams") or {}).items())))

@@ -89,7 +89,7 @@ def guidance_analysis(data: StudyData, records: list[dict], out: Path, device: s
                 results[rec["run_id"]] = guidance_sweep_run(rec, run_dir, scales, device, workers, log)
             elif run_dir and (run_dir / "guidance.json").exists():
                 results[rec["run_id"]] = json.loads((run_dir / "guidance.json").read_text())
-        except FileNotFoundError as err:
+        except (FileNotFoundError, ValueError, RuntimeError) as err:  # no checkpoint, none to train again here
             notes.append(str(err))
     wall = time.time() - t0
     cells: Cells = {}

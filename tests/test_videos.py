@@ -32,6 +32,17 @@ def _page(board: Path) -> str:
     return write_leaderboard(load_records(board.parent / "runs"), board)["html"].read_text(encoding="utf-8")
 
 
+def test_a_run_committed_without_its_checkpoint_is_filmed_after_training_it_again(run_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    shutil.copytree(run_dir, runs / run_dir.name, ignore=shutil.ignore_patterns("checkpoint"))
+    assert main(["videos", str(runs), "--out", str(tmp_path / "media"), "--episodes", "1", "--quiet"]) == 2
+    assert "--train-missing" in capsys.readouterr().err
+    assert main(["videos", str(runs), "--out", str(tmp_path / "media"), "--episodes", "1", "--train-missing"]) == 0
+    assert "training it again" in capsys.readouterr().out
+    (gif,) = (tmp_path / "media").iterdir()
+    assert parse_video_name(gif.name)["matches"]  # the very episode of the record, from the retrained policy
+
+
 def test_video_is_the_records_episode_and_a_tampered_record_is_labelled(run_dir, tmp_path):
     runs, board = tmp_path / "runs", tmp_path / "board"
     shutil.copytree(run_dir, runs / run_dir.name)

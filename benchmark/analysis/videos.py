@@ -102,17 +102,20 @@ def _remove_videos_of(out_dir: Path, episode: dict[str, Any]) -> None:
             path.unlink()
 
 
-def _filmed_runs(runs_dir: Path) -> list[Path]:
-    """One finished run folder per (pair, method) with a simulator and a checkpoint: of the lowest seed, and
-    among its runs the largest gap magnitude's."""
+def _filmed_runs(runs_dir: Path, train_missing: bool) -> list[Path]:
+    """One finished trained run folder per (pair, method) with a simulator and a checkpoint (or, with
+    `train_missing`, without one: it is trained again): of the lowest seed, and among its runs the largest gap
+    magnitude's."""
     from tasks import BASE_TASKS, get_pair
 
     chosen: dict[tuple[str, str], tuple[tuple, Path]] = {}
     for config_path in sorted(runs_dir.glob("*/config.json")):
         run_dir = config_path.parent
-        if not (run_dir / "record.json").is_file() or not (run_dir / "checkpoint").exists():
+        if not (run_dir / "record.json").is_file() or not (train_missing or (run_dir / "checkpoint").exists()):
             continue
         config = read_json(config_path)
+        if "checkpoint_of" in config:  # an evaluation of another run's checkpoint: that run is filmed
+            continue
         if not BASE_TASKS[get_pair(config["pair"]).base_task].env_name:  # toy pairs: nothing to film
             continue
         rank = (int(config["seed"]), -float(config["magnitude"]), run_dir.name)
@@ -123,14 +126,27 @@ def _filmed_runs(runs_dir: Path) -> list[Path]:
 
 
 def board_videos(runs: str | Path, out_dir: str | Path, episodes: int = 2, fmt: str = "gif",
-                 device: str | None = None, log: Callable[[str], None] = lambda line: None) -> list[Path]:
-    """`record_videos` of one run folder, or of a runs folder's first seed of each (pair, method)."""
+                 device: str | None = None, log: Callable[[str], None] = lambda line: None,
+                 train_missing: bool = False) -> list[Path]:
+    """`record_videos` of one run folder, or of a runs folder's first seed of each (pair, method). With
+    `train_missing`, a run whose small files came without its checkpoint is trained again first
+    (`benchmark.harness.run.restore_checkpoint`: deterministic, checked against its record)."""
+    from benchmark.harness.run import config_of_record, restore_checkpoint
+
     runs = Path(runs)
     if (runs / "record.json").is_file():
-        return record_videos(runs, out_dir, episodes, fmt, device, log)
-    if not runs.is_dir():
+        run_dirs = [runs]
+    elif runs.is_dir():
+        run_dirs = _filmed_runs(runs, train_missing)
+    else:
         raise FileNotFoundError(f"{runs}: neither a run folder (record.json) nor a folder of run folders")
-    run_dirs = _filmed_runs(runs)
     if not run_dirs:
-        raise ValueError(f"{runs}: no finished run with a checkpoint and a simulator to film")
-    return [path for run_dir in run_dirs for path in record_videos(run_dir, out_dir, episodes, fmt, device, log)]
+        raise ValueError(f"{runs}: no finished run with a checkpoint and a simulator to film (--train-missing "
+                         f"trains a run committed without its checkpoint again)")
+    paths = []
+    for run_dir in run_dirs:
+        if not (run_dir / "checkpoint").exists() and train_missing:
+            log(f"run {run_dir.name}: no checkpoint here; training it again to film it")
+            restore_checkpoint(config_of_record(read_json(run_dir / "config.json")), run_dir.parent)
+        paths += record_videos(run_dir, out_dir, episodes, fmt, device, log)
+    return paths

@@ -34,7 +34,7 @@ def _videos(args: argparse.Namespace) -> None:
     from benchmark.analysis.videos import board_videos
 
     paths = board_videos(args.runs, args.out, episodes=args.episodes, fmt=args.format, device=args.device,
-                         log=silent_if(args.quiet))
+                         log=silent_if(args.quiet), train_missing=args.train_missing)
     print(f"wrote {len(paths)} video(s) to {args.out}")
 
 
@@ -103,6 +103,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="gif (plays in every browser) or mp4 (mp4v: smaller, not every browser plays it)")
     p.add_argument("--device", help="torch device to re-simulate on (default: the run's, else cpu)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--train-missing", action="store_true",
+                   help="train a run committed without its checkpoint again (deterministic) to film it")
     p.set_defaults(func=_videos)
 
     p = add_command(sub, "analyze", "correlate representation metrics with success across a sweep")

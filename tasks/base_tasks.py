@@ -87,6 +87,7 @@ def obs_layout(base_task: str) -> tuple[tuple[str, int], ...]:
 
 
 def pair_layout(pair: TaskPair) -> tuple[tuple[str, int], ...]:
-    """The flat low-dimensional observation layout of a pair's envs: its base task's (`obs_layout`), or the
-    robot's keys alone for a pair that observes proprioception only (`TaskPair.proprio_only`)."""
-    return ROBOT_KEYS if pair.proprio_only else obs_layout(pair.base_task)
+    """The flat low-dimensional observation layout of a pair's envs: its base task's (`obs_layout`), or for an
+    image pair the robot's keys alone (proprioception): with the object poses in it, a policy could ignore the
+    frames, and the visual gap with them."""
+    return ROBOT_KEYS if pair.obs == "image" else obs_layout(pair.base_task)

@@ -53,8 +53,6 @@ class TaskPair:
     n_target, n_source: the pair's default demo counts (N target, M source).
     image_size: side of the square camera frames of an image pair (obs="image"); a size other than
         IMAGE_SIZE is part of the pair's name (`lift/visual-48px`), so of its runs' ids.
-    proprio_only: the low-dimensional observation holds the robot's own keys only (`tasks.base_tasks.pair_layout`),
-        no object pose: an image pair's policy then sees the objects in its frames alone, so its visual gap is a gap.
     """
 
     name: str
@@ -68,7 +66,6 @@ class TaskPair:
     obs: str = "lowdim"
     tags: tuple[str, ...] = field(default_factory=tuple)
     image_size: int = IMAGE_SIZE
-    proprio_only: bool = False
 
     @property
     def states_magnitudes(self) -> bool:

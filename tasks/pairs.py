@@ -112,10 +112,10 @@ def build_factor_pair(base_task: str, factors: Iterable[GapFactor], written: str
                              f"{g.name} at the run's magnitude" for g in target) or "none (the source domain itself)"
     stated = (" Its magnitudes are stated (@): it runs at magnitude 1, or 0 for the no-gap control."
               if any(g.magnitude != 1.0 for g in target) else "")
-    image = "visual" in families  # observed as the registered image pairs are: frames and proprioception
+    image = "visual" in families  # frames and proprioception, as the registered image pairs
     return TaskPair(base_task + "".join(FACTOR_SEP + factor_token(g) for g in target), base_task,
                     target=Domain("target", target), version=task.version + (IMAGE_PAIR_VERSION if image else 0),
-                    n_target=n, n_source=m, obs="image" if image else "lowdim", proprio_only=image,
+                    n_target=n, n_source=m, obs="image" if image else "lowdim",
                     tags=tuple(families), description=f"{task.description} Target gap factors: {factors_text}.{stated}")
 
 

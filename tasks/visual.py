@@ -53,8 +53,8 @@ class ImageEnv(CotrainEnv):
     """A `CotrainEnv` that also observes camera images.
 
     Observation (gymnasium Dict, the same keys and shapes in both domains):
-    "lowdim": float32 (D,), the flat layout `self.layout` (the pair's: the robot's keys alone for a registered
-        image pair, `TaskPair.proprio_only`);
+    "lowdim": float32 (D,), the flat layout `self.layout` (an image pair's: the robot's keys alone,
+        `tasks.base_tasks.pair_layout`);
     "agentview": uint8 (S, S, 3) with S = pair.image_size, robosuite's agent-view camera, rows top to bottom;
     "wrist": the same from the eye-in-hand camera, only with `wrist=True`.
     cheap: render without shadows, reflections, skybox and multisampling (much faster on a CPU).
@@ -363,7 +363,7 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
     factors) for VISUAL_DYNAMICS_TASKS, all with image observations at IMAGE_SIZE, and each pair of
     SMALL_SIZES again at its smaller sizes (same factors, demo counts and version; the size is in the name).
     Their low-dimensional stand-ins are `<task>/sensing` and `<task>/sensing_dynamics`. The policy's
-    low-dimensional input is the robot's proprioception only (`TaskPair.proprio_only`): with the object poses
+    low-dimensional input is the robot's proprioception only (`tasks.base_tasks.pair_layout`): with the object poses
     in it, a policy could ignore the frames, and the visual gap with them. Experts still act on the privileged
     state.
     """
@@ -378,7 +378,7 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
                 pairs.append(TaskPair(
                     sized_name(f"{task}/{family}", size), task,
                     target=Domain("target", tuple(GapFactor(f) for f in factors)), n_target=n, n_source=m,
-                    obs="image", tags=tuple(family.split("_")), image_size=size, proprio_only=True,
+                    obs="image", tags=tuple(family.split("_")), image_size=size,
                     version=BASE_TASKS[task].version + IMAGE_PAIR_VERSION,
                     description=f"{BASE_TASKS[task].description} Images ({size}x{size} agent view) and the "
                                 f"robot's proprioception (no object pose). Target: "

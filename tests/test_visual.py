@@ -53,7 +53,7 @@ def test_image_pairs_see_the_objects_in_their_frames_alone():
     """A registered image pair's low-dimensional entry is the robot's proprioception, no object pose: a policy
     cannot act from the object's pose and ignore the frames, with the visual gap in them."""
     built = [get_pair("lift+object_color"), get_pair("stack+camera_pose@0.5+object_mass")]  # from factors too
-    assert all(p.obs == "image" and p.proprio_only and pair_layout(p) == ROBOT_KEYS
+    assert all(p.obs == "image" and pair_layout(p) == ROBOT_KEYS
                for p in [PAIRS[name] for name in IMAGE_PAIRS] + built)
     env = make_env("lift/visual-48px", "target", obs="image")
     try:

@@ -21,17 +21,18 @@ from benchmark.harness.gridspec import GridError
 from benchmark.harness.jobs import InProgressElsewhere, Item, is_done, run_item
 
 
-def status_lines(runs: list[Item], runs_dir: Path) -> list[str]:
-    """Per pair, each method's runs done out of its runs in `runs`, at magnitudes other than 1 as
-    `<method>@<magnitude>` (the no-gap controls `@0`), in grid order: `lift/sensing: target_only 5/20, cotrain
-    20/20, cotrain@0 5/5, source_only@0 5/5`."""
+def status_lines(runs: list[Item], todo: list[Item]) -> list[str]:
+    """Per pair, each method's runs done (those of `runs` not in `todo`) out of its runs, at magnitudes other than
+    1 as `<method>@<magnitude>` (the no-gap controls `@0`), in grid order: `lift/sensing: target_only 5/20,
+    cotrain 20/20, cotrain@0 5/5, source_only@0 5/5`."""
+    pending = {id(item) for item in todo}
     counts: dict[str, dict[str, list[int]]] = {}
     for item in runs:
         pair, method, magnitude = ((item.trained.pair, item.method, 0.0) if isinstance(item, NoGapEval)
                                    else (item.pair, item.method, item.magnitude))
         method += "" if magnitude == 1.0 else f"@{magnitude:g}"
         done_all = counts.setdefault(pair, {}).setdefault(method, [0, 0])
-        done_all[0] += is_done(item, runs_dir)
+        done_all[0] += id(item) not in pending
         done_all[1] += 1
     return [f"{pair}: " + ", ".join(f"{m} {d}/{n}" for m, (d, n) in methods.items())
             for pair, methods in counts.items()]
@@ -55,8 +56,9 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
     print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})"
           + (f"; steps pending for {', '.join(pending)}" if pending else ""))
     if dry_run:
+        pending = {id(item) for item in todo}
         for cfg in runs:
-            state = "done" if is_done(cfg, runs_dir) else "todo"
+            state = "todo" if id(cfg) in pending else "done"
             if isinstance(cfg, NoGapEval):
                 print(f"  {cfg.run_id()} {state:<4} {cfg.trained.pair} m=0 {cfg.method} seed={cfg.trained.seed} "
                       f"(evaluates {cfg.trained.run_id()})")
@@ -65,7 +67,7 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
             others = "".join(f" {k}={v}" for k, v in cfg.hparams if k != "w")  # set or varied hyperparameters
             print(f"  {cfg.run_id()} {state:<4} {cfg.pair} m={cfg.magnitude:g} {cfg.method} w={w} seed={cfg.seed} "
                   f"N={resolved.n_target} M={resolved.n_source}{others}")
-        for line in status_lines(runs, runs_dir):
+        for line in status_lines(runs, todo):
             print(line)
         return {}
     if executor not in ("local", "ray"):

@@ -4,10 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 IMAGE_SIZE = 84  # side of an image pair's camera frames unless the pair names another (`lift/visual-48px`)
+# The cameras every image pair observes: robosuite's agent view and the eye-in-hand camera (robomimic's image set).
+IMAGE_CAMERAS = ("agentview", "wrist")
 # Added to the base task's version for an image pair (registered or built from factors). 1: proprioception only in
 # the low-dimensional entry (under 0 the object poses were in it, and `lift/visual-48px`'s source policy kept 0.96
-# success in the target).
-IMAGE_PAIR_VERSION = 1
+# success in the target). 2: the wrist camera beside the agent view (under 1 the agent view alone showed Lift's cube
+# a few pixels wide at 48x48, and `lift/visual-48px`'s source policy succeeded as often with its frames frozen).
+IMAGE_PAIR_VERSION = 2
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .base_tasks import BASE_TASKS  # noqa: E402
-from .core import IMAGE_PAIR_VERSION, IMAGE_SIZE, Domain, GapFactor, TaskPair  # noqa: E402
+from .core import IMAGE_CAMERAS, IMAGE_PAIR_VERSION, IMAGE_SIZE, Domain, GapFactor, TaskPair  # noqa: E402
 from .env import CotrainEnv  # noqa: E402
 from .gaps import GapEffect  # noqa: E402
 from common.registry import Registry  # noqa: E402
@@ -56,18 +56,17 @@ class ImageEnv(CotrainEnv):
     "lowdim": float32 (D,), the flat layout `self.layout` (an image pair's: the robot's keys alone,
         `tasks.base_tasks.pair_layout`);
     "agentview": uint8 (S, S, 3) with S = pair.image_size, robosuite's agent-view camera, rows top to bottom;
-    "wrist": the same from the eye-in-hand camera, only with `wrist=True`.
+    "wrist": the same from the eye-in-hand camera (IMAGE_CAMERAS).
     cheap: render without shadows, reflections, skybox and multisampling (much faster on a CPU).
     """
 
     def __init__(self, pair: TaskPair, domain: str = "source", magnitude: float = 1.0, seed: int | None = None,
-                 wrist: bool = False, cheap: bool = True, render_mode: str | None = None):
+                 cheap: bool = True, render_mode: str | None = None):
         super().__init__(pair, domain, magnitude, seed, render_mode)
         size = pair.image_size
         self.renderer = make_renderer(self.sim.model._model, size, cheap)
-        self.cameras = {"agentview": AGENTVIEW}
-        if wrist:
-            self.cameras["wrist"] = f"{self.rs.robots[0].robot_model.naming_prefix}eye_in_hand"
+        names = {AGENTVIEW: AGENTVIEW, "wrist": f"{self.rs.robots[0].robot_model.naming_prefix}eye_in_hand"}
+        self.cameras = {key: names[key] for key in IMAGE_CAMERAS}
         self.scene_option = mujoco.MjvOption()
         self.scene_option.geomgroup[:] = GEOM_GROUPS
         image = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)

@@ -24,12 +24,13 @@ def scripted_rollouts(pair: str, domain: str, episodes: int, steps: int, seed: i
                 action[6] = 1.0 if t >= steps // 2 else -1.0
                 lowdim.append(flat)
                 if obs == "image":
-                    frames.append(observation["agentview"])
+                    frames.append({k: v for k, v in observation.items() if k != "lowdim"})
                 actions.append(action)
                 observation, *_ = env.step(action)
             data.obs.append(np.asarray(lowdim, np.float32))
             if obs == "image":
-                data.images.setdefault("agentview", []).append(np.asarray(frames))
+                for key in frames[0]:
+                    data.images.setdefault(key, []).append(np.asarray([f[key] for f in frames]))
             data.actions.append(np.asarray(actions, np.float32))
             data.rewards.append(np.zeros(steps, np.float32))
             data.episode_seeds.append(info["episode_seed"])

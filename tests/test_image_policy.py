@@ -12,6 +12,7 @@ from baselines import (METHODS, DiffusionPolicy, MixedSampler, PolicyConfig, loa
 from baselines.build import build_training
 from scripted import scripted_rollouts
 from common.dataset import Dataset
+from tasks.core import IMAGE_CAMERAS
 from tasks.dataset import load_dataset, write_dataset
 
 PAIR = "lift/visual"
@@ -36,10 +37,10 @@ def image_config(obs_dim: int, **kw) -> PolicyConfig:
 def test_windows_carry_frames_by_index(image_datasets):
     source, _ = image_datasets
     w = make_windows(source, 2, 8)
-    assert w.image_keys == ("agentview",) and len(w) == EPISODES * STEPS
+    assert w.image_keys == IMAGE_CAMERAS and len(w) == EPISODES * STEPS
     assert w.frames["agentview"].shape == (EPISODES * STEPS, 84, 84, 3)  # one copy of the frames, not per window
     obs = w.observations(np.array([0, STEPS + 3]))
-    assert set(obs) == {"lowdim", "agentview"} and obs["agentview"].dtype == np.uint8
+    assert set(obs) == {"lowdim", *IMAGE_CAMERAS} and obs["agentview"].dtype == np.uint8
     assert obs["lowdim"].shape == (2, 2, source.obs_dim) and obs["agentview"].shape == (2, 2, 84, 84, 3)
     frames = source.images["agentview"]
     np.testing.assert_array_equal(obs["agentview"][0], frames[0][[0, 0]])  # the first frame repeated at t = 0
@@ -47,7 +48,7 @@ def test_windows_carry_frames_by_index(image_datasets):
     np.testing.assert_array_equal(obs["lowdim"], w.obs[[0, STEPS + 3]])
     assert make_windows(source, 2, 8, image_keys=()).frames == {}
     with pytest.raises(ValueError, match="no images"):
-        make_windows(source, 2, 8, image_keys=("wrist",))
+        make_windows(source, 2, 8, image_keys=("overhead",))
     sampler = MixedSampler(w, make_windows(image_datasets[1], 2, 8), 6, 0.5, torch.Generator().manual_seed(0))
     src, tgt = sampler.next()
     assert src["obs"]["agentview"].shape == (3, 2, 84, 84, 3) and src["obs"]["agentview"].dtype == torch.uint8
@@ -131,7 +132,7 @@ def test_smoke_run_on_a_visual_pair(smoke_run):
     for key in ("align_wasserstein", "align_gw", "align_gw_shallow", "discern_mlp_cond", "raw_discern_mlp"):
         assert math.isfinite(record["metrics"][key]), key
     method = load_checkpoint(runs_dir / record["run_id"] / "checkpoint")
-    assert method.policy.config.image_keys == ("agentview",) and method.policy.config.image_backbone == "conv"
+    assert method.policy.config.image_keys == IMAGE_CAMERAS and method.policy.config.image_backbone == "conv"
 
 
 def test_image_policy_exports_to_a_bundle(smoke_run):
@@ -148,7 +149,8 @@ def test_image_policy_exports_to_a_bundle(smoke_run):
     reference = method.sample(obs, "target", noise=noise)
     for backend in ("onnx", "torch"):
         policy = load_bundle(bundle, backend, num_threads=1)
-        assert policy.image_keys == ("agentview",) and policy.spec["inputs"]["agentview"]["dtype"] == "uint8"
+        assert policy.image_keys == IMAGE_CAMERAS
+        assert all(policy.spec["inputs"][key]["dtype"] == "uint8" for key in IMAGE_CAMERAS)
         np.testing.assert_allclose(policy.act(obs, noise), reference, atol=1e-4)
         np.testing.assert_allclose(policy.act_chunk({k: v[1] for k, v in obs.items()}, noise[1]), reference[1],
                                    atol=1e-4)

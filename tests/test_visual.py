@@ -13,6 +13,7 @@ from common.dataset import Dataset
 from tasks.dataset import load_dataset, write_dataset
 from tasks.demos import generate_demos
 from tasks.base_tasks import ROBOT_KEYS, pair_layout
+from tasks.core import IMAGE_CAMERAS
 from tasks.visual import ImageEnv
 
 IMAGE_PAIRS = [name for name in PAIRS.names() if PAIRS[name].obs == "image"]
@@ -71,8 +72,9 @@ def test_image_pair_passes_env_checker(name):
         check_env(env, skip_render_check=True)
         obs, _ = env.reset(seed=SEED)
         size = PAIRS[name].image_size
-        assert set(obs) == {"lowdim", "agentview"} and obs["agentview"].shape == (size, size, 3)
-        assert obs["agentview"].dtype == np.uint8 and obs["lowdim"].shape == (sum(n for _, n in env.layout),)
+        assert set(obs) == {"lowdim", "agentview", "wrist"} and set(IMAGE_CAMERAS) == {"agentview", "wrist"}
+        assert all(obs[key].shape == (size, size, 3) and obs[key].dtype == np.uint8 for key in IMAGE_CAMERAS)
+        assert obs["lowdim"].shape == (sum(n for _, n in env.layout),)
     finally:
         env.close()
 
@@ -86,7 +88,7 @@ def test_visual_factor_changes_images_at_magnitude_one(factor, lift_source):
 
 def test_visual_factors_change_nothing_at_magnitude_zero(lift_source):
     target = first_frame(custom_pair("lift", VISUAL), "target", 0.0)
-    for key in ("lowdim", "agentview"):
+    for key in ("lowdim", *IMAGE_CAMERAS):
         np.testing.assert_array_equal(target[key], lift_source[key])
 
 
@@ -133,19 +135,19 @@ def test_same_seed_same_images_and_distractors_move_with_the_seed():
     assert changed_pixels(a, c) >= MIN_CHANGED
 
 
-def test_wrist_camera_option():
-    env = ImageEnv(custom_pair("lift", []), wrist=True)
-    try:
-        obs, _ = env.reset(seed=SEED)
-        assert env.observation_space.contains(obs) and obs["wrist"].shape == (84, 84, 3)
-        assert changed_pixels(obs["wrist"], obs["agentview"]) > 100
-    finally:
-        env.close()
+@pytest.mark.parametrize("factor", ["object_color", "table_texture", "light_color"])
+def test_the_wrist_camera_sees_its_own_view_and_the_scene_factors(factor, lift_source):
+    """The wrist frame is another view than the agent view, and the factors that change the scene (not the agent-view
+    camera) change it too: the gap reaches both cameras."""
+    assert changed_pixels(lift_source["wrist"], lift_source["agentview"]) > 100
+    target = first_frame(custom_pair("lift", [factor]), "target")
+    assert changed_pixels(target["wrist"], lift_source["wrist"]) >= MIN_CHANGED
 
 
 def test_image_demos_are_stored_chunked_compressed_and_load_back(tmp_path):
     path = generate_demos("lift/visual", "target", 1.0, 1, seed=0, out=tmp_path / "demos.hdf5", progress=False)
     data = load_dataset(path)
+    assert set(data.images) == set(IMAGE_CAMERAS)
     frames = data.images["agentview"][0]
     assert frames.dtype == np.uint8 and frames.shape == (len(data.obs[0]), 84, 84, 3)
     with h5py.File(path) as f:

@@ -63,7 +63,8 @@ def _calibrate(args: argparse.Namespace) -> None:
     from benchmark.harness.calibrate import Calibration, run_calibration, write_report
 
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in
-             (("ladder", args.ladder), ("seeds", args.seeds), ("episodes", args.episodes)) if v is not None}
+             (("ladder", args.ladder), ("seeds", args.seeds), ("episodes", args.episodes), ("methods", args.methods))
+             if v is not None}
     cal = Calibration(args.pair, profile=args.profile, **given)  # what is not given: the calibration's defaults
     runs_dir = Path(args.runs_dir)
     if not args.report_only:
@@ -108,6 +109,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ladder", type=int, nargs="+", help="step counts, each double the one before (default 500-8000)")
     p.add_argument("--seeds", type=int, nargs="+", help="run seeds (default 0 1 2)")
     p.add_argument("--episodes", type=int, help="validation episodes per run and domain (default 50)")
+    p.add_argument("--methods", nargs="+", help="the methods to curve (default: target_only source_only cotrain)")
     add_profile_option(p, help="profile of every run (its steps replaced by the ladder's)")
     p.add_argument("--out", help="report folder (default results/calibration/<pair>)")
     p.add_argument("--report-only", action="store_true", help="write the report from finished runs only")

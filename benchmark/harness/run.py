@@ -77,12 +77,12 @@ class PairHooks:
         from baselines.vision import crop_for
         from tasks import get_pair
         from tasks.base_tasks import pair_layout
-        from tasks.visual import AGENTVIEW
+        from tasks.core import IMAGE_CAMERAS
 
         pair = get_pair(cfg.pair)
-        # image pairs: the conv image encoder, z_dim features per frame (z = image features + low-dim z), the crop
+        # image pairs: a conv image encoder per camera, z_dim features per frame (z = image features + low-dim z), the crop
         # the same fraction of every frame size
-        image = dict(image_keys=(AGENTVIEW,), image_feat_dim=cfg.size.z_dim,
+        image = dict(image_keys=IMAGE_CAMERAS, image_feat_dim=cfg.size.z_dim,
                      crop=crop_for(pair.image_size)) if pair.obs == "image" else {}
         return PolicyConfig(obs_dim=sum(n for _, n in pair_layout(pair)), action_dim=7,
                             network=cfg.network, width=width, depth=depth, z_dim=cfg.size.z_dim, **image)

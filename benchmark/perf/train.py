@@ -176,20 +176,20 @@ def ddim_ms(network: str, width: int, guidance: float | None, repeats: int) -> f
 
 def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size: int | None = None) -> float:
     """Samples/s of one plain denoising-loss update (forward, backward, Adam) of the default MLP policy,
-    low-dimensional or with an agent-view camera of `image_size` (None: 84) square frames (the `conv` image
-    encoder, cropped as the harness crops that size), at `batch`."""
+    low-dimensional or with an image pair's cameras (IMAGE_CAMERAS) of `image_size` (None: 84) square frames (a
+    `conv` image encoder each, cropped as the harness crops that size), at `batch`."""
     from baselines.vision import crop_for
-    from tasks.core import IMAGE_SIZE
+    from tasks.core import IMAGE_CAMERAS, IMAGE_SIZE
 
     size = image_size or IMAGE_SIZE
-    image_cfg = dict(image_keys=("agentview",), crop=crop_for(size)) if image else {}
+    image_cfg = dict(image_keys=IMAGE_CAMERAS, crop=crop_for(size)) if image else {}
     config = PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, **image_cfg)
     data = _windows(batch, 0)
     policy = build_policy(config, data.obs, data.action, seed=0)
     obs = torch.from_numpy(data.obs)
     if image:
-        frames = torch.randint(0, 256, (batch, config.n_obs_steps, size, size, 3), dtype=torch.uint8)
-        obs = {LOWDIM: obs, "agentview": frames}
+        obs = {LOWDIM: obs, **{key: torch.randint(0, 256, (batch, config.n_obs_steps, size, size, 3), dtype=torch.uint8)
+                               for key in IMAGE_CAMERAS}}
     minibatch = {"obs": obs, "action": torch.from_numpy(data.action)}
     opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
 

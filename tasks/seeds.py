@@ -10,6 +10,9 @@ STREAMS = ("source_demos", "target_demos", "replay", "validation", "test")
 SPAN = 100_000
 MAX_RUN_SEED = 1000
 STREAM_BASE = {name: (i + 1) * SPAN * MAX_RUN_SEED for i, name in enumerate(STREAMS)}
+# The start state whose frames an evaluation with frozen frames shows a policy throughout
+# (`benchmark.harness.evaluate.EvalSpec.frozen_frames`): past every stream, so no run starts there.
+FROZEN_FRAME_SEED = (len(STREAMS) + 1) * SPAN * MAX_RUN_SEED
 
 
 def episode_seeds(stream: str, run_seed: int, count: int) -> list[int]:

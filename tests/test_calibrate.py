@@ -52,6 +52,23 @@ def test_curves_use_validation_states_and_measure_source_only_in_both_domains(ca
     assert text.count("| source_only |") == 2 and "Chosen training length" in text
 
 
+def test_the_report_states_the_command_that_runs_its_calibration(calibrated, tmp_path):
+    """The command in the report, parsed by the CLI, is the calibration it reports (non-default options included)."""
+    import shlex
+
+    from benchmark.cli import build_parser
+    from benchmark.harness.calibrate import command
+
+    cal, runs_dir = calibrated
+    line = command(cal, runs_dir)
+    assert line in write_report(cal, runs_dir, tmp_path / "report").read_text()
+    args = build_parser().parse_args(shlex.split(line)[1:])
+    assert Calibration(args.pair, ladder=tuple(args.ladder), seeds=tuple(args.seeds), episodes=args.episodes,
+                       methods=tuple(args.methods), profile=args.profile) == cal
+    assert args.runs_dir == str(runs_dir)
+    assert command(Calibration(PAIR), runs_dir) == f"cotrain calibrate {PAIR} --runs-dir {runs_dir}"
+
+
 def test_the_chosen_length_is_the_first_doubling_that_gains_nothing_resolved():
     ladder = (500, 1000, 2000, 4000)
     rising = {"gain": 0.2, "lo": 0.05, "hi": 0.3}
@@ -77,8 +94,9 @@ def test_a_bad_calibration_is_refused_naming_the_input(bad):
 def test_the_leaderboard_criteria_are_read_at_the_chosen_length_and_a_stale_calibration_says_so(tmp_path, monkeypatch):
     import benchmark.harness.calibrate as C
 
-    def row(steps, success, source=None):
-        return {"steps": steps, "seeds": 3, "success": success, **({"source_success": source} if source else {})}
+    def row(steps, success, source=None, frozen=None):
+        return {"steps": steps, "seeds": 3, "success": success, **({"source_success": source} if source else {}),
+                **({"frozen_success": frozen} if frozen else {})}
 
     data = {"steps": 2000, "profile": "quick", "n_target": 10, "n_source": 100, "methods": {
         "target_only": {"curve": [row(1000, 0.9), row(2000, 0.35)]},
@@ -86,6 +104,12 @@ def test_the_leaderboard_criteria_are_read_at_the_chosen_length_and_a_stale_cali
     text = "\n".join(C.facts(data))
     assert "target_only 0.35 in the target: meets [0.2, 0.7]" in text  # read at 2000 steps, not 1000
     assert "a drop of 0.05: misses >= 0.15" in text and "M/N = 10: meets" in text
+    assert "reads its frames" not in text  # a low-dimensional pair has no frames to freeze
+    data["methods"]["source_only"]["curve"] = [row(2000, 0.4, 0.42, 0.41)]  # an image policy blind to its frames
+    assert "source_only reads its frames: 0.41 in the source with them frozen against 0.42, a drop of 0.01: " \
+           "misses >= 0.15" in "\n".join(C.facts(data))
+    data["methods"]["source_only"]["curve"] = [row(2000, 0.4, 0.9, 0.3)]
+    assert "a drop of 0.60: meets >= 0.15" in "\n".join(C.facts(data))
     monkeypatch.setattr(C, "REPORTS", tmp_path)
     assert C.committed_facts("lift/sensing") is None
     (tmp_path / "lift_sensing").mkdir()

@@ -135,6 +135,42 @@ def test_smoke_run_on_a_visual_pair(smoke_run):
     assert method.policy.config.image_keys == IMAGE_CAMERAS and method.policy.config.image_backbone == "conv"
 
 
+def test_frozen_frames_give_the_policy_one_start_states_frames_throughout(smoke_run):
+    """With `frozen_frames`, every frame the policy is given is the one of FROZEN_FRAME_SEED's start state in the
+    evaluated domain, while its proprioception moves; without, its frames follow the scene."""
+    import benchmark.harness.evaluate as E
+    from tasks import make_env
+    from tasks.seeds import FROZEN_FRAME_SEED, episode_seeds
+
+    runs_dir, record = smoke_run
+    env = make_env(PAIR, "target", obs="image")
+    reference = env.reset(seed=FROZEN_FRAME_SEED)[0]
+    env.close()
+    seen = []
+    for frozen in (True, False):
+        spec = E.EvalSpec(str(runs_dir / record["run_id"] / "checkpoint"), PAIR, "target", 1.0, frozen_frames=frozen)
+        method, _ = E._load(spec)
+        sample = method.sample
+        method.sample = lambda obs, *a, **kw: (seen.append((frozen, obs)), sample(obs, *a, **kw))[1]  # a spy
+        try:
+            episodes = E.evaluate(spec, episode_seeds("validation", 0, 2), progress=False)
+        finally:
+            method.sample = sample
+            E._close_envs()
+            E._WORKER.clear()
+        assert len(episodes) == 2
+    frozen_obs = [obs for frozen, obs in seen if frozen]
+    assert len(frozen_obs) >= 2 and any(not frozen for frozen, _ in seen)
+    for obs in frozen_obs:
+        for key in IMAGE_CAMERAS:
+            assert (obs[key][:2] == reference[key]).all(), key  # rows 2.. pad the batch
+    assert not np.array_equal(frozen_obs[0]["lowdim"][0, -1], frozen_obs[-1]["lowdim"][0, -1])
+    live = [obs for frozen, obs in seen if not frozen]
+    assert not all((obs["agentview"][:2] == reference["agentview"]).all() for obs in live)
+    with pytest.raises(ValueError, match="no camera frames"):
+        E.frozen_frames(E.EvalSpec("unused", "lift/sensing", "source", 1.0, frozen_frames=True))
+
+
 def test_image_policy_exports_to_a_bundle(smoke_run):
     from benchmark.deploy.export import export_bundle
     from cotrain_robot.bundle import load_bundle

@@ -3,7 +3,9 @@
 `cotrain calibrate PAIR` trains `target_only`, `source_only` and `cotrain` (its default w) for each seed to
 every step count of a doubling ladder (500, 1000, ... by default) and evaluates each on the run seed's
 *validation* start states, never its test ones: the target domain for every method, and the source domain
-too for `source_only` (its drop in the target is measured against its own source success). A longer run of
+too for `source_only` (its drop in the target is measured against its own source success; on an image pair also
+in the source with its frames frozen, `EvalSpec.frozen_frames`: a visual gap shows only in a policy that reads its
+frames). A longer run of
 the ladder starts from the shorter run's final checkpoint, which is the same training (the optimizer, EMA,
 sampler and noise streams are all in the checkpoint, and no schedule depends on the total length), so the
 ladder costs one run of its longest length.
@@ -32,10 +34,12 @@ LADDER = (500, 1000, 2000, 4000, 8000)
 SEEDS = (0, 1, 2)
 EPISODES = 50  # validation episodes per run and domain
 SOURCE_EVAL = "source_eval.json"  # source_only's success in the source, beside its record
+FROZEN_EVAL = "frozen_eval.json"  # an image pair's source_only in the source with its frames frozen, beside it too
 REPORTS = Path(__file__).resolve().parents[2] / "results" / "calibration"  # the committed calibrations
 # What a leaderboard pair must show converged (at its chosen length): target_only with room both ways,
 # source_only losing this much in the target against its own source success, and M/N at least this.
 TARGET_ONLY_RANGE, MIN_SOURCE_DROP, MIN_SOURCE_RATIO = (0.2, 0.7), 0.15, 10
+MIN_FRAME_DROP = 0.15  # an image pair's source_only loses at least this in the source with its frames frozen
 
 
 @dataclass(frozen=True)
@@ -86,9 +90,26 @@ def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any
     return read_json(path)
 
 
+def _frozen_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
+    """An image pair's `source_only` in the source with its frames frozen, on the same validation start states
+    (cached beside its record): what it achieves without reading its frames."""
+    from benchmark.harness.evaluate import EvalSpec, evaluate, summarize
+    from tasks.seeds import episode_seeds
+
+    path = run_dir / FROZEN_EVAL
+    if not path.exists():
+        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, "source", cfg.magnitude, backend=cfg.backend,
+                        device=cfg.device, frozen_frames=True)
+        seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
+        write_json(path, summarize(evaluate(spec, seeds, workers=cfg.workers, progress=progress)))
+    return read_json(path)
+
+
 def run_calibration(cal: Calibration, runs_dir: Path, workers: int = 1, progress: bool = True,
                     log=print) -> None:
     """Run every chain (method, seed) up the ladder; finished runs are read back, never redone."""
+    from tasks import get_pair
+
     for method in cal.methods:
         for seed in cal.seeds:
             previous: Path | None = None
@@ -100,6 +121,8 @@ def run_calibration(cal: Calibration, runs_dir: Path, workers: int = 1, progress
                 record = execute_run(replace(cfg, workers=workers), runs_dir, progress)
                 if method == "source_only":
                     _source_eval(cfg, run_dir, progress)
+                    if get_pair(cal.pair).obs == "image":
+                        _frozen_eval(cfg, run_dir, progress)
                 log(f"{cal.pair} {method} seed {seed} {steps} steps: validation success "
                     f"{record['eval']['target']['success_rate']:.2f}")
                 previous = run_dir
@@ -114,7 +137,7 @@ def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
         outcomes: dict[int, dict[int, np.ndarray]] = {}
         for steps in cal.ladder:
             per_seed = {}
-            source = []
+            source, frozen = [], []
             for seed in cal.seeds:
                 run_dir = runs_dir / cal.run(method, seed, steps).run_id()
                 if not (run_dir / "done").exists():
@@ -123,6 +146,8 @@ def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
                 per_seed[seed] = np.array([float(e["success"]) for e in episodes])
                 if (run_dir / SOURCE_EVAL).exists():
                     source.append(read_json(run_dir / SOURCE_EVAL)["success_rate"])
+                if (run_dir / FROZEN_EVAL).exists():
+                    frozen.append(read_json(run_dir / FROZEN_EVAL)["success_rate"])
             outcomes[steps] = per_seed
             if not per_seed:
                 rows.append({"steps": steps, "seeds": 0})
@@ -131,7 +156,8 @@ def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
             n = int(sum(v.size for v in per_seed.values()))
             rows.append({"steps": steps, "seeds": len(per_seed), "success": k / n, "ci95": wilson_interval(k, n),
                          "per_seed": {s: float(v.mean()) for s, v in per_seed.items()},
-                         **({"source_success": float(np.mean(source))} if source else {})})
+                         **({"source_success": float(np.mean(source))} if source else {}),
+                         **({"frozen_success": float(np.mean(frozen))} if frozen else {})})
         gains = []
         for short, long in zip(cal.ladder, cal.ladder[1:]):
             if set(outcomes[short]) & set(outcomes[long]):
@@ -170,6 +196,12 @@ def facts(data: dict[str, Any]) -> list[str]:
         lines.append(f"source_only {row['success']:.2f} in the target against {row['source_success']:.2f} in the "
                      f"source, a drop of {drop:.2f}: {'meets' if drop >= MIN_SOURCE_DROP else 'misses'} "
                      f">= {MIN_SOURCE_DROP}")
+    if "source_only" in at and {"source_success", "frozen_success"} <= set(at["source_only"]):
+        row = at["source_only"]
+        drop = row["source_success"] - row["frozen_success"]
+        lines.append(f"source_only reads its frames: {row['frozen_success']:.2f} in the source with them frozen "
+                     f"against {row['source_success']:.2f}, a drop of {drop:.2f}: "
+                     f"{'meets' if drop >= MIN_FRAME_DROP else 'misses'} >= {MIN_FRAME_DROP}")
     if "cotrain" in at:
         lines.append(f"cotrain {at['cotrain']['success']:.2f} in the target")
     ratio = data["n_source"] / data["n_target"]
@@ -218,16 +250,27 @@ def _gain_text(gain: dict[str, Any]) -> str:
     return f"{gain['gain']:+.3f} [{gain['lo']:+.3f}, {gain['hi']:+.3f}]"
 
 
+def command(cal: Calibration, runs_dir: Path) -> str:
+    """The `cotrain calibrate` command line that runs `cal` (its options where they differ from the defaults)."""
+    given = [(flag, value) for flag, value, default in (
+        ("--ladder", cal.ladder, LADDER), ("--seeds", cal.seeds, SEEDS), ("--episodes", (cal.episodes,), (EPISODES,)),
+        ("--methods", cal.methods, CURVE_METHODS)) if tuple(value) != tuple(default)]
+    profile = [] if cal.profile == Calibration.profile else [f"--profile {cal.profile}"]
+    return " ".join([f"cotrain calibrate {cal.pair}", *(f"{flag} {' '.join(map(str, v))}" for flag, v in given),
+                     *profile, f"--runs-dir {_shown(runs_dir)}"])
+
+
 def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
     """`curves.json` and `README.md` (the curves as a table, the chosen length, the command)."""
     data = curves(cal, runs_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "curves.json", data)
     lines = [f"# Calibration of `{cal.pair}` (validation start states)", "",
-             f"Command: `cotrain calibrate {cal.pair} --runs-dir {_shown(runs_dir)}` ({cal.profile} profile except its "
+             f"Command: `{command(cal, runs_dir)}` ({cal.profile} profile except its "
              f"steps; seeds {', '.join(map(str, cal.seeds))}; {cal.episodes} validation episodes per run and domain).",
              "Success in the target, pooled over seeds, with its 95% Wilson interval; `source_only` also in the "
-             "source. Gain: paired difference to the next doubling (two-level bootstrap over seeds, then episodes).",
+             "source (on an image pair also with its frames frozen). Gain: paired difference to the next doubling "
+             "(two-level bootstrap over seeds, then episodes).",
              "", "| method | steps | seeds | success [95%] | source | gain to 2× [95%] |",
              "| --- | --- | --- | --- | --- | --- |"]
     for method, info in data["methods"].items():
@@ -239,7 +282,8 @@ def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
             lo, hi = row["ci95"]
             g = gains.get(row["steps"])
             lines.append(f"| {method} | {row['steps']} | {row['seeds']} | {row['success']:.3f} [{lo:.3f}, {hi:.3f}] | "
-                         + (f"{row['source_success']:.3f}" if "source_success" in row else "—") + " | "
+                         + (f"{row['source_success']:.3f}" if "source_success" in row else "—")
+                         + (f" (frames frozen {row['frozen_success']:.3f})" if "frozen_success" in row else "") + " | "
                          + (_gain_text(g) if g else "—") + " |")
     lines += ["", "Converged (first step count whose doubling gains nothing resolved): " + ", ".join(
         f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),

@@ -5,6 +5,11 @@ the seed, the sampling noise of its k-th action chunk comes from a generator see
 (seed, k), and inference runs on a fixed batch shape (`EVAL_BATCH` rows, padded) with one
 thread, so an episode's actions do not depend on which episodes share its batch or how many
 workers there are.
+
+`EvalSpec.frozen_frames` asks whether an image policy reads its frames: every camera frame it is given is
+the one of a fixed start state of the same domain (`tasks.seeds.FROZEN_FRAME_SEED`), so it acts on its
+proprioception and the domain's look alone; a policy that succeeds as often so is blind to where the objects are, and a visual
+gap cannot show in its success.
 """
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ _WORKER: dict[str, Any] = {}  # this process's loaded policy and built envs, reu
 @dataclass(frozen=True)
 class EvalSpec:
     """What to evaluate: a checkpoint in one domain of a pair; `render`: also return each episode's frames
-    (`"frames"`: the env's `render()` after the reset and after every step; the simulation is only read)."""
+    (`"frames"`: the env's `render()` after the reset and after every step; the simulation is only read);
+    `frozen_frames` (image pairs): the policy is given the frames of one fixed start state throughout."""
 
     checkpoint: str
     pair: str
@@ -35,6 +41,7 @@ class EvalSpec:
     device: str = "cpu"
     guidance: float | None = None
     render: bool = False
+    frozen_frames: bool = False
 
 
 def _worker_init() -> None:
@@ -58,7 +65,32 @@ def _load(spec: EvalSpec) -> tuple[Any, list]:
         _WORKER["make_env"] = lambda: make_env(spec.pair, spec.domain, spec.magnitude, obs=obs, backend=spec.backend,
                                                render_mode=render_mode)
         _WORKER["env_key"], _WORKER["envs"] = env_key, []
+        _WORKER["frozen"] = None
+    if spec.frozen_frames and _WORKER["frozen"] is None:
+        _WORKER["frozen"] = frozen_frames(spec)
     return _WORKER["method"], _WORKER["envs"]
+
+
+def frozen_frames(spec: EvalSpec) -> dict[str, np.ndarray]:
+    """The camera frames of start state `tasks.seeds.FROZEN_FRAME_SEED` in `spec`'s domain (what an evaluation
+    with `frozen_frames` gives the policy)."""
+    from tasks import get_pair, make_env
+    from tasks.seeds import FROZEN_FRAME_SEED
+
+    if get_pair(spec.pair).obs != "image":
+        raise ValueError(f"frozen_frames: pair {spec.pair!r} has no camera frames (its observations are "
+                         f"{get_pair(spec.pair).obs!r})")
+    env = make_env(spec.pair, spec.domain, spec.magnitude, obs="image", backend=spec.backend)
+    try:
+        obs, _ = env.reset(seed=FROZEN_FRAME_SEED)
+    finally:
+        env.close()
+    return {key: frame for key, frame in obs.items() if key != "lowdim"}
+
+
+def _seen(obs, frozen: dict[str, np.ndarray] | None):
+    """The observation the policy is given: `obs`, its camera frames replaced by `frozen` where given."""
+    return obs if frozen is None else {**obs, **frozen}
 
 
 def _close_envs() -> None:
@@ -98,8 +130,10 @@ def _run_batch(spec: EvalSpec, seeds: list[int]) -> list[dict[str, Any]]:
     cfg = method.policy.config
     histories, results, chunks = [], [None] * len(seeds), [0] * len(seeds)
     frames: list[list[np.ndarray]] = [[] for _ in seeds]
+    frozen = _WORKER["frozen"] if spec.frozen_frames else None
     for env, seed, episode_frames in zip(envs, seeds, frames):
         obs, _ = env.reset(seed=seed)
+        obs = _seen(obs, frozen)
         histories.append(deque([obs] * cfg.n_obs_steps, maxlen=cfg.n_obs_steps))
         if spec.render:
             episode_frames.append(env.render())
@@ -116,7 +150,7 @@ def _run_batch(spec: EvalSpec, seeds: list[int]) -> list[dict[str, Any]]:
             env = envs[i]
             for action in actions[i, : cfg.n_action_steps]:
                 ob, _, terminated, truncated, info = env.step(action)
-                histories[i].append(ob)
+                histories[i].append(_seen(ob, frozen))
                 if spec.render:
                     frames[i].append(env.render())
                 if terminated or truncated:

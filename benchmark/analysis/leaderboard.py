@@ -60,11 +60,15 @@ RESOLUTION_COLUMNS = CELL + ["seeds", "episodes", "comparisons", "widest", "se",
 # trained run, evaluation workers
 _NOT_CONTROL = ("magnitude", "run_id", "checkpoint_of", "workers")
 ACROSS_COLUMNS = ["magnitude", "method", "w", "pairs", "runs", "iqm", "iqm_lo", "iqm_hi"]
+W_DIGITS = 9  # a mixing ratio to this many decimals: the default w of equal N:M, computed from other N and M,
+# differs in its last bits (0.14778764659655855 on lift/dynamics, ...58 on stack/dynamics), and is one ratio
+
+
 def _key(rec: dict) -> tuple:
     c = rec["config"]
     w = c.get("w")
     return (c["pair"], float(c["magnitude"]), int(c["n_target"]), int(c["n_source"]), c["method"],
-            None if w is None else float(w))
+            None if w is None else round(float(w), W_DIGITS))
 
 
 def _rate(rec: dict) -> float:

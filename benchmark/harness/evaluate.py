@@ -8,8 +8,8 @@ workers there are.
 
 `EvalSpec.frozen_frames` asks whether an image policy reads its frames: every camera frame it is given is
 the one of a fixed start state of the same domain (`tasks.seeds.FROZEN_FRAME_SEED`), so it acts on its
-proprioception and the domain's look alone; a policy that succeeds as often so is blind to where the objects are, and a visual
-gap cannot show in its success.
+proprioception and the domain's look alone. A policy that succeeds as often so is blind to where the objects
+are, and a visual gap cannot show in its success.
 """
 from __future__ import annotations
 

@@ -80,8 +80,8 @@ class PairHooks:
         from tasks.core import IMAGE_CAMERAS
 
         pair = get_pair(cfg.pair)
-        # image pairs: a conv image encoder per camera, z_dim features per frame (z = image features + low-dim z), the crop
-        # the same fraction of every frame size
+        # image pairs: a conv image encoder per camera, z_dim features per frame (z = image features + low-dim z),
+        # the crop the same fraction of every frame size
         image = dict(image_keys=IMAGE_CAMERAS, image_feat_dim=cfg.size.z_dim,
                      crop=crop_for(pair.image_size)) if pair.obs == "image" else {}
         return PolicyConfig(obs_dim=sum(n for _, n in pair_layout(pair)), action_dim=7,

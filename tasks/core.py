@@ -8,8 +8,8 @@ IMAGE_SIZE = 84  # side of an image pair's camera frames unless the pair names a
 IMAGE_CAMERAS = ("agentview", "wrist")
 # Added to the base task's version for an image pair (registered or built from factors). 1: proprioception only in
 # the low-dimensional entry (under 0 the object poses were in it, and `lift/visual-48px`'s source policy kept 0.96
-# success in the target). 2: the wrist camera beside the agent view (under 1 the agent view alone showed Lift's cube
-# a few pixels wide at 48x48, and `lift/visual-48px`'s source policy succeeded as often with its frames frozen).
+# success in the target). 2: the wrist camera beside the agent view (robomimic's image set; the agent view shows
+# Lift's cube a few pixels wide at 48x48).
 IMAGE_PAIR_VERSION = 2
 
 

@@ -7,8 +7,8 @@ frame features are concatenated in time order. Backbones, both in plain torch wi
 (no batch statistics, so source and target batches never mix through normalization):
 `conv` (default, small, CPU-sized) and `resnet18` (ResNet-18 trained from scratch, as
 diffusion_policy does, for GPUs). With `crop`, training takes one random crop per sample (the
-same for its T frames) and evaluation the centre crop: 76 of 84 pixels, the same fraction of a smaller
-frame (`crop_for`). Spatial-softmax pooling takes any feature-map size, so the encoder and its
+same for its T frames) and evaluation the centre crop (76 of 84 pixels by default, robomimic's; the harness's
+image policies see whole frames). Spatial-softmax pooling takes any feature-map size, so the encoder and its
 parameters are the same at every frame size.
 """
 from __future__ import annotations
@@ -24,13 +24,7 @@ def images_to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(frames)).movedim(-1, -3)
 
 
-DEFAULT_CROP, DEFAULT_FRAME = 76, 84  # the crop side for 84x84 frames (robomimic's ratio)
-
-
-def crop_for(frame_size: int) -> int:
-    """The crop side for (frame_size x frame_size) frames: DEFAULT_CROP / DEFAULT_FRAME of it, rounded (84 -> 76,
-    64 -> 58, 48 -> 43)."""
-    return round(frame_size * DEFAULT_CROP / DEFAULT_FRAME)
+DEFAULT_CROP = 76  # the crop side for 84x84 frames (robomimic's)
 
 
 def _norm(channels: int) -> nn.GroupNorm:
@@ -39,7 +33,7 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 class SmallConv(nn.Sequential):
     """3x3 convolutions with GroupNorm and ReLU: 76x76 -> 64 x 10 x 10 by default (about 12 M MACs a frame);
-    58x58 -> 64 x 8 x 8, 43x43 -> 64 x 6 x 6."""
+    48x48 -> 64 x 6 x 6."""
 
     def __init__(self, channels: tuple[int, ...] = (32, 64, 64), strides: tuple[int, ...] = (2, 2, 2)):
         layers, c_in = [], 3
@@ -69,7 +63,7 @@ class BasicBlock(nn.Module):
 
 class ResNet18GN(nn.Sequential):
     """ResNet-18 without its pooling and classifier, GroupNorm in place of BatchNorm: 76x76 -> 512 x 3 x 3,
-    58x58 and 43x43 -> 512 x 2 x 2."""
+    48x48 -> 512 x 2 x 2."""
 
     def __init__(self):
         layers: list[nn.Module] = [nn.Conv2d(3, 64, 7, 2, 3, bias=False), _norm(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from baselines import PolicyConfig
-from baselines.vision import BACKBONES, ImageEncoder, crop_for, images_to_tensor
+from baselines.vision import BACKBONES, ImageEncoder, images_to_tensor
 from benchmark.analysis.metrics import raw_discernibility
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import _raw_features, paired_replay, pair_hooks
@@ -46,7 +46,7 @@ def test_a_sized_pair_is_its_base_pair_at_another_frame_size():
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_a_sized_pair_renders_and_crops_at_its_size(size):
+def test_a_sized_pair_renders_at_its_size_and_its_policy_sees_whole_frames(size):
     name = sized_name(BASE, size)
     env = make_env(name, "target", obs="image")
     try:
@@ -55,8 +55,7 @@ def test_a_sized_pair_renders_and_crops_at_its_size(size):
     finally:
         env.close()
     policy = pair_hooks(name).policy_config(RunConfig(name, profile="smoke"), 32, 1)
-    assert policy.crop == crop_for(size) < size
-    assert pair_hooks(BASE).policy_config(RunConfig(BASE, profile="smoke"), 32, 1).crop == PolicyConfig.crop
+    assert policy.crop is None  # the harness's image policies see whole frames, at every size
     frames = images_to_tensor(np.repeat(obs[AGENTVIEW][None, None], 2, 1).repeat(3, 0))  # (3, 2, 3, size, size)
     for backbone in BACKBONES:
         encoder = ImageEncoder(n_frames=2, frame_dim=8, backbone=backbone, crop=policy.crop)
@@ -107,4 +106,4 @@ def test_smoke_run_renders_demos_evaluation_and_replay_at_the_pair_size(tmp_path
     assert record["eval"]["target"]["n"] == 2 and math.isfinite(record["metrics"]["raw_discern_mlp"])
     for path in (tmp_path / "_demos").glob("*.hdf5"):
         assert all(f.shape[1:] == (size, size, 3) for f in load_dataset(path).images[AGENTVIEW]), path
-    assert load_checkpoint(tmp_path / record["run_id"] / "checkpoint").policy.config.crop == crop_for(size)
+    assert load_checkpoint(tmp_path / record["run_id"] / "checkpoint").policy.config.crop is None

@@ -74,16 +74,15 @@ class PairHooks:
     def policy_config(self, cfg: RunConfig, width: int, depth: int) -> PolicyConfig:
         """The run's policy (`baselines.PolicyConfig`); the builder sets its domain embedding and obs noise."""
         from baselines import PolicyConfig
-        from baselines.vision import crop_for
         from tasks import get_pair
         from tasks.base_tasks import pair_layout
         from tasks.core import IMAGE_CAMERAS
 
         pair = get_pair(cfg.pair)
         # image pairs: a conv image encoder per camera, z_dim features per frame (z = image features + low-dim z),
-        # the crop the same fraction of every frame size
-        image = dict(image_keys=IMAGE_CAMERAS, image_feat_dim=cfg.size.z_dim,
-                     crop=crop_for(pair.image_size)) if pair.obs == "image" else {}
+        # whole frames: no random crop (its jitter exceeds the displacement of Lift's cube in the agent view, and
+        # with it `lift/visual-48px`'s source policy read its frames only from about 3000 steps; without, by 750)
+        image = dict(image_keys=IMAGE_CAMERAS, image_feat_dim=cfg.size.z_dim, crop=None) if pair.obs == "image" else {}
         return PolicyConfig(obs_dim=sum(n for _, n in pair_layout(pair)), action_dim=7,
                             network=cfg.network, width=width, depth=depth, z_dim=cfg.size.z_dim, **image)
 

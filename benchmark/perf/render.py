@@ -6,7 +6,7 @@
 The compared measurements of one table row run in alternating chunks, so that load drifts on a shared
 machine hit both alike: read the ratios. `--size-table` prints instead what the frame size costs: ms per
 cheap agent-view frame of `lift/visual`'s target domain, and samples/s of the image policy's loss update
-(`benchmark.perf.train.loss_step_rate`, crop `baselines.vision.crop_for(size)`, one torch thread), each
+(`benchmark.perf.train.loss_step_rate`, whole frames of both cameras, one torch thread), each
 with its ratio to the first size.
 """
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from baselines.vision import crop_for
 from benchmark.perf.rollout import smooth_actions
 from benchmark.perf.train import IMAGE_BATCH, loss_step_rate
 from tasks import PAIRS, custom_pair, make_env
@@ -102,10 +101,10 @@ def print_size_table(sizes: list[int], frames: int, steps: int, rounds: int) -> 
     ms, rates = frame_ms(SIZE_PAIR, sizes, frames), train_rates(sizes, steps, rounds)
     print(f"{SIZE_PAIR} target, cheap rendering ({frames} frames per size, alternated); image policy loss update "
           f"(mlp-256, conv encoder, batch {IMAGE_BATCH}, 1 thread, median of {rounds} rounds of {steps})")
-    print(f"{'size':>5} {'crop':>5} {'ms/frame':>9} {'x':>6} {'samples/s':>10} {'x':>6}")
+    print(f"{'size':>5} {'ms/frame':>9} {'x':>6} {'samples/s':>10} {'x':>6}")
     first = sizes[0]
     for size in sizes:
-        print(f"{size:>5} {crop_for(size):>5} {ms[size]:9.3f} {ms[size] / ms[first]:6.2f} {rates[size]:10.1f} "
+        print(f"{size:>5} {ms[size]:9.3f} {ms[size] / ms[first]:6.2f} {rates[size]:10.1f} "
               f"{rates[size] / rates[first]:6.2f}")
 
 

@@ -177,12 +177,11 @@ def ddim_ms(network: str, width: int, guidance: float | None, repeats: int) -> f
 def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size: int | None = None) -> float:
     """Samples/s of one plain denoising-loss update (forward, backward, Adam) of the default MLP policy,
     low-dimensional or with an image pair's cameras (IMAGE_CAMERAS) of `image_size` (None: 84) square frames (a
-    `conv` image encoder each, cropped as the harness crops that size), at `batch`."""
-    from baselines.vision import crop_for
+    `conv` image encoder each, on whole frames as the harness's), at `batch`."""
     from tasks.core import IMAGE_CAMERAS, IMAGE_SIZE
 
     size = image_size or IMAGE_SIZE
-    image_cfg = dict(image_keys=IMAGE_CAMERAS, crop=crop_for(size)) if image else {}
+    image_cfg = dict(image_keys=IMAGE_CAMERAS, crop=None) if image else {}
     config = PolicyConfig(obs_dim=OBS_DIM, action_dim=ACTION_DIM, **image_cfg)
     data = _windows(batch, 0)
     policy = build_policy(config, data.obs, data.action, seed=0)

@@ -10,6 +10,7 @@ One name per meaning, in every command (and in `cotrain-robot`):
 | --- | --- |
 | `--pair` | a registered pair (`cotrain tasks list`) or a factor pair |
 | `--method` | a registered method or `package.module:Class` |
+| `--methods` | several methods (`ablate`, `calibrate`) |
 | `--magnitude` | gap magnitude of the target domain, in [0, 1] |
 | `--domain` | `source` or `target` |
 | `--n-target`, `--n-source` | the demos N and M a run trains on |

@@ -3,9 +3,10 @@
 A ridge probe (5-fold cross-validated R^2, the best of 13 penalties) from each camera's encoder features to the
 cube's x and y over 120 validation start states of run seed 7 (a seed no run of the check uses), in the source:
 the trained encoder with its evaluation's centre crop, the same encoder under its training's random crops, and
-the encoder at its initialization. Needs the 1500-step run's checkpoint (the check's command trains it):
+the encoder at its initialization. Needs the run's checkpoint (checkpoints stay on the machine that trained them;
+the check's 1500-step run at version 4 is `results/calibration/runs/5c9a33777084`):
 
-    python results/calibration/lift_visual-48px/encoder_probe.py [--steps 1500] [--runs-dir results/calibration/runs]
+    python results/calibration/lift_visual-48px/encoder_probe.py results/calibration/runs/5c9a33777084
 """
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ import torch
 from baselines import load_checkpoint
 from baselines.policy import DiffusionPolicy
 from baselines.vision import images_to_tensor
-from benchmark.harness.calibrate import Calibration
 from tasks import make_env
 from tasks.seeds import episode_seeds
 
@@ -51,12 +51,10 @@ def features(encoder: torch.nn.Module, frames: np.ndarray, n_obs_steps: int, ran
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--runs-dir", default="results/calibration/runs")
+    parser.add_argument("run_dir", help="a finished run folder of the pair, with its checkpoint")
     args = parser.parse_args()
     torch.manual_seed(0)
-    cal = Calibration(PAIR, ladder=(750, 1500, 3000), seeds=(0,), episodes=100, methods=("source_only",))
-    policy = load_checkpoint(str(Path(args.runs_dir) / cal.run("source_only", 0, args.steps).run_id() / "checkpoint")).policy
+    policy = load_checkpoint(str(Path(args.run_dir) / "checkpoint")).policy
     policy.eval()
     fresh = DiffusionPolicy(policy.config).eval()
     env = make_env(PAIR, "source", obs="image")

@@ -6,7 +6,7 @@ the trained encoder with its evaluation's centre crop, the same encoder under it
 the encoder at its initialization. Needs the run's checkpoint (checkpoints stay on the machine that trained them;
 the check's 1500-step run at version 4 is `results/calibration/runs/5c9a33777084`):
 
-    python results/calibration/lift_visual-48px/encoder_probe.py results/calibration/runs/5c9a33777084
+    python results/calibration/lift_visual-48px_v4/encoder_probe.py results/calibration/runs/5c9a33777084
 """
 from __future__ import annotations
 

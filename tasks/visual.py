@@ -379,7 +379,7 @@ def visual_pairs(demo_counts: dict[str, tuple[int, int]], dynamics: tuple[str, .
                     target=Domain("target", tuple(GapFactor(f) for f in factors)), n_target=n, n_source=m,
                     obs="image", tags=tuple(family.split("_")), image_size=size,
                     version=BASE_TASKS[task].version + IMAGE_PAIR_VERSION,
-                    description=f"{BASE_TASKS[task].description} Images ({size}x{size} agent view) and the "
+                    description=f"{BASE_TASKS[task].description} Images ({size}x{size}, agent view and wrist) and the "
                                 f"robot's proprioception (no object pose). Target: "
                                 f"{family.replace('_', ' + ')} gap ({', '.join(factors)}). "
                                 f"Study gap kind: {kind}; low-dimensional stand-in: {task}/{stand_in}."))

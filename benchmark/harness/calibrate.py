@@ -110,6 +110,7 @@ def run_calibration(cal: Calibration, runs_dir: Path, workers: int = 1, progress
     """Run every chain (method, seed) up the ladder; finished runs are read back, never redone."""
     from tasks import get_pair
 
+    image = get_pair(cal.pair).obs == "image"
     for method in cal.methods:
         for seed in cal.seeds:
             previous: Path | None = None
@@ -121,7 +122,7 @@ def run_calibration(cal: Calibration, runs_dir: Path, workers: int = 1, progress
                 record = execute_run(replace(cfg, workers=workers), runs_dir, progress)
                 if method == "source_only":
                     _source_eval(cfg, run_dir, progress)
-                    if get_pair(cal.pair).obs == "image":
+                    if image:
                         _frozen_eval(cfg, run_dir, progress)
                 log(f"{cal.pair} {method} seed {seed} {steps} steps: validation success "
                     f"{record['eval']['target']['success_rate']:.2f}")

@@ -77,9 +77,10 @@ def frozen_frames(spec: EvalSpec) -> dict[str, np.ndarray]:
     from tasks import get_pair, make_env
     from tasks.seeds import FROZEN_FRAME_SEED
 
-    if get_pair(spec.pair).obs != "image":
+    observed = get_pair(spec.pair).obs
+    if observed != "image":
         raise ValueError(f"frozen_frames: pair {spec.pair!r} has no camera frames (its observations are "
-                         f"{get_pair(spec.pair).obs!r})")
+                         f"{observed!r})")
     env = make_env(spec.pair, spec.domain, spec.magnitude, obs="image", backend=spec.backend)
     try:
         obs, _ = env.reset(seed=FROZEN_FRAME_SEED)

@@ -56,9 +56,9 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
     print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})"
           + (f"; steps pending for {', '.join(pending)}" if pending else ""))
     if dry_run:
-        pending = {id(item) for item in todo}
+        todo_ids = {id(item) for item in todo}
         for cfg in runs:
-            state = "todo" if id(cfg) in pending else "done"
+            state = "todo" if id(cfg) in todo_ids else "done"
             if isinstance(cfg, NoGapEval):
                 print(f"  {cfg.run_id()} {state:<4} {cfg.trained.pair} m=0 {cfg.method} seed={cfg.trained.seed} "
                       f"(evaluates {cfg.trained.run_id()})")

@@ -112,14 +112,19 @@ def test_lowdim_shallow_features_are_the_first_layer(image_datasets):
         torch.testing.assert_close(policy.encode({"lowdim": obs}), policy.encode(obs))
 
 
+def smoke_config():
+    from benchmark.harness.config import RunConfig
+
+    return RunConfig(pair=PAIR, method="cfg_adda", profile="smoke", episodes=2, n_target=1, n_source=2,
+                     hparams=(("batch_size", 16),))
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> tuple:
     """(runs_dir, record) of a smoke `cfg_adda` run on PAIR (guided and domain-conditioned: the fullest graph)."""
-    from benchmark.harness.config import RunConfig
     from benchmark.harness.run import execute_run
 
-    cfg = RunConfig(pair=PAIR, method="cfg_adda", profile="smoke", episodes=2, n_target=1, n_source=2,
-                    hparams=(("batch_size", 16),))
+    cfg = smoke_config()
     assert cfg.backend == "robosuite"  # the fast backend does not render: image pairs run on robosuite
     runs_dir = tmp_path_factory.mktemp("image_runs")
     return runs_dir, execute_run(cfg, runs_dir, progress=False)
@@ -168,7 +173,19 @@ def test_frozen_frames_give_the_policy_one_start_states_frames_throughout(smoke_
     live = [obs for frozen, obs in seen if not frozen]
     assert not all((obs["agentview"][:2] == reference["agentview"]).all() for obs in live)
     with pytest.raises(ValueError, match="no camera frames"):
-        E.frozen_frames(E.EvalSpec("unused", "lift/sensing", "source", 1.0, frozen_frames=True))
+        E.EvalSpec("unused", "lift/sensing", "source", 1.0, frozen_frames=True)
+
+
+def test_calibration_caches_the_source_evaluation_and_the_frozen_one_apart(smoke_run):
+    from benchmark.harness.calibrate import FROZEN_EVAL, SOURCE_EVAL, _source_eval
+
+    runs_dir, record = smoke_run
+    cfg = smoke_config().resolved()
+    run_dir = runs_dir / record["run_id"]
+    frozen = _source_eval(cfg, run_dir, False, frozen_frames=True)
+    assert (run_dir / FROZEN_EVAL).exists() and not (run_dir / SOURCE_EVAL).exists()
+    assert frozen["n"] == cfg.episodes and _source_eval(cfg, run_dir, False)["n"] == cfg.episodes
+    assert (run_dir / SOURCE_EVAL).exists()
 
 
 def test_image_policy_exports_to_a_bundle(smoke_run):

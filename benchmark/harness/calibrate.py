@@ -82,26 +82,15 @@ def _warm_start(shorter: Path, longer: Path) -> None:
     tmp.rename(longer / "checkpoint")
 
 
-def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
-    """`source_only`'s success in the source on the same validation start states (cached beside its record)."""
-    path = run_dir / SOURCE_EVAL
+def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool, frozen_frames: bool = False) -> dict[str, Any]:
+    """`source_only`'s success in the source on the same validation start states, cached beside its record
+    (`FROZEN_EVAL` with `frozen_frames`: an image pair's policy given one fixed start state's frames throughout,
+    what it achieves without reading its frames; else `SOURCE_EVAL`)."""
+    path = run_dir / (FROZEN_EVAL if frozen_frames else SOURCE_EVAL)
     if not path.exists():
-        write_json(path, pair_hooks(cfg.pair).evaluate(cfg, run_dir, progress, domains=("source",))["source"])
-    return read_json(path)
-
-
-def _frozen_eval(cfg: RunConfig, run_dir: Path, progress: bool) -> dict[str, Any]:
-    """An image pair's `source_only` in the source with its frames frozen, on the same validation start states
-    (cached beside its record): what it achieves without reading its frames."""
-    from benchmark.harness.evaluate import EvalSpec, evaluate, summarize
-    from tasks.seeds import episode_seeds
-
-    path = run_dir / FROZEN_EVAL
-    if not path.exists():
-        spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, "source", cfg.magnitude, backend=cfg.backend,
-                        device=cfg.device, frozen_frames=True)
-        seeds = episode_seeds(cfg.eval_split, cfg.seed, cfg.episodes)
-        write_json(path, summarize(evaluate(spec, seeds, workers=cfg.workers, progress=progress)))
+        evaluation = pair_hooks(cfg.pair).evaluate(cfg, run_dir, progress, domains=("source",),
+                                                   frozen_frames=frozen_frames)
+        write_json(path, evaluation["source"])
     return read_json(path)
 
 
@@ -123,7 +112,7 @@ def run_calibration(cal: Calibration, runs_dir: Path, workers: int = 1, progress
                 if method == "source_only":
                     _source_eval(cfg, run_dir, progress)
                     if image:
-                        _frozen_eval(cfg, run_dir, progress)
+                        _source_eval(cfg, run_dir, progress, frozen_frames=True)
                 log(f"{cal.pair} {method} seed {seed} {steps} steps: validation success "
                     f"{record['eval']['target']['success_rate']:.2f}")
                 previous = run_dir

@@ -43,6 +43,15 @@ class EvalSpec:
     render: bool = False
     frozen_frames: bool = False
 
+    def __post_init__(self) -> None:
+        if self.frozen_frames:
+            from tasks import get_pair
+
+            observed = get_pair(self.pair).obs
+            if observed != "image":
+                raise ValueError(f"frozen_frames: pair {self.pair!r} has no camera frames (its observations are "
+                                 f"{observed!r})")
+
 
 def _worker_init() -> None:
     torch.set_num_threads(1)
@@ -67,25 +76,18 @@ def _load(spec: EvalSpec) -> tuple[Any, list]:
         _WORKER["env_key"], _WORKER["envs"] = env_key, []
         _WORKER["frozen"] = None
     if spec.frozen_frames and _WORKER["frozen"] is None:
-        _WORKER["frozen"] = frozen_frames(spec)
+        if not _WORKER["envs"]:
+            _WORKER["envs"].append(_WORKER["make_env"]())
+        _WORKER["frozen"] = _frozen_frames(_WORKER["envs"][0])
     return _WORKER["method"], _WORKER["envs"]
 
 
-def frozen_frames(spec: EvalSpec) -> dict[str, np.ndarray]:
-    """The camera frames of start state `tasks.seeds.FROZEN_FRAME_SEED` in `spec`'s domain (what an evaluation
-    with `frozen_frames` gives the policy)."""
-    from tasks import get_pair, make_env
+def _frozen_frames(env) -> dict[str, np.ndarray]:
+    """The camera frames of start state `tasks.seeds.FROZEN_FRAME_SEED` in `env`'s domain (what an evaluation
+    with `frozen_frames` gives the policy); `env` is reset there."""
     from tasks.seeds import FROZEN_FRAME_SEED
 
-    observed = get_pair(spec.pair).obs
-    if observed != "image":
-        raise ValueError(f"frozen_frames: pair {spec.pair!r} has no camera frames (its observations are "
-                         f"{observed!r})")
-    env = make_env(spec.pair, spec.domain, spec.magnitude, obs="image", backend=spec.backend)
-    try:
-        obs, _ = env.reset(seed=FROZEN_FRAME_SEED)
-    finally:
-        env.close()
+    obs, _ = env.reset(seed=FROZEN_FRAME_SEED)
     return {key: frame for key, frame in obs.items() if key != "lowdim"}
 
 

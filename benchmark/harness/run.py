@@ -91,9 +91,11 @@ class PairHooks:
         policy.fit_normalizer(obs, action)
 
     def evaluate(self, cfg: RunConfig, run_dir: Path, progress: bool,
-                 domains: tuple[str, ...] | None = None) -> dict[str, Any]:
+                 domains: tuple[str, ...] | None = None, frozen_frames: bool = False) -> dict[str, Any]:
         """The evaluation stage: success of rollouts from the split's start states in `domains` (default: the
-        target alone; a policy's success without the gap is its no-gap control's, the target at magnitude 0)."""
+        target alone; a policy's success without the gap is its no-gap control's, the target at magnitude 0);
+        `frozen_frames` (image pairs): the policy is given one fixed start state's frames throughout
+        (`benchmark.harness.evaluate.EvalSpec`)."""
         from benchmark.harness.evaluate import EVAL_BATCH, EvalPool, EvalSpec, evaluate, summarize
         from tasks.seeds import episode_seeds
 
@@ -104,7 +106,7 @@ class PairHooks:
         with EvalPool(min(cfg.workers, -(-len(seeds) // EVAL_BATCH))) as pool:
             for domain in domains:
                 spec = EvalSpec(str(run_dir / "checkpoint"), cfg.pair, domain, cfg.magnitude, backend=cfg.backend,
-                                device=cfg.device)
+                                device=cfg.device, frozen_frames=frozen_frames)
                 out[domain] = summarize(evaluate(spec, seeds, progress=progress, pool=pool))
         out["wall_s"] = time.time() - t0
         return out

@@ -259,7 +259,7 @@ def test_a_no_gap_evaluation_trains_a_run_committed_without_its_checkpoint_again
     import torch
 
     from baselines.checkpoints import STATE_FILE
-    from benchmark.harness.run import execute_run
+    from benchmark.harness.run import NotReproduced, execute_run
     from benchmark.harness.jobs import execute_nogap_eval
 
     cfg = RunConfig(pair="lift/dynamics", method="source_only", profile="smoke", episodes=2)
@@ -277,7 +277,7 @@ def test_a_no_gap_evaluation_trains_a_run_committed_without_its_checkpoint_again
     shutil.rmtree(tmp_path / NoGapEval(cfg).run_id())
     summary = json.loads((run_dir / "train_summary.json").read_text())
     (run_dir / "train_summary.json").write_text(json.dumps({**summary, "val_target": summary["val_target"] + 1e-3}))
-    with pytest.raises(RuntimeError, match="trained again does not reproduce its record"):
+    with pytest.raises(NotReproduced, match="trained again does not reproduce its record"):
         execute_nogap_eval(NoGapEval(cfg), tmp_path)
 
 

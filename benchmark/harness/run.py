@@ -335,10 +335,14 @@ def config_of_record(config: dict[str, Any]) -> RunConfig:
     return cfg
 
 
+class NotReproduced(RuntimeError):
+    """A run trained again for its checkpoint does not reproduce its record."""
+
+
 def restore_checkpoint(cfg: RunConfig, runs_dir: str | Path, progress: bool = False) -> None:
     """Train again a finished run whose folder lacks its checkpoint (its small files committed without it), put
     the checkpoint in place and leave its record as it was. Training is deterministic at the run's device and
-    threads: RuntimeError where the retrained final validation loss is not the recorded one."""
+    threads: `NotReproduced` where the retrained final validation loss is not the recorded one."""
     cfg = cfg.resolved()
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / cfg.run_id()
@@ -353,7 +357,7 @@ def restore_checkpoint(cfg: RunConfig, runs_dir: str | Path, progress: bool = Fa
             again = stage_train(cfg, scratch, training_demos(cfg, runs_dir, progress), cfg.to_json()["hparams"],
                                 progress)["val_target"]
         if again != recorded:
-            raise RuntimeError(f"run {run_dir.name} trained again does not reproduce its record (final validation "
+            raise NotReproduced(f"run {run_dir.name} trained again does not reproduce its record (final validation "
                                f"loss {again!r}, recorded {recorded!r}): another machine or library version; its "
                                f"checkpoint is left in {scratch}")
         os.replace(scratch / "checkpoint", run_dir / "checkpoint")

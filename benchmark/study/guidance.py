@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 import pandas as pd
 
 from benchmark.analysis.figures import figure, no_data, save
+from benchmark.harness.run import NotReproduced
 from benchmark.study.formatting import ci, md_table
 from benchmark.study.load import StudyData, describe_config, method_label
 from benchmark.study.statistics import Cells, cell_bootstrap, mean_cols, wilson
@@ -89,7 +90,7 @@ def guidance_analysis(data: StudyData, records: list[dict], out: Path, device: s
                 results[rec["run_id"]] = guidance_sweep_run(rec, run_dir, scales, device, workers, log)
             elif run_dir and (run_dir / "guidance.json").exists():
                 results[rec["run_id"]] = json.loads((run_dir / "guidance.json").read_text())
-        except (FileNotFoundError, ValueError, RuntimeError) as err:  # no checkpoint, none to train again here
+        except (FileNotFoundError, ValueError, NotReproduced) as err:  # no checkpoint, none to train again here
             notes.append(str(err))
     wall = time.time() - t0
     cells: Cells = {}

@@ -12,7 +12,7 @@ from common.dataset import Dataset
 from .base_tasks import LAYOUT_VERSION
 from .core import TaskPair
 from .dataset import write_dataset
-from .env import make_env
+from .make import make_env
 from .pairs import get_pair
 from .seeds import SPAN, demo_stream, episode_seeds
 

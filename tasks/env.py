@@ -1,4 +1,5 @@
-"""`make_env`: a gymnasium environment over robosuite with the suite's flat observation layout."""
+"""`CotrainEnv`: one domain of a pair as a gymnasium environment over robosuite, with the suite's flat observation
+layout (`tasks.make.make_env` builds it, or its fast and image variants)."""
 from __future__ import annotations
 
 import atexit
@@ -13,6 +14,7 @@ from cotrain_robot.geometry import rot6d
 from .base_tasks import BASE_TASKS, pair_layout
 from .core import TaskPair
 from .gaps import build_effect
+from .render import GEOM_GROUPS, make_renderer
 
 # robosuite warns, at import and at every construction, about macros, optional packages and the
 # controller parts a single-arm robot lacks; the suite shows its errors only.
@@ -177,16 +179,12 @@ class CotrainEnv(gym.Env):
         if self.render_mode is None:
             return None
         if self._frame_renderer is None:
-            from .visual import make_renderer  # here: tasks.visual imports this module
-
             self._frame_renderer = make_renderer(self.sim.model._model, RENDER_SIZE)
         return self.render_camera(RENDER_CAMERA, self._frame_renderer)
 
     def render_camera(self, camera: str, renderer: Any) -> np.ndarray:
         """(H, W, 3) uint8 image of `camera` in the current state, drawn by the `mujoco.Renderer` `renderer`."""
         import mujoco
-
-        from .visual import GEOM_GROUPS
 
         option = mujoco.MjvOption()
         option.geomgroup[:] = GEOM_GROUPS
@@ -207,33 +205,3 @@ def _mat2quat_wxyz(xmat: np.ndarray) -> np.ndarray:
     q = np.empty(4)
     mujoco.mju_mat2Quat(q, np.asarray(xmat, dtype=np.float64).reshape(9))
     return q
-
-
-def make_env(pair: str | TaskPair, domain: str = "source", magnitude: float = 1.0, obs: str = "lowdim",
-             backend: str = "robosuite", seed: int | None = None, render_mode: str | None = None) -> gym.Env:
-    """A gymnasium env for one domain of `pair` (a registered name or a `TaskPair`).
-
-    magnitude: scales the target domain's gap factors (the source domain has none).
-    obs: "lowdim" (flat layout) or "image". backend: "robosuite" (reference) or "fast".
-    seed: used by the first `reset()` that is given none. render_mode: None or "rgb_array".
-    """
-    from .pairs import get_pair  # here, not at the top: tasks.pairs imports tasks.visual, which imports this module
-
-    task_pair = get_pair(pair) if isinstance(pair, str) else pair
-    if not BASE_TASKS[task_pair.base_task].env_name:
-        raise ValueError(f"pair {task_pair.name!r} has no simulator environment (toy pairs are sampled by tasks.toy)")
-    if obs not in ("lowdim", "image"):
-        raise ValueError(f"obs must be 'lowdim' or 'image', got {obs!r}")
-    if backend not in ("robosuite", "fast"):
-        raise ValueError(f"backend must be 'robosuite' or 'fast', got {backend!r}")
-    if obs == "image":
-        if backend == "fast":
-            raise NotImplementedError("image observations need backend='robosuite'")
-        from .visual import ImageEnv
-
-        return ImageEnv(task_pair, domain, magnitude, seed, render_mode=render_mode)
-    if backend == "fast":
-        from .fast import FastEnv
-
-        return FastEnv(task_pair, domain, magnitude, seed, render_mode)
-    return CotrainEnv(task_pair, domain, magnitude, seed, render_mode)

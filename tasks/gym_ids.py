@@ -18,7 +18,8 @@ from typing import Any
 import gymnasium as gym
 
 from .base_tasks import BASE_TASKS
-from .env import CotrainEnv, make_env
+from .env import CotrainEnv
+from .make import make_env
 from .pairs import PAIRS
 
 NAMESPACE = "cotrain"

@@ -16,6 +16,8 @@ from typing import Iterable
 from .base_tasks import BASE_TASKS, pair_layout
 from .core import IMAGE_PAIR_VERSION, Domain, GapFactor, TaskPair
 from .gaps import GAP_FACTORS
+from .toy import TOY_PAIRS
+from .visual import register_visual_factors, visual_pairs
 from common.registry import Registry
 
 PAIRS: Registry[TaskPair] = Registry("task pair")
@@ -200,14 +202,10 @@ for _task, _counts in DEMO_COUNTS.items():
                         f"({', '.join(_factors)})." + kind_text(_family)))
 
 # The simulator-free toy pairs (`toy/<family>`, tasks/toy.py), registered explicitly.
-from .toy import toy_pairs  # noqa: E402
-
-for _pair in toy_pairs():
+for _pair in TOY_PAIRS.values():
     register_pair(_pair)
 
 # Visual gap factors and the image pairs (`<task>/visual`, `<task>/visual_dynamics`; tasks/visual.py).
-from .visual import register_visual_factors, visual_pairs  # noqa: E402
-
 register_visual_factors(GAP_FACTORS)
 for _pair in visual_pairs(DEMO_COUNTS, FAMILIES["dynamics"]):
     register_pair(_pair)

@@ -214,12 +214,15 @@ for _cls in (StudyToy, ShiftToy, RotationToy, ActionMapToy, SupportToy):
 
 def family_of(pair) -> ToyFamily:
     """The toy family of a toy pair (name or TaskPair); ValueError for other pairs."""
-    from .pairs import get_pair
+    return TOY_FAMILIES[toy_pair(pair).name.split("/", 1)[1]]
 
-    p = get_pair(pair)
-    if p.base_task != BASE_TASK:
-        raise ValueError(f"{p.name} is not a toy pair")
-    return TOY_FAMILIES[p.name.split("/", 1)[1]]
+
+def toy_pair(pair) -> TaskPair:
+    """A toy pair given by name (or itself); ValueError for any other pair."""
+    found = TOY_PAIRS.get(pair) if isinstance(pair, str) else pair
+    if found is None or found.base_task != BASE_TASK:
+        raise ValueError(f"{pair if isinstance(pair, str) else pair.name} is not a toy pair")
+    return found
 
 
 def _check(domain: str, magnitude: float) -> None:
@@ -299,10 +302,9 @@ def toy_dataset(pair, domain: str, magnitude: float, n: int, seed: int, stream: 
     stream: a tasks.seeds stream (default: the domain's demo stream). `replay` draws its states
     from the target's support in both domains, so the two domains' replay sets are paired.
     """
-    from .pairs import get_pair
     from .seeds import demo_stream
 
-    p = get_pair(pair)
+    p = toy_pair(pair)
     _check(domain, magnitude)
     if n < 0:
         raise ValueError(f"sample count must be >= 0, got {n}")
@@ -341,10 +343,10 @@ def action_error(pair, magnitude: float, obs: np.ndarray, actions: np.ndarray, d
     return np.linalg.norm(a - domain_action(pair, domain, magnitude, obs), axis=1)
 
 
-def toy_pairs() -> list[TaskPair]:
-    """`toy/<family>` for every toy family, in registry order (tasks.pairs registers them)."""
-    return [TaskPair(f"toy/{name}", BASE_TASK, target=Domain("target"), version=PAIR_VERSION,
-                     description=f"{fam.description} Magnitude: {fam.unit}. "
-                                 f"Success: action error < {SUCCESS_THRESHOLD}.",
-                     n_target=N_TARGET, n_source=N_SOURCE, obs="lowdim", tags=("toy", name))
-            for name, fam in TOY_FAMILIES.items()]
+# `toy/<family>` for every toy family, in registry order (tasks.pairs registers them).
+TOY_PAIRS: dict[str, TaskPair] = {
+    f"toy/{name}": TaskPair(f"toy/{name}", BASE_TASK, target=Domain("target"), version=PAIR_VERSION,
+                            description=f"{fam.description} Magnitude: {fam.unit}. "
+                                        f"Success: action error < {SUCCESS_THRESHOLD}.",
+                            n_target=N_TARGET, n_source=N_SOURCE, obs="lowdim", tags=("toy", name))
+    for name, fam in TOY_FAMILIES.items()}

@@ -12,41 +12,20 @@ Frames are `TaskPair.image_size` square: IMAGE_SIZE (84), or the size a pair's n
 from __future__ import annotations
 
 import atexit
-import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco's first import picks a GL backend (robosuite does the same)
+import gymnasium as gym
+import mujoco
+import numpy as np
 
-import gymnasium as gym  # noqa: E402
-import mujoco  # noqa: E402
-import numpy as np  # noqa: E402
+from common.registry import Registry
 
-from .base_tasks import BASE_TASKS  # noqa: E402
-from .core import IMAGE_CAMERAS, IMAGE_PAIR_VERSION, IMAGE_SIZE, Domain, GapFactor, TaskPair  # noqa: E402
-from .env import CotrainEnv  # noqa: E402
-from .gaps import GapEffect  # noqa: E402
-from common.registry import Registry  # noqa: E402
+from .base_tasks import BASE_TASKS
+from .core import IMAGE_CAMERAS, IMAGE_PAIR_VERSION, IMAGE_SIZE, Domain, GapFactor, TaskPair
+from .env import CotrainEnv
+from .gaps import GapEffect
+from .render import GEOM_GROUPS, make_renderer
 
 AGENTVIEW = "agentview"
-# Geom groups drawn, as robosuite's offscreen renderer draws them (group 0 holds collision geoms).
-GEOM_GROUPS = (0, 1, 1, 0, 0, 0)
-# Turned off by the cheap settings, with multisampling (`vis.quality.offsamples = 0`).
-CHEAP_OFF = (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION, mujoco.mjtRndFlag.mjRND_SKYBOX)
-
-
-def make_renderer(model: mujoco.MjModel, size: int = IMAGE_SIZE, cheap: bool = True) -> mujoco.Renderer:
-    """An offscreen (size, size) renderer of `model`; cheap: no shadows, reflections, skybox or multisampling.
-
-    One still open at exit is closed before the GL display goes (else it prints an EGL error).
-    """
-    samples = model.vis.quality.offsamples
-    if cheap:
-        model.vis.quality.offsamples = 0  # read once, when the GL context is made
-    renderer = mujoco.Renderer(model, size, size)
-    model.vis.quality.offsamples = samples
-    atexit.register(renderer.close)  # after the GL backend's own exit hook, so it runs first
-    for flag in CHEAP_OFF if cheap else ():
-        renderer.scene.flags[flag] = False
-    return renderer
 
 
 class ImageEnv(CotrainEnv):

@@ -22,7 +22,8 @@ import torch
 from benchmark.perf.rollout import smooth_actions
 from benchmark.perf.train import IMAGE_BATCH, loss_step_rate
 from tasks import PAIRS, custom_pair, make_env
-from tasks.visual import IMAGE_SIZE, SMALL_SIZES, VISUAL_TASKS, make_renderer
+from tasks.render import make_renderer
+from tasks.visual import IMAGE_SIZE, SMALL_SIZES, VISUAL_TASKS
 
 SEED = 0
 SIZE_PAIR = "lift/visual"

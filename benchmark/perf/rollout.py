@@ -82,7 +82,7 @@ def _physics_stepper(env) -> Callable[[np.ndarray], None]:
 
 def stepping_table(tasks: list[str], steps: int) -> list[dict[str, float | str]]:
     """Env steps/s per base task: plain robosuite, the suite's two backends, and the physics limit."""
-    from tasks.env import make_env
+    from tasks.make import make_env
     from tasks.pairs import custom_pair
 
     actions = smooth_actions(steps)

@@ -105,7 +105,7 @@ class Findings:
 def findings(size: ToySize) -> Findings:
     """The runs of every finding at `size`. target_only never sees the source, so its runs do not depend on
     M nor (its normalized inputs being the same) on Δz: finding 1's serve findings 2 and 5."""
-    from tasks.toy import study_magnitude, toy_pairs
+    from tasks.toy import TOY_PAIRS, study_magnitude
 
     seeds, gseeds, prof = range(size.seeds), range(size.grid_seeds), size.profile
     mag_s = study_magnitude(size.structured_dz)
@@ -120,7 +120,7 @@ def findings(size: ToySize) -> Findings:
             for dz in size.dz for w in size.w}
     checks = {p.name: {m: [toy_run(p.name, m, 1.0, s, prof) for s in gseeds] for m in ("target_only", "cotrain",
                                                                                        "cfg_adda")}
-              for p in toy_pairs() if p.name != STUDY}
+              for p in TOY_PAIRS.values() if p.name != STUDY}
     return Findings(methods, ratio, ratio_source, reweighting, grid, checks)
 
 

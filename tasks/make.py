@@ -6,7 +6,6 @@ import gymnasium as gym
 from .base_tasks import BASE_TASKS
 from .core import TaskPair
 from .env import CotrainEnv
-from .fast import FastEnv
 from .pairs import get_pair
 from .visual import ImageEnv
 
@@ -31,5 +30,7 @@ def make_env(pair: str | TaskPair, domain: str = "source", magnitude: float = 1.
             raise NotImplementedError("image observations need backend='robosuite'")
         return ImageEnv(task_pair, domain, magnitude, seed, render_mode=render_mode)
     if backend == "fast":
+        from .fast import FastEnv  # here: it loads robosuite and compiles with numba, which `import tasks` need not
+
         return FastEnv(task_pair, domain, magnitude, seed, render_mode)
     return CotrainEnv(task_pair, domain, magnitude, seed, render_mode)

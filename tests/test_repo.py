@@ -78,3 +78,10 @@ def test_tasks_and_baselines_never_import_the_harness(package):
            "print(sorted(n for n in sys.modules if n == 'benchmark' or n.startswith('benchmark.')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_importing_tasks_loads_no_simulator_backend():
+    """`import tasks` (which every command and record reader does) leaves robosuite and numba to the first env."""
+    code = "import sys, tasks; print(sorted({'robosuite', 'numba'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "[]"

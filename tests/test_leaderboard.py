@@ -294,7 +294,11 @@ def test_write_leaderboard(tmp_path, records):
     # 2.801585 * sqrt(0.5 / 20) = 0.44 (10 episodes x 2 seeds per arm)
     gap = L.resolution(records).query("magnitude == 1.0").iloc[0]
     assert f"lift/dynamics {gap.mdd:.2f}" in md.split("\n")[2]
-    assert f"| {gap.se:.2f} (target_only) | {gap.mdd:.2f} | 0.44 | target_only {gap.mdd:.2f} |" in md
+    assert f"| {gap.se:.2f} (target_only) | {gap.mdd:.2f} | 0.44 | target_only {gap.mdd:.2f} (2 seeds) |" in md
+    fewer = [r for r in records if not (r["config"]["method"] == "target_only" and r["config"]["seed"] == 1)]
+    row = L.resolution(fewer).query("magnitude == 1.0").iloc[0]  # a comparison on 1 seed beside groups of 2
+    assert (row.seeds, row.seeds_max) == (1, 2) and row.mdd_each.endswith("(1 seed)")
+    assert "| lift/dynamics | 1 | 10 | 100 | 1-2 | 10 |" in L.write_leaderboard(fewer, tmp_path / "lb1")["md"].read_text()
     assert "0.45 [0.20, 0.70] (2 seeds)" in page and "0.45 [0.20, 0.70] (2 seeds)" in md
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), pd.read_csv(GOLDEN))
 

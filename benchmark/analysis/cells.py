@@ -15,7 +15,7 @@ def num(x: Any, signed: bool = False) -> str:
 
 def success_text(row: Any) -> str:
     """`mean [lo, hi] (k seeds)`; `Wilson` where the two-level bootstrap has no spread to resample."""
-    seeds = f"{row.seeds} seed" + ("" if row.seeds == 1 else "s")
+    seeds = seed_count(row.seeds)
     wilson = row.seeds == 1 or row.success_mean in (0.0, 1.0)
     return f"{num(row.success_mean)} [{num(row.success_lo)}, {num(row.success_hi)}] ({seeds}{', Wilson' * wilson})"
 
@@ -36,3 +36,8 @@ def drop_text(r: Any) -> str:
     if pd.isna(r.drop_vs_nogap):
         return "n/a (no control)"
     return interval_text(r.drop_vs_nogap, r.drop_lo, r.drop_hi, "the same outcome on every shared start state")
+
+
+def seed_count(n: int) -> str:
+    """`1 seed`, `5 seeds`."""
+    return f"{n} seed" + ("" if n == 1 else "s")

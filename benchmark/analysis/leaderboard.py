@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis.cells import drop_text, interval_text, num, success_text
+from benchmark.analysis.cells import drop_text, interval_text, num, seed_count, success_text
 from benchmark.analysis.cost import cost, cost_table
 from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
@@ -55,7 +55,7 @@ COLUMNS = GROUP + [
 SELF_REPORTED_NOTE = ("Self-reported rows: policies trained elsewhere (`cotrain eval-policy`), evaluated by the suite "
                       "under the protocol; their training data (pair, N, M) are declared by their authors and not "
                       "checked, and the test start states are public.")
-RESOLUTION_COLUMNS = CELL + ["seeds", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial", "mdd_each"]
+RESOLUTION_COLUMNS = CELL + ["seeds", "seeds_max", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial", "mdd_each"]
 # config keys that do not make a run another one's no-gap control: the run's own id, a no-gap evaluation's
 # trained run, evaluation workers
 _NOT_CONTROL = ("magnitude", "run_id", "checkpoint_of", "workers")
@@ -234,9 +234,9 @@ def resolution(records: list[dict]) -> pd.DataFrame:
     ``se`` is the largest of them (``widest`` names its method), ``mdd`` = 2.80 · ``se`` the minimum
     detectable difference at 95% confidence and 80% power (:func:`stats.bootstrap_mdd`). ``mdd_binomial`` is
     the two-proportion formula over the pooled episodes, which ignores seed-to-seed spread; ``mdd_each`` each
-    comparison's own minimum detectable difference, largest first (which differences the budget resolves, and
-    which comparison more seeds would serve); ``seeds`` and ``episodes`` are the cell's smallest per group. With
-    one seed the bootstrap holds the episode variance alone.
+    comparison's own minimum detectable difference and its paired seeds, largest first (which differences the
+    budget resolves, and which comparison more seeds would serve); ``seeds`` and ``episodes`` are the cell's
+    smallest per group, ``seeds_max`` its largest. With one seed the bootstrap holds the episode variance alone.
     """
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
@@ -246,20 +246,21 @@ def resolution(records: list[dict]) -> pd.DataFrame:
         cells.setdefault(key[:4], []).append(key)
     rows = []
     for cell, keys in cells.items():
-        ses = {}
+        ses, paired_seeds = {}, {}
         for key in keys:
             ref = _reference(groups, key)
             if key[4] != REFERENCE and ref is not None:
                 a, b = _paired_outcomes(groups[key], ref)
                 if a:
-                    ses[f"{key[4]} w={key[5]:g}" if key[5] is not None else key[4]] = paired_diff_se(a, b)
+                    name = f"{key[4]} w={key[5]:g}" if key[5] is not None else key[4]
+                    ses[name], paired_seeds[name] = paired_diff_se(a, b), len(a)
         seeds = min(len(groups[k]) for k in keys)
         episodes = min(int(r["eval"]["target"]["n"]) for k in keys for r in groups[k])
         widest = max(ses, key=ses.get) if ses else None
         se = ses[widest] if ses else math.nan
-        each = "; ".join(f"{name} {bootstrap_mdd(value):.2f}" for name, value in
+        each = "; ".join(f"{name} {bootstrap_mdd(value):.2f} ({seed_count(paired_seeds[name])})" for name, value in
                          sorted(ses.items(), key=lambda item: -item[1]))
-        rows.append(dict(zip(CELL, cell), seeds=seeds, episodes=episodes, comparisons=len(ses), widest=widest,
+        rows.append(dict(zip(CELL, cell), seeds=seeds, seeds_max=max(len(groups[k]) for k in keys), episodes=episodes, comparisons=len(ses), widest=widest,
                          se=se, mdd=bootstrap_mdd(se) if ses else math.nan,
                          mdd_binomial=min_detectable_difference(seeds * episodes), mdd_each=each))
     out = pd.DataFrame(rows, columns=RESOLUTION_COLUMNS).round(4)
@@ -302,7 +303,8 @@ def _resolution_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     header = ["pair", "gap", "N", "M", "seeds", "episodes/seed", "SE of a paired difference (widest)",
               "smallest resolved difference (MDD)", "binomial formula alone", "MDD of each comparison"]
     rows = [[r.pair, f"{r.magnitude:g}", str(r.n_target), str(r.n_source),
-             str(r.seeds) + (" (episode variance only)" if r.seeds == 1 else ""), str(r.episodes),
+             (str(r.seeds) if r.seeds == r.seeds_max else f"{r.seeds}-{r.seeds_max}")
+             + (" (episode variance only)" if r.seeds_max == 1 else ""), str(r.episodes),
              f"{num(r.se)} ({r.widest})" if r.comparisons else "n/a (no comparison with cotrain)",
              num(r.mdd), num(r.mdd_binomial), r.mdd_each or "n/a"] for r in df.itertuples(index=False)]
     return header, rows

@@ -102,3 +102,15 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     assert "## Expert" in summary and "## Sensitivity of the source policy" in summary
     assert all((out / name).stat().st_size > 0 for name in
                ("success_vs_magnitude.png", "sensitivity.png", "representation_vs_magnitude.png", "sensitivity.csv"))
+
+
+def test_every_success_panel_spans_the_whole_magnitude_range():
+    """A factor measured at magnitude 0 alone (its cells to come) is drawn on the same 0-1 axis as the others."""
+    from benchmark.ablation.figures import success_figure
+
+    row = dict(method="source_only", success=0.9, ci_lo=0.8, ci_hi=0.95)
+    rows = [{**row, "factor": "object_mass", "magnitude": m} for m in (0.0, 0.5, 1.0)]
+    rows.append({**row, "factor": "obs_bias", "magnitude": 0.0})
+    fig = success_figure(rows)
+    lows, highs = zip(*(ax.get_xlim() for ax in fig.axes[:2]))
+    assert max(lows) < 0.0 and min(highs) > 1.0

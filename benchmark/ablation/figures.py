@@ -12,6 +12,7 @@ from benchmark.analysis.figures import figure, no_data, save
 
 DPI = 120
 COLUMNS = 4
+MAGNITUDE_AXIS = (-0.05, 1.05)  # every panel the whole magnitude range, drawn cells or not
 
 
 def _errorbar(ax: Axes, rows: list[dict[str, Any]], y: str, lo: str, hi: str, **style) -> None:
@@ -32,7 +33,7 @@ def success_figure(rows: list[dict[str, Any]]):
             mine = [r for r in rows if r["factor"] == factor and r["method"] == method]
             style = dict(linestyle="--", color="k", marker="s") if method == "expert" else dict(marker="o")
             _errorbar(ax, mine, "success", "ci_lo", "ci_hi", label=method, **style)
-        ax.set(title=factor, xlabel="magnitude", ylabel="target success", ylim=(-0.02, 1.02))
+        ax.set(title=factor, xlabel="magnitude", ylabel="target success", xlim=MAGNITUDE_AXIS, ylim=(-0.02, 1.02))
     for ax in list(axes.flat)[len(factors):]:
         ax.set_visible(False)
     axes.flat[0].legend(fontsize="small")
@@ -77,7 +78,7 @@ def representation_figure(rows: list[dict[str, Any]]):
             ax.legend(fontsize="x-small")
         else:
             no_data(ax, "no trained run measured it yet")
-        ax.set(title=title, xlabel="magnitude", ylabel=key)
+        ax.set(title=title, xlabel="magnitude", ylabel=key, xlim=MAGNITUDE_AXIS)
     return fig
 
 

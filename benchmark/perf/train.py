@@ -10,7 +10,8 @@ Timings move +-20% between runs on shared machines: compare rows of one run, as 
 `--speedup-table` prints instead the training speed-ups the suite could adopt, as samples/s per core (one thread)
 of the plain denoising-loss update (forward, backward, Adam) at width 256 / batch 256 (the `quick` profile) and
 width 512 / batch 1024: fp32 eager (the reference), bf16 autocast (`RunConfig.precision`), `torch.compile` of the
-loss, and SEEDS_BATCHED seeds trained as one batched model (`torch.func.stack_module_state` + `vmap`). The
+loss, and SEEDS_BATCHED seeds trained as one batched model (`torch.func.stack_module_state` + `vmap`); and an image
+policy's update (both cameras, `conv` encoders, batch IMAGE_BATCH) in fp32 and bf16 at IMAGE_SPEEDUP_SIZES. The
 variants are timed in alternation (each round runs every one), each the median of its rounds, with its ratio to
 fp32.
 """
@@ -35,6 +36,7 @@ from baselines.policy import LOWDIM
 OBS_DIM, ACTION_DIM, BATCH = 32, 7, 256
 IMAGE_BATCH = 64  # the batch image runs train at
 SPEEDUP_SHAPES = ((256, 256), (512, 1024))  # (width, batch) of the speed-up table: quick profile, and larger
+IMAGE_SPEEDUP_SIZES = (48, 84)  # frame sides of the speed-up table's image policy rows (lift/visual-48px, the default)
 
 
 def _windows(n: int, seed: int) -> Windows:
@@ -157,6 +159,10 @@ def print_speedup_table(steps: int, rounds: int) -> None:
         rates = speedup_rates(width, batch, steps, rounds)
         cells = "  ".join(f"{name} {rate:,.0f} ({rate / rates['fp32']:.2f}x)" for name, rate in rates.items())
         print(f"width {width:>4}, batch {batch:>4}:  {cells}")
+    for size in IMAGE_SPEEDUP_SIZES:
+        rates = image_speedup(size, steps, rounds)
+        print(f"image policy, {size}x{size} frames of both cameras, batch {IMAGE_BATCH}:  "
+              + "  ".join(f"{name} {rate:,.0f} ({rate / rates['fp32']:.2f}x)" for name, rate in rates.items()))
     print(f"load average after {os.getloadavg()[0]:.2f}")
 
 
@@ -174,10 +180,11 @@ def ddim_ms(network: str, width: int, guidance: float | None, repeats: int) -> f
     return (time.perf_counter() - start) / repeats * 1e3
 
 
-def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size: int | None = None) -> float:
-    """Samples/s of one plain denoising-loss update (forward, backward, Adam) of the default MLP policy,
-    low-dimensional or with an image pair's cameras (IMAGE_CAMERAS) of `image_size` (None: 84) square frames (a
-    `conv` image encoder each, on whole frames as the harness's), at `batch`."""
+def _loss_update(image: bool, batch: int, image_size: int | None = None,
+                 precision: str = "fp32") -> Callable[[], None]:
+    """One plain denoising-loss update (forward, backward, Adam) of the default MLP policy, low-dimensional or
+    with an image pair's cameras (IMAGE_CAMERAS) of `image_size` (None: 84) square frames (a `conv` image encoder
+    each, on whole frames as the harness's), at `batch`, in fp32 or under bf16 autocast; warmed up by 2 updates."""
     from tasks.core import IMAGE_CAMERAS, IMAGE_SIZE
 
     size = image_size or IMAGE_SIZE
@@ -186,20 +193,40 @@ def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size
     data = _windows(batch, 0)
     policy = build_policy(config, data.obs, data.action, seed=0)
     obs = torch.from_numpy(data.obs)
-    if image:
+    if image:  # channels-last frames, as datasets and envs give them
         obs = {LOWDIM: obs, **{key: torch.randint(0, 256, (batch, config.n_obs_steps, size, size, 3), dtype=torch.uint8)
                                for key in IMAGE_CAMERAS}}
     minibatch = {"obs": obs, "action": torch.from_numpy(data.action)}
     opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
+    dtype = AUTOCAST_DTYPES[precision]
+    context = (lambda: torch.autocast("cpu", dtype=dtype)) if dtype is not None else nullcontext
 
     def update() -> None:
         opt.zero_grad()
-        policy.loss(minibatch)[0].mean().backward()
+        with context():
+            value = policy.loss(minibatch)[0].mean()
+        value.backward()
         opt.step()
 
     for _ in range(2):
         update()
-    return _samples_per_s(update, steps, batch)
+    return update
+
+
+def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size: int | None = None) -> float:
+    """Samples/s of `_loss_update`'s fp32 update."""
+    return _samples_per_s(_loss_update(image, batch, image_size), steps, batch)
+
+
+def image_speedup(size: int, steps: int, rounds: int) -> dict[str, float]:
+    """Median samples/s per core of an image policy's update (`size` square frames, IMAGE_BATCH) in fp32 and
+    under bf16 autocast, over `rounds` alternated rounds of `steps` updates."""
+    variants = {precision: _loss_update(True, IMAGE_BATCH, size, precision) for precision in ("fp32", "bf16")}
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, update in variants.items():
+            rates[name].append(_samples_per_s(update, steps, IMAGE_BATCH))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

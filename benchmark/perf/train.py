@@ -34,7 +34,8 @@ from baselines.methods import AUTOCAST_DTYPES
 from baselines.policy import LOWDIM
 
 OBS_DIM, ACTION_DIM, BATCH = 32, 7, 256
-IMAGE_BATCH = 64  # the batch image runs train at
+IMAGE_BATCH = 256  # the batch image runs train at (the methods' default batch_size)
+IMAGE_STEPS_DIVISOR = 10  # image rows time --steps / this updates per round (an image update costs ~30x a low-dim one)
 SPEEDUP_SHAPES = ((256, 256), (512, 1024))  # (width, batch) of the speed-up table: quick profile, and larger
 IMAGE_SPEEDUP_SIZES = (48, 84)  # frame sides of the speed-up table's image policy rows (lift/visual-48px, the default)
 
@@ -160,7 +161,7 @@ def print_speedup_table(steps: int, rounds: int) -> None:
         cells = "  ".join(f"{name} {rate:,.0f} ({rate / rates['fp32']:.2f}x)" for name, rate in rates.items())
         print(f"width {width:>4}, batch {batch:>4}:  {cells}")
     for size in IMAGE_SPEEDUP_SIZES:
-        rates = image_speedup(size, steps, rounds)
+        rates = image_speedup(size, max(2, steps // IMAGE_STEPS_DIVISOR), rounds)
         print(f"image policy, {size}x{size} frames of both cameras, batch {IMAGE_BATCH}:  "
               + "  ".join(f"{name} {rate:,.0f} ({rate / rates['fp32']:.2f}x)" for name, rate in rates.items()))
     print(f"load average after {os.getloadavg()[0]:.2f}")
@@ -256,7 +257,7 @@ def main(argv: list[str] | None = None) -> None:
         for method in methods:
             rate, params = training_rate(method, network, width, n_steps)
             print(f"{f'{network}-{width}':<10}{method:<12}{params:>7.2f}M{rate:>17,.0f}{plain:>13.2f}{guided:>11.2f}")
-    lowdim, image = (loss_step_rate(img, max(1, args.steps // 3)) for img in (False, True))
+    lowdim, image = (loss_step_rate(img, max(2, args.steps // IMAGE_STEPS_DIVISOR)) for img in (False, True))
     print(f"\nImage policy (mlp-256, conv encoder, one {IMAGE_BATCH}-sample loss update): {image:,.0f} samples/s "
           f"against {lowdim:,.0f} low-dimensional, {lowdim / image:.1f}x the cost per sample")
 

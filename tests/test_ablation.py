@@ -81,6 +81,8 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     assert len(source) == 1  # trained once for the seed ...
     evaluations = [c for c in folders.values() if "checkpoint_of" in c]
     assert len(evaluations) == 2 and all(c["checkpoint_of"] == source[0] for c in evaluations)  # ... evaluated per cell
+    measured = [json.loads((runs / c["run_id"] / "metrics.json").read_text()) for c in evaluations]
+    assert all(0.0 <= m["raw_discern_mlp"] <= 1.0 and m["align_wasserstein"] >= 0.0 for m in measured)  # ... and measured
     trained = runs / source[0]
     stamps = {p: p.stat().st_mtime_ns for p in (trained / "train_summary.json", trained / "checkpoint" / "state.pt")}
     capsys.readouterr()
@@ -90,6 +92,16 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     assert _folders(runs) == folders
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # an evaluation finished before it measured (an older suite's) is measured on the next call, its evaluation kept
+    cell = runs / evaluations[0]["run_id"]
+    (cell / "metrics.json").unlink()
+    evaluated = (cell / "eval.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert "1 to run" in capsys.readouterr().out
+    assert json.loads((cell / "metrics.json").read_text()) == measured[0]
+    assert json.loads((cell / "record.json").read_text())["metrics"] == measured[0]
+    assert (cell / "eval.json").stat().st_mtime_ns == evaluated and {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
     with (out / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     cells = {(r["factor"], float(r["magnitude"])) for r in rows}
@@ -98,6 +110,7 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
         mine = [r for r in rows if r["method"] == method]
         assert {(r["factor"], float(r["magnitude"])) for r in mine} == cells
         assert all(int(r["episodes"]) == 2 and not math.isnan(float(r["success"])) for r in mine)
+        assert all(math.isnan(float(r["align_wasserstein"])) == (method == "expert") for r in mine)
     summary = (out / "summary.md").read_text()
     assert "## Expert" in summary and "## Sensitivity of the source policy" in summary
     assert all((out / name).stat().st_size > 0 for name in

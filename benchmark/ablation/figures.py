@@ -57,9 +57,9 @@ def sensitivity_figure(ranked: list[dict[str, Any]]):
 
 
 def representation_figure(rows: list[dict[str, Any]]):
-    """The cell's raw-observation discernibility, and each trained method's scale-free alignment of z, against
-    magnitude, a line per factor."""
-    methods = [m for m in dict.fromkeys(r["method"] for r in rows)  # measured above magnitude 0: trained per cell
+    """The cell's raw-observation discernibility, and each method's scale-free alignment of z, against magnitude,
+    a line per factor."""
+    methods = [m for m in dict.fromkeys(r["method"] for r in rows)  # measured above magnitude 0 (not the expert)
                if any(not math.isnan(r["align_wasserstein"]) for r in rows if r["method"] == m and r["magnitude"] > 0)]
     fig, axes = figure(1, 1 + len(methods), width=4.5, height=3.4)
     factors = list(dict.fromkeys(r["factor"] for r in rows))
@@ -77,7 +77,7 @@ def representation_figure(rows: list[dict[str, Any]]):
         if shown:
             ax.legend(fontsize="x-small")
         else:
-            no_data(ax, "no trained run measured it yet")
+            no_data(ax, "no item measured it yet")
         ax.set(title=title, xlabel="magnitude", ylabel=key, xlim=MAGNITUDE_AXIS)
     return fig
 

@@ -5,9 +5,10 @@ representation against magnitude, the expert's success; written as `summary.md`,
 Success in a cell is the mean over seeds of each seed's success over the same test start states, with its 95%
 two-level bootstrap interval (seeds, then episodes; `benchmark.analysis.stats`) and the Wilson interval of the
 pooled count. A drop is success at magnitude 0 minus success at m, paired by seed and start state (two-level
-paired bootstrap). Representation metrics come from trained runs only (`metrics.json`); an evaluation-only
-item has none. The raw-observation discernibility is the cell's (its paired replay data, the same for every
-method), so it is read from any trained run of the cell.
+paired bootstrap). Representation metrics (`metrics.json`) come from every policy item: a trained run measures its
+own z, an evaluation-only item its trained checkpoint's z on the cell's paired replay; the expert has none. The
+raw-observation discernibility is the cell's (its paired replay data, the same for every method), so it is the
+mean over the cell's measured items.
 """
 from __future__ import annotations
 
@@ -203,18 +204,16 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
                   "| factor | magnitude | method | difference [95%] |", "| --- | --- | --- | --- |"]
         lines += [f"| {p['factor']} | {p['magnitude']:g} | {p['method']} | {_ci(p['diff'], p['lo'], p['hi'], True)} |"
                   for p in pairs]
-    metric_methods = [m for m in ablation.methods if m not in eval_only]
     lines += ["", "## Representation against magnitude", "",
               f"`{RAW}`: the MLP domain probe's held-out accuracy on raw observation histories of the cell's paired "
               f"replay (0.5: indiscernible); `{ALIGN}`: Wasserstein distance between the domains' z, divided by z's "
-              "spread (scale-free; 0: aligned). Mean over seeds. Available from trained runs only: the evaluations "
-              "of a checkpoint trained elsewhere (" + (", ".join(f"`{m}`" for m in eval_only) or "none")
-              + " above magnitude 0) and the expert measure success alone.", "",
-              f"| factor | magnitude | {RAW} | " + " | ".join(f"{ALIGN} {m}" for m in metric_methods) + " |",
-              "| --- | --- | --- | " + " | ".join("---" for _ in metric_methods) + " |"]
+              "spread (scale-free; 0: aligned). Mean over seeds. An evaluation-only method's z is its trained "
+              "checkpoint's, read on the cell's replay; the expert measures success alone.", "",
+              f"| factor | magnitude | {RAW} | " + " | ".join(f"{ALIGN} {m}" for m in ablation.methods) + " |",
+              "| --- | --- | --- | " + " | ".join("---" for _ in ablation.methods) + " |"]
     for factor, magnitude in ablation.cells():
         lines.append(f"| {factor} | {magnitude:g} | {_num(table[factor, magnitude, methods[0]][RAW])} | "
-                     + " | ".join(_num(table[factor, magnitude, m][ALIGN]) for m in metric_methods) + " |")
+                     + " | ".join(_num(table[factor, magnitude, m][ALIGN]) for m in ablation.methods) + " |")
     lines += ["", "## Expert", "", "The scripted expert's success (pooled count, 95% Wilson interval): what the "
               "gap leaves of the task for an expert on the true state; it is also the cell's demo yield.", "",
               "| factor | magnitude | expert successes | success [95%] |", "| --- | --- | --- | --- |"]

@@ -162,6 +162,8 @@ class NoGapEval:
 
     trained: RunConfig
 
+    measures = False  # whether its record also holds the representation metrics in its cell (`CellEval`'s do)
+
     @property
     def method(self) -> str:
         return self.trained.method

@@ -16,14 +16,16 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
                        progress: bool = False) -> dict[str, Any]:
     """Evaluate (or read back) a `NoGapEval` under its own folder's lock; its trained run must be done (a missing
     checkpoint is trained again, `run.restore_checkpoint`). The record has the trained run's `w`, the target
-    domain's evaluation at the control's magnitude, no representation metrics and no training of its own."""
+    domain's evaluation at the control's magnitude, no training of its own, and representation metrics where the
+    item `measures` (the trained checkpoint's z on the paired replay of the evaluated cell: `run.stage_metrics`)."""
     from benchmark.harness.fingerprint import fingerprint
     from benchmark.harness.lock import run_lock
-    from benchmark.harness.run import RECORD_SCHEMA, pair_hooks, read_json, restore_checkpoint, write_json
+    from benchmark.harness.run import (RECORD_SCHEMA, ensure_demos, pair_hooks, read_json, restore_checkpoint,
+                                       stage_metrics, write_json)
 
     runs_dir = Path(runs_dir)
     trained_dir, run_dir = runs_dir / ev.trained.run_id(), runs_dir / ev.run_id()
-    if (run_dir / "done").exists():
+    if is_done(ev, runs_dir):
         return read_json(run_dir / "record.json")
     if not (trained_dir / "done").exists():
         raise RuntimeError(f"the no-gap evaluation {ev.run_id()} evaluates run {trained_dir.name}, which is not "
@@ -32,19 +34,24 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
         restore_checkpoint(ev.trained, runs_dir, progress)
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
-        if (run_dir / "done").exists():
+        if is_done(ev, runs_dir):
             return read_json(run_dir / "record.json")
-        config = ev.to_json()
+        config, cell = ev.to_json(), ev.control()
         write_json(run_dir / "config.json", config)
         if not (run_dir / "eval.json").exists():
             # the target alone, at the control's magnitude
-            write_json(run_dir / "eval.json", pair_hooks(ev.trained.pair).evaluate(ev.control(), trained_dir, progress,
+            write_json(run_dir / "eval.json", pair_hooks(ev.trained.pair).evaluate(cell, trained_dir, progress,
                                                                                    domains=("target",)))
         evaluation = read_json(run_dir / "eval.json")
+        if ev.measures and not (run_dir / "metrics.json").exists():
+            replay = {d: ensure_demos(runs_dir, cell, d, cell.size.replay_episodes, "replay", progress)
+                      for d in ("source", "target")}
+            write_json(run_dir / "metrics.json", stage_metrics(cell, trained_dir, replay))
         trained = read_json(trained_dir / "record.json")
         record = {
             "schema": RECORD_SCHEMA, "run_id": config["run_id"], "config": {**config, "w": trained["config"]["w"]},
-            "eval": evaluation, "metrics": {}, "target_error": evaluation["target"].get("target_error"),
+            "eval": evaluation, "metrics": read_json(run_dir / "metrics.json") if ev.measures else {},
+            "target_error": evaluation["target"].get("target_error"),
             "train": None, "timing": {"train_s": 0.0, "eval_s": evaluation.get("wall_s")},
             "fingerprint": fingerprint(ev.trained.device), "track": track,
         }
@@ -57,7 +64,10 @@ Item = RunConfig | NoGapEval  # what a sweep launches
 
 
 def is_done(item: Item, runs_dir: Path) -> bool:
-    return (runs_dir / item.run_id() / "done").exists()
+    """Its folder's `done`; for an evaluation that `measures`, its metrics too (an evaluation finished before
+    it measured is measured then, its evaluation kept)."""
+    folder = Path(runs_dir) / item.run_id()
+    return (folder / "done").exists() and (not getattr(item, "measures", False) or (folder / "metrics.json").exists())
 
 
 def _execute(item: Item, runs_dir: str, track: dict | None) -> dict[str, Any]:

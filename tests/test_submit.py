@@ -27,6 +27,27 @@ def test_mini_sweep_follows_a_matching_protocol_and_is_added(tmp_path):
     assert "cotrain" in Path(paths["md"]).read_text()
 
 
+def test_a_board_carries_its_figures_and_the_records_training_logs(tmp_path):
+    """The published page embeds the leaderboard's figures, drawn into the board's version; a record's training
+    log travels beside it, so a later version still draws its training curve."""
+    runs = tmp_path / "runs"
+    shutil.copytree(MINI, runs)
+    first, *rest = sorted(runs.glob("*/record.json"))
+    (first.parent / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": 1.0 / s}) + "\n"
+                                                          for s in (10, 20, 30)))
+    submit([first], tmp_path / "board", Protocol(profile="quick", min_seeds=1, min_episodes=10,
+                                                  pairs=("lift/dynamics",), expert_version=1))
+    board = tmp_path / "board"
+    assert (board / "records" / first.parent.name / "train_log.jsonl").read_bytes() == \
+        (first.parent / "train_log.jsonl").read_bytes()
+    submit(rest, board, LENIENT)  # a second version keeps the first record's log
+    assert (board / "records" / first.parent.name / "train_log.jsonl").exists()
+    figures = {p.name for p in (board / "current").glob("*.png")}
+    assert {"success_per_pair.png", "diff_vs_cotrain.png", "training_curves.png"} <= figures
+    page = (board / "leaderboard.html").read_text()
+    assert page.count("data:image/png;base64,") == len(figures)
+
+
 def test_protocol_violations_are_all_named():
     problems = check_records(load_records(MINI))  # the leaderboard protocol: full profile, 50 episodes, 3 seeds
     text = "\n".join(problems)
@@ -244,14 +265,17 @@ def test_an_unwritable_leaderboard_folder_gives_one_line_and_stays_as_it_was(exi
         for folder in [parent, *parent.rglob("*")]:
             if folder.is_dir() and not folder.is_symlink():
                 folder.chmod(0o555)
+        home = root / "home"  # the user's caches (matplotlib's fonts) are not the board's business
+        home.mkdir(mode=0o777)
+        home.chmod(0o777)
         before = _snapshot(root)
-        proc = run_cotrain(["submit", str(root / "runs"), "--leaderboard", str(parent / "board")], home=root)
+        proc = run_cotrain(["submit", str(root / "runs"), "--leaderboard", str(parent / "board")], home=home)
         assert proc.returncode == 2, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and "permission denied" in lines[0], proc.stderr
         assert lines[0].startswith("cotrain submit: error: permission denied: ")
         assert lines[0].endswith(f"(while writing the leaderboard {parent / 'board'}, which is left as it was)")
-        assert _snapshot(root) == before
+        assert {k: v for k, v in _snapshot(root).items() if not k.startswith("home/")} == before
         for folder in [parent, *parent.rglob("*")]:
             if folder.is_dir() and not folder.is_symlink():
                 folder.chmod(0o755)

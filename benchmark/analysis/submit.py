@@ -14,7 +14,8 @@ names the file and the field.
 A board folder holds versions and one link that alone says which is current::
 
     board/current -> versions/<v>        swapped with os.replace of a new link (atomic)
-    board/versions/<v>/records/<run id>/record.json, leaderboard.md, .csv, .html, track.json
+    board/versions/<v>/records/<run id>/record.json (and train_log.jsonl), leaderboard.md, .csv, .html, the
+        figures (*.png, embedded in the page), track.json
     board/records, board/leaderboard.md, .csv, .html, track.json -> current/...   (fixed links, for readers)
 
 A submission stages a new version beside the current one (the current records plus the new ones, and the
@@ -37,7 +38,8 @@ from typing import Any
 from benchmark.harness.config import RunConfig, content_hash
 from benchmark.harness.lock import RunInProgress, file_lock
 from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
-from benchmark.analysis.leaderboard import write_leaderboard
+from benchmark.analysis.leaderboard import aggregate, write_leaderboard
+from benchmark.analysis.plots import training_logs, write_plots
 from benchmark.analysis.records import RecordError, load_records
 from benchmark.analysis.rules import LEADERBOARD_PROTOCOL, Protocol, check_records, check_track, track_label
 from benchmark.analysis.stats import wilson_interval
@@ -45,6 +47,7 @@ from benchmark.analysis.stats import wilson_interval
 RUN_ID = re.compile(r"[0-9a-f]{12}")
 ROUNDING = 1e-4  # a stored rate or interval bound may differ from its recomputed value by rounding only
 NOT_HASHED = ("run_id", "w") + tuple(f.name for f in fields(RunConfig) if not f.compare)
+TRAIN_LOG = "train_log.jsonl"  # a record's training log, kept beside it on the board (its training-curve figure)
 BOARD_LINKS = ("records", "leaderboard.md", "leaderboard.csv", "leaderboard.html", "track.json")
 
 
@@ -231,20 +234,24 @@ def read_submission(record_paths: list[str | Path]) -> dict[str, tuple[Path, dic
 # -- publishing
 def _stage_version(version: Path, old_records: Path | None, records: dict[str, tuple[Path, dict]],
                    track: dict | None) -> None:
-    """Fill `version` with the board's track, the current board's records (bytes as they are), the new ones,
-    and the leaderboard."""
+    """Fill `version` with the board's track, the current board's records (bytes as they are), the new ones, each
+    with its training log where it has one (`train_log.jsonl` beside the record), the figures and the leaderboard
+    (whose page embeds the figures)."""
     (version / "track.json").write_text(json.dumps(track, sort_keys=True))
     (version / "records").mkdir()
     for old in sorted(old_records.glob("*/record.json")) if old_records else []:
         if old.parent.name not in records:
-            (version / "records" / old.parent.name).mkdir()
-            shutil.copyfile(old, version / "records" / old.parent.name / "record.json")
-    for run_id, (_, rec) in sorted(records.items()):
+            shutil.copytree(old.parent, version / "records" / old.parent.name)
+    for run_id, (path, rec) in sorted(records.items()):
         (version / "records" / run_id).mkdir()
         (version / "records" / run_id / "record.json").write_text(json.dumps(rec, indent=2, sort_keys=True))
+        if (path.parent / TRAIN_LOG).is_file():
+            shutil.copyfile(path.parent / TRAIN_LOG, version / "records" / run_id / TRAIN_LOG)
     title = ("cotrain-bench: policies trained elsewhere (self-reported)" if _is_external(track)
              else f"cotrain-bench leaderboard: {track_label(track)}" if track else "cotrain-bench leaderboard")
-    write_leaderboard(load_records(version / "records"), version, title=title)
+    recs = load_records(version / "records")
+    write_plots(aggregate(recs), training_logs(recs, version / "records"), version)
+    write_leaderboard(recs, version, title=title)
 
 
 def _link(target: str, at: Path) -> None:

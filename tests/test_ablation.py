@@ -127,3 +127,14 @@ def test_every_success_panel_spans_the_whole_magnitude_range():
     fig = success_figure(rows)
     lows, highs = zip(*(ax.get_xlim() for ax in fig.axes[:2]))
     assert max(lows) < 0.0 and min(highs) > 1.0
+
+
+def test_every_factor_has_a_line_of_its_own_in_the_representation_figure():
+    """Thirteen factors (the low-dimensional ones) draw thirteen distinct lines, beyond the colour cycle's ten."""
+    from benchmark.ablation.figures import representation_figure
+
+    rows = [dict(factor=f"factor_{i}", method="source_only", magnitude=m, raw_discern_mlp=0.5 + m / 4,
+                 align_wasserstein=m) for i in range(13) for m in (0.0, 1.0)]
+    lines = representation_figure(rows).axes[0].get_lines()
+    looks = {(str(line.get_color()), line.get_linestyle(), line.get_marker()) for line in lines}
+    assert len(lines) == 13 and len(looks) == 13

@@ -56,6 +56,12 @@ def sensitivity_figure(ranked: list[dict[str, Any]]):
     return fig
 
 
+def _line_style(i: int) -> dict[str, Any]:
+    """The i-th factor's line: the 10 colours of the default cycle, then again with another dash and marker, so
+    no two of up to 30 factors look alike."""
+    return dict(color=f"C{i % 10}", linestyle=("-", "--", ":")[i // 10 % 3], marker=("o", "s", "^")[i // 10 % 3])
+
+
 def representation_figure(rows: list[dict[str, Any]]):
     """The cell's raw-observation discernibility, and each method's scale-free alignment of z, against magnitude,
     a line per factor."""
@@ -68,11 +74,11 @@ def representation_figure(rows: list[dict[str, Any]]):
     panels += [("align_wasserstein", m, f"{m}: W(z) / spread") for m in methods]
     for ax, (key, method, title) in zip(axes.flat, panels):
         shown = False
-        for factor in factors:
+        for i, factor in enumerate(factors):
             mine = [r for r in rows if r["factor"] == factor and r["method"] == method and not math.isnan(r[key])]
             if mine:
                 mine.sort(key=lambda r: r["magnitude"])
-                ax.plot([r["magnitude"] for r in mine], [r[key] for r in mine], marker="o", label=factor)
+                ax.plot([r["magnitude"] for r in mine], [r[key] for r in mine], label=factor, **_line_style(i))
                 shown = True
         if shown:
             ax.legend(fontsize="x-small")

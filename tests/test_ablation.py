@@ -82,7 +82,8 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     evaluations = [c for c in folders.values() if "checkpoint_of" in c]
     assert len(evaluations) == 2 and all(c["checkpoint_of"] == source[0] for c in evaluations)  # ... evaluated per cell
     measured = [json.loads((runs / c["run_id"] / "metrics.json").read_text()) for c in evaluations]
-    assert all(0.0 <= m["raw_discern_mlp"] <= 1.0 and m["align_wasserstein"] >= 0.0 for m in measured)  # ... and measured
+    # ... and measured there
+    assert all(0.0 <= m["raw_discern_mlp"] <= 1.0 and m["align_wasserstein"] >= 0.0 for m in measured)
     trained = runs / source[0]
     stamps = {p: p.stat().st_mtime_ns for p in (trained / "train_summary.json", trained / "checkpoint" / "state.pt")}
     capsys.readouterr()

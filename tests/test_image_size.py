@@ -37,8 +37,8 @@ def test_a_sized_pair_is_its_base_pair_at_another_frame_size():
         assert pair.image_size == size and pair.name == f"{BASE}-{size}px"
         assert (pair.base_task, pair.target, pair.version, pair.n_target, pair.n_source, pair.obs, pair.tags) == (
             base.base_task, base.target, base.version, base.n_target, base.n_source, base.obs, base.tags)
-        assert f"observations image {size}x{size}" in describe_pair(name) and f"({size}x{size}, agent view and wrist)" in (
-            pair.description)
+        assert f"observations image {size}x{size}" in describe_pair(name)
+        assert f"({size}x{size}, agent view and wrist)" in pair.description
         assert gap_kind(name) == gap_kind(BASE) == "visual only"
         assert gym_ids.env_id(name, "target") in gym_ids.IDS
         ids = {RunConfig(name, method=m, profile="smoke").run_id() for m in ("cotrain", "source_only")}

@@ -3,10 +3,11 @@
 `CellEval` is a `NoGapEval` whose evaluation runs in a named cell (pair and run magnitude) instead of at
 magnitude 0: the sweep's `execute_nogap_eval` runs it through `control()` into its own run folder, with the
 trained run's `w` and no training, and measures the trained checkpoint's representation on the cell's paired
-replay (its raw-observation discernibility, and how the policy's z aligns the cell's two domains). `ExpertEval` rolls the pair's scripted expert
-out in the target domain on the start states a policy of that seed is evaluated on, with the expert noise the
-demos are made with, so its success is also the cell's demo yield; its result is a JSON file under
-`<runs_dir>/_expert/` (not a run record: leaderboards read run records only).
+replay (its raw-observation discernibility, and how the policy's z aligns the cell's two domains).
+`ExpertEval` rolls the pair's scripted expert out in the target domain on the start states a policy of that
+seed is evaluated on, with the expert noise the demos are made with, so its success is also the cell's demo
+yield; its result is a JSON file under `<runs_dir>/_expert/` (not a run record: leaderboards read run records
+only).
 """
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ COLUMNS = GROUP + [
 SELF_REPORTED_NOTE = ("Self-reported rows: policies trained elsewhere (`cotrain eval-policy`), evaluated by the suite "
                       "under the protocol; their training data (pair, N, M) are declared by their authors and not "
                       "checked, and the test start states are public.")
-RESOLUTION_COLUMNS = CELL + ["seeds", "seeds_max", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial", "mdd_each"]
+RESOLUTION_COLUMNS = CELL + ["seeds", "seeds_max", "episodes", "comparisons", "widest", "se", "mdd", "mdd_binomial",
+                              "mdd_each"]
 # config keys that do not make a run another one's no-gap control: the run's own id, a no-gap evaluation's
 # trained run, evaluation workers
 _NOT_CONTROL = ("magnitude", "run_id", "checkpoint_of", "workers")
@@ -260,8 +261,8 @@ def resolution(records: list[dict]) -> pd.DataFrame:
         se = ses[widest] if ses else math.nan
         each = "; ".join(f"{name} {bootstrap_mdd(value):.2f} ({seed_count(paired_seeds[name])})" for name, value in
                          sorted(ses.items(), key=lambda item: -item[1]))
-        rows.append(dict(zip(CELL, cell), seeds=seeds, seeds_max=max(len(groups[k]) for k in keys), episodes=episodes, comparisons=len(ses), widest=widest,
-                         se=se, mdd=bootstrap_mdd(se) if ses else math.nan,
+        rows.append(dict(zip(CELL, cell), seeds=seeds, seeds_max=max(len(groups[k]) for k in keys), episodes=episodes,
+                         comparisons=len(ses), widest=widest, se=se, mdd=bootstrap_mdd(se) if ses else math.nan,
                          mdd_binomial=min_detectable_difference(seeds * episodes), mdd_each=each))
     out = pd.DataFrame(rows, columns=RESOLUTION_COLUMNS).round(4)
     return out.sort_values(CELL, kind="mergesort").reset_index(drop=True)

@@ -324,13 +324,20 @@ def _markdown(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([_md_row(header), "|" + "---|" * len(header)] + [_md_row(r) for r in rows])
 
 
-def write_leaderboard(records: list[dict], out_dir: str | Path,
-                      title: str = "cotrain-bench leaderboard") -> dict[str, Path]:
+def write_leaderboard(records: list[dict], out_dir: str | Path, title: str = "cotrain-bench leaderboard",
+                      logs: dict[str, dict[str, list[Path]]] | None = None) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv`` (per-pair table) and a self-contained
-    ``leaderboard.html`` to ``out_dir``; returns their paths keyed ``md``, ``csv``, ``html``."""
+    ``leaderboard.html`` to ``out_dir``; returns their paths keyed ``md``, ``csv``, ``html``. With ``logs``
+    (training logs as :func:`benchmark.analysis.plots.training_logs` groups them), the figures too, drawn from the
+    same table before the page that embeds them, each keyed by its file's stem."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     df, across, resolved = aggregate(records), aggregate_across_pairs(records), resolution(records)
+    figures: dict[str, Path] = {}
+    if logs is not None:
+        from benchmark.analysis.plots import write_plots  # matplotlib: only where figures are drawn
+
+        figures = {path.stem: path for path in write_plots(df, logs, out)}
     self_reported = self_reported_names(records)
     if df.empty:
         summary = f"{len(records)} runs read; nothing to report."
@@ -379,4 +386,4 @@ def write_leaderboard(records: list[dict], out_dir: str | Path,
     paths["md"].write_text("\n".join(md), encoding="utf-8")
     df.to_csv(paths["csv"], index=False)
     paths["html"].write_text(page, encoding="utf-8")
-    return paths
+    return {**paths, **figures}

@@ -38,8 +38,8 @@ from typing import Any
 from benchmark.harness.config import RunConfig, content_hash
 from benchmark.harness.lock import RunInProgress, file_lock
 from benchmark.harness.run import RECORD_SCHEMA, SUPERSEDED_SCHEMAS
-from benchmark.analysis.leaderboard import aggregate, write_leaderboard
-from benchmark.analysis.plots import training_logs, write_plots
+from benchmark.analysis.leaderboard import write_leaderboard
+from benchmark.analysis.plots import training_logs
 from benchmark.analysis.records import RecordError, load_records
 from benchmark.analysis.rules import LEADERBOARD_PROTOCOL, Protocol, check_records, check_track, track_label
 from benchmark.analysis.stats import wilson_interval
@@ -250,8 +250,7 @@ def _stage_version(version: Path, old_records: Path | None, records: dict[str, t
     title = ("cotrain-bench: policies trained elsewhere (self-reported)" if _is_external(track)
              else f"cotrain-bench leaderboard: {track_label(track)}" if track else "cotrain-bench leaderboard")
     recs = load_records(version / "records")
-    write_plots(aggregate(recs), training_logs(recs, version / "records"), version)
-    write_leaderboard(recs, version, title=title)
+    write_leaderboard(recs, version, title=title, logs=training_logs(recs, version / "records"))
 
 
 def _link(target: str, at: Path) -> None:

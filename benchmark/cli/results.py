@@ -15,19 +15,18 @@ def _existing_dir(path: str) -> Path:
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
-    from benchmark.analysis.leaderboard import aggregate, write_leaderboard
+    from benchmark.analysis.leaderboard import write_leaderboard
+    from benchmark.analysis.plots import training_logs
     from benchmark.analysis.records import load_records
-    from benchmark.analysis.plots import training_logs, write_plots
 
     runs_dir = _existing_dir(args.runs_dir)
     records = load_records(runs_dir)
     if not records:
         raise ValueError(f"{runs_dir}: no record.json found (no finished runs)")
     out = Path(args.out or runs_dir)
-    figures = write_plots(aggregate(records), training_logs(records, runs_dir), out)  # first: the page embeds them
-    paths = write_leaderboard(records, out)
+    paths = write_leaderboard(records, out, logs=training_logs(records, runs_dir))
     print(Path(paths["md"]).read_text())
-    print("wrote " + ", ".join(str(p) for p in [*paths.values(), *figures]))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
 
 
 def _videos(args: argparse.Namespace) -> None:

@@ -96,14 +96,23 @@ def _eager_update(width: int, batch: int, precision: str = "fp32", compiled: boo
     policy = _loss_policy(width, 0)
     opt, stream = torch.optim.Adam(policy.parameters(), lr=1e-4), _minibatches(batch, 1, 0)
     loss = torch.compile(policy.loss) if compiled else policy.loss
+
+    def minibatch() -> dict[str, torch.Tensor]:
+        obs, action = next(stream)
+        return {"obs": obs, "action": action}
+    return _adam_update(loss, minibatch, opt, precision)
+
+
+def _adam_update(loss: Callable, minibatch: Callable[[], dict], opt: torch.optim.Optimizer,
+                 precision: str) -> Callable[[], None]:
+    """One update: `loss` of the next `minibatch()` (its per-sample values, averaged) in fp32 or under the
+    precision's autocast, backward, `opt`'s step."""
     dtype = AUTOCAST_DTYPES[precision]
-    context = (lambda: torch.autocast("cpu", dtype=dtype)) if dtype is not None else nullcontext
 
     def update() -> None:
-        obs, action = next(stream)
         opt.zero_grad()
-        with context():
-            value = loss({"obs": obs, "action": action})[0].mean()
+        with torch.autocast("cpu", dtype=dtype) if dtype is not None else nullcontext():
+            value = loss(minibatch())[0].mean()
         value.backward()
         opt.step()
     return update
@@ -143,6 +152,13 @@ def speedup_rates(width: int, batch: int, steps: int, rounds: int) -> dict[str, 
     for update, _ in variants.values():
         for _ in range(3):  # warm-up (and torch.compile's compilation)
             update()
+    return _alternated_medians(variants, steps, rounds)
+
+
+def _alternated_medians(variants: dict[str, tuple[Callable[[], None], int]], steps: int,
+                        rounds: int) -> dict[str, float]:
+    """Median samples/s of each variant (update, samples per update) over `rounds` rounds of `steps` updates, every
+    round running every variant in turn, so load drifts hit them alike."""
     rates: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, (update, samples) in variants.items():
@@ -198,17 +214,7 @@ def _loss_update(image: bool, batch: int, image_size: int | None = None,
         obs = {LOWDIM: obs, **{key: torch.randint(0, 256, (batch, config.n_obs_steps, size, size, 3), dtype=torch.uint8)
                                for key in IMAGE_CAMERAS}}
     minibatch = {"obs": obs, "action": torch.from_numpy(data.action)}
-    opt = torch.optim.Adam(policy.parameters(), lr=1e-4)
-    dtype = AUTOCAST_DTYPES[precision]
-    context = (lambda: torch.autocast("cpu", dtype=dtype)) if dtype is not None else nullcontext
-
-    def update() -> None:
-        opt.zero_grad()
-        with context():
-            value = policy.loss(minibatch)[0].mean()
-        value.backward()
-        opt.step()
-
+    update = _adam_update(policy.loss, lambda: minibatch, torch.optim.Adam(policy.parameters(), lr=1e-4), precision)
     for _ in range(2):
         update()
     return update
@@ -222,12 +228,8 @@ def loss_step_rate(image: bool, steps: int, batch: int = IMAGE_BATCH, image_size
 def image_speedup(size: int, steps: int, rounds: int) -> dict[str, float]:
     """Median samples/s per core of an image policy's update (`size` square frames, IMAGE_BATCH) in fp32 and
     under bf16 autocast, over `rounds` alternated rounds of `steps` updates."""
-    variants = {precision: _loss_update(True, IMAGE_BATCH, size, precision) for precision in ("fp32", "bf16")}
-    rates: dict[str, list[float]] = {name: [] for name in variants}
-    for _ in range(rounds):
-        for name, update in variants.items():
-            rates[name].append(_samples_per_s(update, steps, IMAGE_BATCH))
-    return {name: statistics.median(r) for name, r in rates.items()}
+    return _alternated_medians({precision: (_loss_update(True, IMAGE_BATCH, size, precision), IMAGE_BATCH)
+                                for precision in ("fp32", "bf16")}, steps, rounds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -257,7 +259,8 @@ def main(argv: list[str] | None = None) -> None:
         for method in methods:
             rate, params = training_rate(method, network, width, n_steps)
             print(f"{f'{network}-{width}':<10}{method:<12}{params:>7.2f}M{rate:>17,.0f}{plain:>13.2f}{guided:>11.2f}")
-    lowdim, image = (loss_step_rate(img, max(2, args.steps // IMAGE_STEPS_DIVISOR)) for img in (False, True))
+    lowdim = loss_step_rate(False, max(1, args.steps // 3))
+    image = loss_step_rate(True, max(2, args.steps // IMAGE_STEPS_DIVISOR))
     print(f"\nImage policy (mlp-256, conv encoder, one {IMAGE_BATCH}-sample loss update): {image:,.0f} samples/s "
           f"against {lowdim:,.0f} low-dimensional, {lowdim / image:.1f}x the cost per sample")
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 from cotrain_robot.geometry import rot6d
@@ -184,8 +185,6 @@ class CotrainEnv(gym.Env):
 
     def render_camera(self, camera: str, renderer: Any) -> np.ndarray:
         """(H, W, 3) uint8 image of `camera` in the current state, drawn by the `mujoco.Renderer` `renderer`."""
-        import mujoco
-
         option = mujoco.MjvOption()
         option.geomgroup[:] = GEOM_GROUPS
         renderer.update_scene(self.sim.data._data, camera=camera, scene_option=option)
@@ -200,8 +199,6 @@ class CotrainEnv(gym.Env):
 
 
 def _mat2quat_wxyz(xmat: np.ndarray) -> np.ndarray:
-    import mujoco
-
     q = np.empty(4)
     mujoco.mju_mat2Quat(q, np.asarray(xmat, dtype=np.float64).reshape(9))
     return q

@@ -29,6 +29,7 @@ class GapEffect:
     unit: str = ""
     categorical: bool = False
     max_steps: int = 0  # step-valued factors: delay = round(magnitude * max_steps)
+    replaces: str = ""  # what of the task the factor swaps out whole (the robot): one such factor per pair
 
     def __init__(self, magnitude: float):
         self.check_categorical(magnitude)
@@ -270,6 +271,7 @@ class ObsLatency(GapEffect):
 class _Embodiment(GapEffect):
     family = "embodiment"
     categorical = True
+    replaces = "robot"
     robot = "Panda"
 
     def robosuite_kwargs(self, kwargs):

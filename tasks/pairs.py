@@ -111,6 +111,13 @@ def build_factor_pair(base_task: str, factors: Iterable[GapFactor], written: str
                              f"not {factor.magnitude:g}")
         gaps[factor.name] = GapFactor(factor.name, effect.effective_magnitude(factor.magnitude))
     target = tuple(gaps[name] for name in sorted(gaps))
+    swapped: dict[str, str] = {}
+    for gap in target:
+        if (part := GAP_FACTORS[gap.name].replaces) and gap.magnitude > 0:
+            if part in swapped:
+                raise ValueError(f"pair {written!r}: factors {swapped[part]!r} and {gap.name!r} both replace the "
+                                 f"{part}; a pair takes one of them")
+            swapped[part] = gap.name
     families = sorted({GAP_FACTORS[g.name].family for g in target})
     n, m = DEMO_COUNTS.get(base_task, (10, 100))
     factors_text = ", ".join(f"{g.name} at {g.magnitude:.4g}" if g.magnitude != 1.0 else

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from benchmark.ablation.items import CellEval, ExpertEval
-from benchmark.ablation.plan import Ablation
+from benchmark.ablation.plan import Ablation, describe_level
 from benchmark.ablation.stages import load_spec, stage_ablations
 from benchmark.cli import main
 from benchmark.harness.config import RunConfig
@@ -39,6 +39,37 @@ def test_plan_trains_the_source_policy_once_per_seed_and_evaluates_it_in_every_c
     assert len(cotrain) == (len(above_zero) + 1) * 2  # magnitude 0 is one cell for every factor
     assert {i.pair for i in evaluations} == {i.pair for i in cotrain} - {"lift"}
     assert len([i for i in items if isinstance(i, ExpertEval)]) == (len(above_zero) + 1) * 2
+
+
+def test_a_factor_set_moves_its_factors_together_and_shares_the_base_task():
+    ablation = Ablation(task="lift", factors=("obs_bias", "action_latency", "obs_bias+action_latency",
+                                              "embodiment_sawyer+obs_noise"),
+                        magnitudes=LADDER, methods=("source_only",), seeds=(0,), episodes=3, profile="smoke")
+    cells = {m: ablation.cell_pair("obs_bias+action_latency", m)[0] for m in ablation.levels("obs_bias+action_latency")}
+    assert cells == {0.0: "lift", 0.25: "lift+action_latency@0.3333+obs_bias@0.25",
+                     0.5: "lift+action_latency@0.6667+obs_bias@0.5", 0.75: "lift+action_latency@0.6667+obs_bias@0.75",
+                     1.0: "lift+action_latency+obs_bias"}
+    assert describe_level("obs_bias+action_latency", 0.25) == "action_latency 1 steps"
+    # its categorical factor is on above 0, as that factor alone
+    assert ablation.cell_pair("embodiment_sawyer+obs_noise", 0.25)[0] == "lift+embodiment_sawyer+obs_noise@0.25"
+    evaluations = [i for i in ablation.items() if isinstance(i, CellEval)]
+    assert len({i.trained.run_id() for i in evaluations}) == 1  # one source policy for singles and sets alike
+    assert len(evaluations) == len({i.pair for i in evaluations}) == len([c for c in ablation.cells() if c[1] > 0])
+    # a set of two factors that step the same: ladder magnitudes with one physical value are one cell, the largest
+    steps_only = Ablation(task="lift", factors=("embodiment_sawyer+action_latency",), magnitudes=LADDER,
+                          methods=("source_only",), seeds=(0,), episodes=3, profile="smoke")
+    assert steps_only.levels("embodiment_sawyer+action_latency") == (0.0, 0.25, 0.75, 1.0)
+
+
+@pytest.mark.parametrize("factors,message", [
+    (("obs_bias+obs_bias",), "factor set 'obs_bias+obs_bias' names a factor twice"),
+    (("obs_bias+gravity",), "unknown gap factor 'gravity'"),
+    (("embodiment_sawyer+embodiment_ur5e",), "both replace the robot"),
+])
+def test_a_bad_factor_set_is_refused_naming_it(factors, message):
+    with pytest.raises((KeyError, ValueError)) as info:
+        Ablation(task="lift", factors=factors, methods=("source_only",), seeds=(0,), episodes=3, profile="smoke")
+    assert message in str(info.value)
 
 
 def test_reference_spec_builds_and_its_second_stage_waits_for_the_first(tmp_path):
@@ -69,10 +100,11 @@ def _folders(runs: Path) -> dict[str, dict]:
     return {p.name: json.loads((p / "config.json").read_text()) for p in runs.iterdir() if (p / "config.json").exists()}
 
 
-@pytest.mark.slow  # four smoke trainings, two evaluations and three expert cells: about a minute on one core
+@pytest.mark.slow  # five smoke trainings, three evaluations and four expert cells: about a minute on one core
 def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     runs, out = tmp_path / "runs", tmp_path / "out"
-    argv = ["ablate", "--task", "lift", "--factors", "obs_bias", "action_latency", "--magnitudes", "0", "1",
+    argv = ["ablate", "--task", "lift", "--factors", "obs_bias", "action_latency", "obs_bias+action_latency",
+            "--magnitudes", "0", "1",
             "--methods", "source_only", "target_only", "--seeds", "0", "--episodes", "2", "--profile", "smoke",
             "--runs-dir", str(runs), "--out", str(out), "--quiet"]
     assert main(argv) == 0
@@ -80,7 +112,8 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     source = [k for k, c in folders.items() if c["method"] == "source_only" and "checkpoint_of" not in c]
     assert len(source) == 1  # trained once for the seed ...
     evaluations = [c for c in folders.values() if "checkpoint_of" in c]
-    assert len(evaluations) == 2 and all(c["checkpoint_of"] == source[0] for c in evaluations)  # ... evaluated per cell
+    assert len(evaluations) == 3 and all(c["checkpoint_of"] == source[0] for c in evaluations)  # ... evaluated per cell
+    assert "lift+action_latency+obs_bias" in {c["pair"] for c in evaluations}  # the set: its factors together
     measured = [json.loads((runs / c["run_id"] / "metrics.json").read_text()) for c in evaluations]
     # ... and measured there
     assert all(0.0 <= m["raw_discern_mlp"] <= 1.0 and m["align_wasserstein"] >= 0.0 for m in measured)
@@ -106,7 +139,7 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     with (out / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
     cells = {(r["factor"], float(r["magnitude"])) for r in rows}
-    assert cells == {(f, m) for f in ("obs_bias", "action_latency") for m in (0.0, 1.0)}
+    assert cells == {(f, m) for f in ("obs_bias", "action_latency", "obs_bias+action_latency") for m in (0.0, 1.0)}
     for method in ("source_only", "target_only", "expert"):
         mine = [r for r in rows if r["method"] == method]
         assert {(r["factor"], float(r["magnitude"])) for r in mine} == cells

@@ -52,6 +52,8 @@ def test_distinct_factor_sets_have_distinct_run_ids():
     ("lift+obs_bias@1.5", ValueError, "magnitude 1.5 is outside [0, 1]"),
     ("lift+obs_bias+obs_bias@0.5", ValueError, "factor 'obs_bias' is given twice"),
     ("lift+embodiment_sawyer@0.5", ValueError, "factor 'embodiment_sawyer' is categorical"),
+    ("lift+embodiment_ur5e+embodiment_sawyer", ValueError,
+     "factors 'embodiment_sawyer' and 'embodiment_ur5e' both replace the robot"),
     ("toy+obs_bias", ValueError, "base task 'toy' has no simulator"),
     ("nowhere", KeyError, "unknown task pair 'nowhere'"),
 ])

@@ -5,6 +5,10 @@ and magnitudes that give one physical value are one cell: a step-valued factor r
 counts the ladder rounds to, a categorical factor at 0 and 1 (any magnitude above 0 is its one other value).
 Magnitude 0 changes nothing, so every factor's magnitude-0 cell is the base task itself (pair `lift`, run
 magnitude 0), shared by all factors; a cell above 0 is the factor pair `lift+<factor>@<m>` at run magnitude 1.
+
+A factor set `a+b` moves its factors together: its cell at ladder magnitude m is the pair `lift+a@m+b@m`, each
+factor at its effective magnitude of m (a categorical one on above 0), so its drop stands beside its members'.
+Ladder magnitudes that give the set's factors one physical value are one cell, labelled by the largest of them.
 """
 from __future__ import annotations
 
@@ -16,6 +20,12 @@ from benchmark.harness.config import RunConfig
 
 Item = RunConfig | CellEval | ExpertEval
 LOWDIM = "lowdim"  # `--family lowdim`: every factor of a low-dimensional family
+SET = "+"  # joins the factors of a factor set, `obs_bias+action_noise`
+
+
+def members(factor: str) -> tuple[str, ...]:
+    """The gap factors of an ablation's factor: itself, or a set's factors (`a+b`)."""
+    return tuple(factor.split(SET))
 
 
 def factors_of_family(family: str) -> tuple[str, ...]:
@@ -40,7 +50,8 @@ def evaluated_only(method: str) -> bool:
 
 @dataclass(frozen=True)
 class Ablation:
-    """Each of `factors` alone on `task` at `magnitudes`, for `methods` and `seeds`, `episodes` test episodes
+    """Each of `factors` (a factor, or a set `a+b` moved together) on `task` at `magnitudes`, for `methods` and
+    `seeds`, `episodes` test episodes
     per cell, training at `profile`; `n_target`, `n_source` and `steps` override the task's demo counts and the
     profile's training steps (None: theirs), e.g. the counts and length a named pair of the task was
     calibrated at."""
@@ -72,17 +83,27 @@ class Ablation:
             if len(set(values)) != len(values):
                 raise ValueError(f"a {name} is given twice: {', '.join(values)}")
         for factor in self.factors:
-            GAP_FACTORS[factor]
+            names = members(factor)
+            if len(set(names)) != len(names):
+                raise ValueError(f"factor set {factor!r} names a factor twice")
+            for name in names:
+                GAP_FACTORS[name]
         for method in self.methods:
             METHODS[method]
         if any(not 0.0 <= m <= 1.0 for m in self.magnitudes):
             raise ValueError(f"magnitudes must lie in [0, 1], got {list(self.magnitudes)}")
         self.run("source_only", self.seeds[0], self.task, 0.0)  # names a bad profile, seed, episodes or device
+        for factor in self.factors:
+            self.cell_pair(factor, 1.0)  # names a factor set whose factors do not make a pair together
 
     def levels(self, factor: str) -> tuple[float, ...]:
-        """The factor's distinct effective magnitudes on the ladder, ascending."""
+        """The factor's distinct effective magnitudes on the ladder, ascending; a set's ladder magnitudes, the
+        largest of those that give its factors one physical value."""
         from tasks import GAP_FACTORS
 
+        if len(members(factor)) > 1:
+            cells = {self.cell_pair(factor, m): m for m in sorted(self.magnitudes)}
+            return tuple(sorted(cells.values()))
         effect = GAP_FACTORS[factor]
         snapped = [1.0 if effect.categorical and m > 0 else m for m in self.magnitudes]
         return tuple(sorted({effect.effective_magnitude(m) for m in snapped}))
@@ -91,12 +112,14 @@ class Ablation:
         return [(f, m) for f in self.factors for m in self.levels(f)]
 
     def cell_pair(self, factor: str, magnitude: float) -> tuple[str, float]:
-        """(pair, run magnitude) of a cell: the base task at 0, else the canonical factor pair at 1."""
-        from tasks import get_pair
+        """(pair, run magnitude) of a cell: the base task at 0, else the canonical factor pair at 1 (a categorical
+        factor of a set on)."""
+        from tasks import GAP_FACTORS, get_pair
 
         if magnitude == 0.0:
             return self.task, 0.0
-        return get_pair(f"{self.task}+{factor}@{magnitude!r}").name, 1.0
+        parts = [f"{name}@{1.0 if GAP_FACTORS[name].categorical else magnitude!r}" for name in members(factor)]
+        return get_pair(SET.join((self.task, *parts))).name, 1.0
 
     def run(self, method: str, seed: int, pair: str, magnitude: float) -> RunConfig:
         return RunConfig(pair=pair, method=method, magnitude=magnitude, seed=seed, profile=self.profile,
@@ -127,9 +150,13 @@ class Ablation:
 
 
 def describe_level(factor: str, magnitude: float) -> str:
-    """What a cell's magnitude is physically: steps of a step-valued factor, on/off of a categorical one."""
+    """What a cell's magnitude is physically: steps of a step-valued factor, on/off of a categorical one (for a
+    set, each such factor's, by name)."""
     from tasks import GAP_FACTORS
 
+    names = members(factor)
+    if len(names) > 1:
+        return ", ".join(f"{name} {level}" for name in names if (level := describe_level(name, magnitude)))
     effect = GAP_FACTORS[factor]
     if effect.max_steps:
         return f"{effect.step_count(magnitude)} steps"

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.ablation.items import ExpertEval
-from benchmark.ablation.plan import Ablation, describe_level, evaluated_only
+from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, members
 from benchmark.analysis.stats import paired_bootstrap_diff, two_level_bootstrap_ci, wilson_interval
 from benchmark.harness.run import read_json
 
@@ -170,7 +170,10 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
     lines = [f"# Gap ablation of `{ablation.task}`", "",
              *([f"Command: `{command}`", ""] if command else []),
              f"Factors: {', '.join(ablation.factors)}. Magnitudes: {', '.join(f'{m:g}' for m in ablation.magnitudes)} "
-             f"(each factor at its distinct effective magnitudes). Seeds: {', '.join(map(str, ablation.seeds))}; "
+             f"(each factor at its distinct effective magnitudes"
+             + ("; a set `a+b` moves its factors together, each at its effective magnitude of m"
+                if any(len(members(f)) > 1 for f in ablation.factors) else "")
+             + f"). Seeds: {', '.join(map(str, ablation.seeds))}; "
              f"{ablation.episodes} test episodes per seed and cell; `{ablation.profile}` profile, `{ablation.backend}` "
              "backend.", "",
              "Trained per cell: " + (", ".join(f"`{m}`" for m in ablation.methods if not evaluated_only(m)) or "none")

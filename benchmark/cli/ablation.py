@@ -1,4 +1,5 @@
-"""`cotrain ablate`: gap factors one at a time, at a ladder of magnitudes (`benchmark.ablation`)."""
+"""`cotrain ablate`: gap factors one at a time (or sets of them together), at a ladder of magnitudes
+(`benchmark.ablation`)."""
 from __future__ import annotations
 
 import argparse
@@ -55,11 +56,12 @@ def _ablate(args: argparse.Namespace) -> None:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = add_command(sub, "ablate", "gap ablation: each factor alone at a ladder of magnitudes, resumable. "
+    p = add_command(sub, "ablate", "gap ablation: each factor (or factor set) at a ladder of magnitudes, resumable. "
                                    "source_only is trained once per seed and evaluated in every cell; methods with "
                                    "target data train per cell; the scripted expert is rolled out in every cell")
     p.add_argument("--task", help="base task, e.g. lift or stack")
-    p.add_argument("--factors", nargs="+", help="gap factors, e.g. object_mass obs_bias (`cotrain tasks show`)")
+    p.add_argument("--factors", nargs="+", help="gap factors, e.g. object_mass obs_bias (`cotrain tasks show`); "
+                                                "a set moved together joins them with +, e.g. obs_bias+action_noise")
     p.add_argument("--family", help="every factor of a gap family (dynamics, action, sensing, embodiment, visual), "
                                     "or lowdim for every low-dimensional factor")
     p.add_argument("--magnitudes", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75, 1.0],

@@ -7,11 +7,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from benchmark.ablation.items import CellEval, ExpertEval
 from benchmark.ablation.plan import Ablation, describe_level
+from benchmark.ablation.report import _independent_excess
+from benchmark.analysis.stats import paired_bootstrap_stat
 from benchmark.ablation.stages import load_spec, stage_ablations
 from benchmark.cli import main
 from benchmark.harness.config import RunConfig
@@ -59,6 +62,25 @@ def test_a_factor_set_moves_its_factors_together_and_shares_the_base_task():
     steps_only = Ablation(task="lift", factors=("embodiment_sawyer+action_latency",), magnitudes=LADDER,
                           methods=("source_only",), seeds=(0,), episodes=3, profile="smoke")
     assert steps_only.levels("embodiment_sawyer+action_latency") == (0.0, 0.25, 0.75, 1.0)
+
+
+def test_compounding_reads_independent_failures_as_none_and_shared_ones_as_less():
+    """Start states fail under factor a where u < 0.3 and under b where v < 0.5, u and v independent: together they
+    fail where either does, as independence predicts; if b fails the very start states a fails, the set costs less."""
+    rng = np.random.default_rng(0)
+    u, v = rng.random((3, 400)), rng.random((3, 400))
+    base = {s: np.ones(400) for s in range(3)}
+    a = {s: (u[s] >= 0.3).astype(float) for s in range(3)}
+    b = {s: (v[s] >= 0.5).astype(float) for s in range(3)}
+    either = {s: a[s] * b[s] for s in range(3)}
+    excess, lo, hi = paired_bootstrap_stat([base, a, b, either], _independent_excess)
+    assert lo < 0 < hi and abs(excess) < 0.03
+    same = {s: (u[s] >= 0.5).astype(float) for s in range(3)}  # b's failures inside a's
+    excess, lo, hi = paired_bootstrap_stat([base, a, same, {s: a[s] * same[s] for s in range(3)}], _independent_excess)
+    assert hi < 0 and excess == pytest.approx(np.mean([a[s].mean() * same[s].mean() - same[s].mean()
+                                                       for s in range(3)]), abs=0.02)
+    nothing = {s: np.zeros(400) for s in range(3)}  # together the task breaks: they compound
+    assert paired_bootstrap_stat([base, a, b, nothing], _independent_excess)[1] > 0.25
 
 
 @pytest.mark.parametrize("factors,message", [
@@ -147,6 +169,11 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
         assert all(math.isnan(float(r["align_wasserstein"])) == (method == "expert") for r in mine)
     summary = (out / "summary.md").read_text()
     assert "## Expert" in summary and "## Sensitivity of the source policy" in summary
+    assert "## Factor sets: do their drops compound?" in summary  # the set read against its factors alone
+    with (out / "compounding.csv").open() as f:
+        compounded = list(csv.DictReader(f))
+    assert {(r["factor"], float(r["magnitude"]), r["method"]) for r in compounded} == {
+        ("obs_bias+action_latency", 1.0, m) for m in ("source_only", "target_only")}
     assert all((out / name).stat().st_size > 0 for name in
                ("success_vs_magnitude.png", "sensitivity.png", "representation_vs_magnitude.png", "sensitivity.csv"))
 

@@ -8,7 +8,8 @@ pooled count. A drop is success at magnitude 0 minus success at m, paired by see
 paired bootstrap). Representation metrics (`metrics.json`) come from every policy item: a trained run measures its
 own z, an evaluation-only item its trained checkpoint's z on the cell's paired replay; the expert has none. The
 raw-observation discernibility is the cell's (its paired replay data, the same for every method), so it is the
-mean over the cell's measured items.
+mean over the cell's measured items. A factor set whose factors the ablation also has alone is read against them
+(`compounding`, `compounding.csv`): its success against the product of its factors' own success ratios.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import numpy as np
 
 from benchmark.ablation.items import ExpertEval
 from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, members
-from benchmark.analysis.stats import paired_bootstrap_diff, two_level_bootstrap_ci, wilson_interval
+from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_stat, two_level_bootstrap_ci,
+                                      wilson_interval)
 from benchmark.harness.run import read_json
 
 RAW, ALIGN = "raw_discern_mlp", "align_wasserstein"  # the cell's raw discernibility; z's scale-free alignment
@@ -127,6 +129,50 @@ def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_on
     return out
 
 
+def member_level(name: str, magnitude: float) -> float:
+    """The cell of factor `name` alone that a set's cell at ladder magnitude `magnitude` holds it at."""
+    from tasks import GAP_FACTORS
+
+    effect = GAP_FACTORS[name]
+    return 1.0 if effect.categorical and magnitude > 0 else effect.effective_magnitude(magnitude)
+
+
+def _independent_excess(means: np.ndarray) -> np.ndarray:
+    """Arms (base, each factor alone, the set): the set's success that independent failures would leave,
+    s0 x prod(s_i / s0), minus the set's measured success (nan where s0 is 0)."""
+    base, alone, together = means[..., 0], means[..., 1:-1], means[..., -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        predicted = base * np.prod(alone / base[..., None], axis=-1)
+    return np.where(base > 0, predicted - together, np.nan)
+
+
+def compounding(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]]:
+    """Per factor set whose factors the ablation also has alone, per method and set cell above 0: the set's success
+    against what its factors' own cells predict if each caused failures independently, s0 x prod(s_i / s0), paired by
+    seed and start state. `excess_drop` = predicted - measured: above 0 the factors compound, below 0 they cost the
+    same start states."""
+    runs_dir = Path(runs_dir)
+    out = []
+    for factor in ablation.factors:
+        names = members(factor)
+        if len(names) < 2 or not set(names) <= set(ablation.factors):
+            continue
+        for magnitude in ablation.levels(factor)[1:]:
+            cells = [(factor, 0.0), *((n, member_level(n, magnitude)) for n in names), (factor, magnitude)]
+            for method in ablation.methods:
+                arms = [{s: _outcomes(r) for s in ablation.seeds
+                         if (r := _record(ablation.item(method, s, f, m), runs_dir)) is not None} for f, m in cells]
+                seeds = sorted(set.intersection(*(set(a) for a in arms)))
+                if not seeds:
+                    continue
+                excess, lo, hi = paired_bootstrap_stat(arms, _independent_excess)
+                success = float(np.mean([arms[-1][s].mean() for s in seeds]))
+                out.append({"factor": factor, "magnitude": magnitude, "method": method, "seeds": len(seeds),
+                            "success": success, "predicted": success + excess, "excess_drop": excess,
+                            "excess_lo": lo, "excess_hi": hi})
+    return out
+
+
 CSV_FIELDS = ("task", "factor", "magnitude", "level", "method", "trained", "seeds", "episodes", "successes",
               "success", "ci_lo", "ci_hi", "wilson_lo", "wilson_hi", "drop", "drop_lo", "drop_hi",
               "raw_discern_mlp", "align_wasserstein")
@@ -160,10 +206,13 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
     rows = cell_table(ablation, runs_dir)
     ranked = sensitivity(rows)
     pairs = versus(ablation, runs_dir)
+    compounded = compounding(ablation, runs_dir)
     paths = [write_csv(out / "summary.csv", rows, CSV_FIELDS)]
     ranked_rows = [{**r, "rank": s["rank"]} for s in ranked for r in s["by_magnitude"]]
     paths.append(write_csv(out / "sensitivity.csv", ranked_rows,
                            ("rank", "factor", "magnitude", "level", "drop", "drop_lo", "drop_hi", "success")))
+    if compounded:
+        paths.append(write_csv(out / "compounding.csv", compounded, tuple(compounded[0])))
     figures = write_figures(rows, ranked, out)
     methods = [*ablation.methods, EXPERT]
     eval_only = [m for m in ablation.methods if evaluated_only(m)]
@@ -207,6 +256,17 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
                   "| factor | magnitude | method | difference [95%] |", "| --- | --- | --- | --- |"]
         lines += [f"| {p['factor']} | {p['magnitude']:g} | {p['method']} | {_ci(p['diff'], p['lo'], p['hi'], True)} |"
                   for p in pairs]
+    if compounded:
+        lines += ["", "## Factor sets: do their drops compound?", "",
+                  "A set's success against what its factors' own cells predict if each caused failures independently, "
+                  "s0 x prod(s_i / s0) (s0: the base task, s_i: the factor alone at its magnitude in the set's cell). "
+                  "Excess drop = predicted − measured, paired by seed and start state (95% two-level paired "
+                  "bootstrap): above 0 the factors compound, below 0 they cost the same start states.", "",
+                  "| set | magnitude | method | success | predicted if independent | excess drop [95%] |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {c['factor']} | {c['magnitude']:g} | {c['method']} | {_num(c['success'])} | "
+                  f"{_num(c['predicted'])} | {_ci(c['excess_drop'], c['excess_lo'], c['excess_hi'], True)} |"
+                  for c in compounded]
     lines += ["", "## Representation against magnitude", "",
               f"`{RAW}`: the MLP domain probe's held-out accuracy on raw observation histories of the cell's paired "
               f"replay (0.5: indiscernible); `{ALIGN}`: Wasserstein distance between the domains' z, divided by z's "
@@ -225,6 +285,7 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
         lines.append(f"| {factor} | {magnitude:g} | {r['successes']}/{r['episodes']} | "
                      f"{_ci(r['success'], r['wilson_lo'], r['wilson_hi'])} |")
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
+              + ("`compounding.csv`, " if compounded else "")
               + ", ".join(f"`{p.name}`" for p in figures) + ".", ""]
     (out / "summary.md").write_text("\n".join(lines))
     return [out / "summary.md", *paths, *figures]

@@ -13,7 +13,7 @@ episodes (inner level: episode variance).
 from __future__ import annotations
 
 import math
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from scipy import stats as sps
@@ -26,6 +26,7 @@ __all__ = [
     "iqm",
     "stratified_bootstrap_ci",
     "paired_bootstrap_diff",
+    "paired_bootstrap_stat",
     "two_level_bootstrap_ci",
     "paired_diff_se",
     "bootstrap_mdd",
@@ -93,9 +94,43 @@ def paired_bootstrap_diff(
     drawn seed independently, episode indices shared by both arms (inner level). Returns
     ``(mean_diff, lo, hi)``.
     """
-    diffs = _paired_diffs(a, b)
-    point = float(np.mean([d.mean() for d in diffs]))
-    return (point, *_percentile_ci(_two_level_replicates(diffs, reps, seed)))
+    return paired_bootstrap_stat([a, b], lambda means: means[..., 0] - means[..., 1], reps, seed)
+
+
+def paired_bootstrap_stat(
+    arms: Sequence[Mapping[int, np.ndarray]],
+    stat: Callable[[np.ndarray], np.ndarray],
+    reps: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """``stat`` of the arms' mean successes with a two-level paired bootstrap 95% interval.
+
+    ``arms[k][s]`` are per-episode outcomes of run seed ``s``, index-aligned by start state across arms; only seeds
+    every arm has are used. An arm's success is the mean over seeds of the seed's mean. ``stat`` maps an array whose
+    last axis holds the arms' successes to the statistic (vectorized over the leading axes). Each replicate resamples
+    seeds, then each drawn seed's start states, shared by every arm. Returns ``(point, lo, hi)``."""
+    seeds = sorted(set.intersection(*(set(a) for a in arms))) if arms else []
+    if not seeds:
+        raise ValueError("the arms share no seeds")
+    per_seed = []  # per seed: (arms, episodes)
+    for s in seeds:
+        rows = [np.asarray(a[s], dtype=np.float64).ravel() for a in arms]
+        if len({r.size for r in rows}) != 1 or rows[0].size == 0:
+            raise ValueError(f"seed {s}: paired episodes must be equal in number and nonempty "
+                             f"(got {', '.join(str(r.size) for r in rows)})")
+        per_seed.append(np.stack(rows))
+    point = float(stat(np.mean([x.mean(axis=1) for x in per_seed], axis=0)))
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, len(seeds), size=(reps, len(seeds)))
+    means = np.empty((reps, len(seeds), len(arms)))
+    for j, x in enumerate(per_seed):
+        mask = drawn == j
+        episodes = rng.integers(0, x.shape[1], size=(int(mask.sum()), x.shape[1]))
+        means[mask] = x[:, episodes].mean(axis=2).T
+    boot = stat(means.mean(axis=1))
+    if np.isnan(boot).any():
+        return point, math.nan, math.nan
+    return (point, *_percentile_ci(boot))
 
 
 def _paired_diffs(a: Mapping[int, np.ndarray], b: Mapping[int, np.ndarray]) -> list[np.ndarray]:

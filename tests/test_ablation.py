@@ -104,6 +104,16 @@ def test_reference_spec_builds_and_its_second_stage_waits_for_the_first(tmp_path
         stage_ablations(spec, second, tmp_path)
 
 
+def test_the_compounding_spec_reads_its_sets_against_the_reference_ablations_own_cells(tmp_path):
+    spec = load_spec(Path(__file__).parents[1] / "benchmark" / "ablation" / "compounding.yaml")
+    (sets,) = stage_ablations(spec, "compounding", tmp_path)
+    reference = next(a for a in stage_ablations(load_spec(), "sensitivity", tmp_path) if a.task == sets.task)
+    singles = {sets.item(m, s, f, level).run_id() for m in (*sets.methods, "expert") for s in sets.seeds
+               for f, level in sets.cells() if "+" not in f}  # every item of a factor alone, the trainings too
+    assert singles and singles <= {i.run_id() for i in reference.items()}
+    assert {f for f in sets.factors if "+" not in f} >= {n for f in sets.factors for n in f.split("+")}
+
+
 def test_a_task_trains_at_its_own_demo_counts_and_length_and_a_misspelt_key_is_refused(tmp_path):
     spec = load_spec()
     for ablation in stage_ablations(spec, "sensitivity", tmp_path):

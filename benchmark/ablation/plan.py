@@ -28,6 +28,15 @@ def members(factor: str) -> tuple[str, ...]:
     return tuple(factor.split(SET))
 
 
+def member_level(name: str, magnitude: float) -> float:
+    """Gap factor `name`'s effective magnitude at ladder magnitude `magnitude` (a categorical one on above 0): the
+    cell of the factor alone that holds it as a set's cell at `magnitude` does."""
+    from tasks import GAP_FACTORS
+
+    effect = GAP_FACTORS[name]
+    return 1.0 if effect.categorical and magnitude > 0 else effect.effective_magnitude(magnitude)
+
+
 def factors_of_family(family: str) -> tuple[str, ...]:
     """The registered gap factors of `family` (a factor's own `family`), or of every family but `visual` for
     `lowdim`; ValueError naming the known families."""
@@ -51,10 +60,9 @@ def evaluated_only(method: str) -> bool:
 @dataclass(frozen=True)
 class Ablation:
     """Each of `factors` (a factor, or a set `a+b` moved together) on `task` at `magnitudes`, for `methods` and
-    `seeds`, `episodes` test episodes
-    per cell, training at `profile`; `n_target`, `n_source` and `steps` override the task's demo counts and the
-    profile's training steps (None: theirs), e.g. the counts and length a named pair of the task was
-    calibrated at."""
+    `seeds`, `episodes` test episodes per cell, training at `profile`; `n_target`, `n_source` and `steps` override
+    the task's demo counts and the profile's training steps (None: theirs), e.g. the counts and length a named pair
+    of the task was calibrated at."""
 
     task: str
     factors: tuple[str, ...]
@@ -99,14 +107,10 @@ class Ablation:
     def levels(self, factor: str) -> tuple[float, ...]:
         """The factor's distinct effective magnitudes on the ladder, ascending; a set's ladder magnitudes, the
         largest of those that give its factors one physical value."""
-        from tasks import GAP_FACTORS
-
         if len(members(factor)) > 1:
             cells = {self.cell_pair(factor, m): m for m in sorted(self.magnitudes)}
             return tuple(sorted(cells.values()))
-        effect = GAP_FACTORS[factor]
-        snapped = [1.0 if effect.categorical and m > 0 else m for m in self.magnitudes]
-        return tuple(sorted({effect.effective_magnitude(m) for m in snapped}))
+        return tuple(sorted({member_level(factor, m) for m in self.magnitudes}))
 
     def cells(self) -> list[tuple[str, float]]:
         return [(f, m) for f in self.factors for m in self.levels(f)]
@@ -114,11 +118,11 @@ class Ablation:
     def cell_pair(self, factor: str, magnitude: float) -> tuple[str, float]:
         """(pair, run magnitude) of a cell: the base task at 0, else the canonical factor pair at 1 (a categorical
         factor of a set on)."""
-        from tasks import GAP_FACTORS, get_pair
+        from tasks import get_pair
 
         if magnitude == 0.0:
             return self.task, 0.0
-        parts = [f"{name}@{1.0 if GAP_FACTORS[name].categorical else magnitude!r}" for name in members(factor)]
+        parts = [f"{name}@{member_level(name, magnitude)!r}" for name in members(factor)]
         return get_pair(SET.join((self.task, *parts))).name, 1.0
 
     def run(self, method: str, seed: int, pair: str, magnitude: float) -> RunConfig:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.ablation.items import ExpertEval
-from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, members
+from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, member_level, members
 from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_stat, two_level_bootstrap_ci,
                                       wilson_interval)
 from benchmark.harness.run import read_json
@@ -127,14 +127,6 @@ def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_on
                 out.append({"factor": factor, "magnitude": magnitude, "method": method, "reference": reference,
                             **dict(zip(("diff", "lo", "hi"), diff))})
     return out
-
-
-def member_level(name: str, magnitude: float) -> float:
-    """The cell of factor `name` alone that a set's cell at ladder magnitude `magnitude` holds it at."""
-    from tasks import GAP_FACTORS
-
-    effect = GAP_FACTORS[name]
-    return 1.0 if effect.categorical and magnitude > 0 else effect.effective_magnitude(magnitude)
 
 
 def _independent_excess(means: np.ndarray) -> np.ndarray:

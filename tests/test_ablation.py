@@ -104,6 +104,16 @@ def test_reference_spec_builds_and_its_second_stage_waits_for_the_first(tmp_path
         stage_ablations(spec, second, tmp_path)
 
 
+def test_one_task_of_a_spec_runs_its_later_stage_once_its_own_first_stage_is_done(tmp_path):
+    spec, committed = load_spec(), Path(__file__).parents[1] / "results" / "ablation" / "runs"
+    (lift,) = stage_ablations(spec, "methods", committed, "lift")  # whatever the other task's state
+    assert lift.task == "lift" and lift.factors == ("embodiment_sawyer", "obs_bias", "action_noise")
+    with pytest.raises(ValueError, match="the sensitivity of lift has no drop yet"):
+        stage_ablations(spec, "methods", tmp_path, "lift")
+    with pytest.raises(ValueError, match="task 'square' is not in the spec; its tasks: lift, stack"):
+        stage_ablations(spec, "sensitivity", tmp_path, "square")
+
+
 def test_the_compounding_spec_reads_its_sets_against_the_reference_ablations_own_cells(tmp_path):
     spec = load_spec(Path(__file__).parents[1] / "benchmark" / "ablation" / "compounding.yaml")
     (sets,) = stage_ablations(spec, "compounding", tmp_path)

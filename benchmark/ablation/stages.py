@@ -35,14 +35,19 @@ def load_spec(path: str | Path = SPEC) -> dict[str, Any]:
     return spec
 
 
-def stage_ablations(spec: dict[str, Any], stage: str, runs_dir: str | Path, **execution) -> list[Ablation]:
-    """Stage `stage`'s ablation of each task; an earlier stage it ranks factors by must be done (ValueError).
-    `execution`: device, threads, workers."""
+def stage_ablations(spec: dict[str, Any], stage: str, runs_dir: str | Path, task: str | None = None,
+                    **execution) -> list[Ablation]:
+    """Stage `stage`'s ablation of each task (of `task` alone where given); the earlier stage it ranks factors by
+    must be done for that task (ValueError). `execution`: device, threads, workers."""
     stages = spec["stages"]
     if stage not in stages:
         raise ValueError(f"unknown stage {stage!r}; the spec's stages: {', '.join(stages)}")
+    if task is not None and task not in spec["tasks"]:
+        raise ValueError(f"task {task!r} is not in the spec; its tasks: {', '.join(spec['tasks'])}")
     out = []
-    for task, overrides in spec["tasks"].items():
+    for name, overrides in spec["tasks"].items():
+        if task is not None and name != task:
+            continue
         keys = {k: spec[k] for k in ("profile", "seeds", "backend") if k in spec}
         keys.update(stages[stage] or {})
         keys.update(overrides or {})
@@ -50,11 +55,11 @@ def stage_ablations(spec: dict[str, Any], stage: str, runs_dir: str | Path, **ex
         if isinstance(factors, str):
             factors = factors_of_family(factors)
         elif isinstance(factors, dict):
-            earlier = next(a for a in stage_ablations(spec, factors["of"], runs_dir, **execution) if a.task == task)
+            (earlier,) = stage_ablations(spec, factors["of"], runs_dir, name, **execution)
             try:
                 factors = largest_drops(earlier, runs_dir, factors["largest_drop"])
             except ValueError as err:
                 raise ValueError(f"stage {stage!r} ranks factors by stage {factors['of']!r}: {err}") from None
-        out.append(Ablation(task=task, factors=tuple(factors), **{k: tuple(v) if isinstance(v, list) else v
+        out.append(Ablation(task=name, factors=tuple(factors), **{k: tuple(v) if isinstance(v, list) else v
                                                                   for k, v in keys.items()}, **execution))
     return out

@@ -16,12 +16,13 @@ def _ablations(args: argparse.Namespace) -> list[tuple[object, Path]]:
     execution = dict(device=args.device, threads=args.threads, workers=args.workers)
     out = Path(args.out or Path(args.runs_dir) / "report")
     if args.spec:
-        if args.task or args.factors or args.family:
-            raise ValueError("--spec names its tasks and factors: give --spec or --task with --factors/--family")
+        if args.factors or args.family:
+            raise ValueError("--spec names its factors: give --spec (with --task for one of its tasks) or --task "
+                             "with --factors/--family")
         spec = load_spec(args.spec)
         stages = [args.stage] if args.stage else list(spec["stages"])
         return [(a, out / stage / a.task) for stage in stages
-                for a in stage_ablations(spec, stage, args.runs_dir, **execution)]
+                for a in stage_ablations(spec, stage, args.runs_dir, args.task, **execution)]
     if not args.task or bool(args.factors) == bool(args.family):
         raise ValueError("give --task and one of --factors or --family (or --spec)")
     factors = tuple(args.factors) if args.factors else factors_of_family(args.family)
@@ -34,8 +35,9 @@ def _ablations(args: argparse.Namespace) -> list[tuple[object, Path]]:
 def _command(args: argparse.Namespace, ablation, out: Path) -> str:
     """The command that reproduces one ablation's report."""
     if args.spec:
-        stage = out.parent.name
-        return f"cotrain ablate --spec {args.spec} --stage {stage} --runs-dir {args.runs_dir} --out {out.parent.parent}"
+        stage, task = out.parent.name, f" --task {args.task}" if args.task else ""
+        return (f"cotrain ablate --spec {args.spec} --stage {stage}{task} --runs-dir {args.runs_dir} "
+                f"--out {out.parent.parent}")
     return (f"cotrain ablate --task {ablation.task} --factors {' '.join(ablation.factors)} --magnitudes "
             f"{' '.join(f'{m:g}' for m in ablation.magnitudes)} --methods {' '.join(ablation.methods)} --seeds "
             f"{' '.join(map(str, ablation.seeds))} --episodes {ablation.episodes} --profile {ablation.profile} "
@@ -59,7 +61,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "ablate", "gap ablation: each factor (or factor set) at a ladder of magnitudes, resumable. "
                                    "source_only is trained once per seed and evaluated in every cell; methods with "
                                    "target data train per cell; the scripted expert is rolled out in every cell")
-    p.add_argument("--task", help="base task, e.g. lift or stack")
+    p.add_argument("--task", help="base task, e.g. lift or stack (with --spec: only this task of the spec)")
     p.add_argument("--factors", nargs="+", help="gap factors, e.g. object_mass obs_bias (`cotrain tasks show`); "
                                                 "a set moved together joins them with +, e.g. obs_bias+action_noise")
     p.add_argument("--family", help="every factor of a gap family (dynamics, action, sensing, embodiment, visual), "

@@ -13,7 +13,7 @@ import yaml
 
 from benchmark.ablation.items import CellEval, ExpertEval
 from benchmark.ablation.plan import Ablation, describe_level
-from benchmark.ablation.report import _independent_excess
+from benchmark.ablation.report import _independent_excess, drop_correlations
 from benchmark.analysis.stats import paired_bootstrap_stat
 from benchmark.ablation.stages import load_spec, stage_ablations
 from benchmark.cli import main
@@ -81,6 +81,16 @@ def test_compounding_reads_independent_failures_as_none_and_shared_ones_as_less(
                                                        for s in range(3)]), abs=0.02)
     nothing = {s: np.zeros(400) for s in range(3)}  # together the task breaks: they compound
     assert paired_bootstrap_stat([base, a, b, nothing], _independent_excess)[1] > 0.25
+
+
+def test_the_representation_is_read_against_the_drop_over_cells_above_zero():
+    rows = [{"method": "source_only", "magnitude": m, "drop": d, "align_wasserstein": a, "raw_discern_mlp": r}
+            for m, d, a, r in [(0.0, math.nan, 0.0, 0.5), (0.5, 0.1, 0.2, 0.9), (1.0, 0.6, 0.5, 0.6),
+                               (0.5, 0.3, 0.3, 0.7), (1.0, 0.9, 0.8, 0.8)]]
+    rows += [{**r, "method": "expert"} for r in rows] + [{**r, "method": "cotrain"} for r in rows[:3]]
+    assert drop_correlations(rows) == [  # magnitude 0 left out; cotrain's 2 cells too few; the expert has no z
+        {"method": "source_only", "measure": "align_wasserstein", "rho": pytest.approx(1.0), "cells": 4},
+        {"method": "source_only", "measure": "raw_discern_mlp", "rho": pytest.approx(-0.4), "cells": 4}]
 
 
 @pytest.mark.parametrize("factors,message", [

@@ -165,16 +165,33 @@ def compounding(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]
     return out
 
 
+def drop_correlations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method with drops: Spearman's rho of each representation measure against the drop, over its cells above
+    0 that have both (descriptive: the cells share factors and ladders)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows if r["method"] != EXPERT):
+        for measure in (ALIGN, RAW):
+            cells = [(r[measure], r["drop"]) for r in rows if r["method"] == method and r["magnitude"] > 0
+                     and not math.isnan(r[measure]) and not math.isnan(r["drop"])]
+            if len(cells) >= 4:
+                rho = float(spearmanr(*zip(*cells)).statistic)
+                out.append({"method": method, "measure": measure, "rho": rho, "cells": len(cells)})
+    return out
+
+
 CSV_FIELDS = ("task", "factor", "magnitude", "level", "method", "trained", "seeds", "episodes", "successes",
               "success", "ci_lo", "ci_hi", "wilson_lo", "wilson_hi", "drop", "drop_lo", "drop_hi",
               "raw_discern_mlp", "align_wasserstein")
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> Path:
+    """`rows` as CSV, numbers to 6 decimals (success rates over at most thousands of episodes)."""
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
     return path
 
 
@@ -269,6 +286,10 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
     for factor, magnitude in ablation.cells():
         lines.append(f"| {factor} | {magnitude:g} | {_num(table[factor, magnitude, methods[0]][RAW])} | "
                      + " | ".join(_num(table[factor, magnitude, m][ALIGN]) for m in ablation.methods) + " |")
+    if correlations := drop_correlations(rows):
+        lines += ["", "Against the drop (Spearman's rho over the cells above 0; descriptive, the cells share factors "
+                  "and ladders): " + "; ".join(f"`{c['measure']}` of `{c['method']}` {c['rho']:+.2f} "
+                                              f"({c['cells']} cells)" for c in correlations) + "."]
     lines += ["", "## Expert", "", "The scripted expert's success (pooled count, 95% Wilson interval): what the "
               "gap leaves of the task for an expert on the true state; it is also the cell's demo yield.", "",
               "| factor | magnitude | expert successes | success [95%] |", "| --- | --- | --- | --- |"]

@@ -271,9 +271,9 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
                   "s0 x prod(s_i / s0) (s0: the base task, s_i: the factor alone at its magnitude in the set's cell). "
                   "Excess drop = predicted − measured, paired by seed and start state (95% two-level paired "
                   "bootstrap): above 0 the factors compound, below 0 they cost the same start states.", "",
-                  "| set | magnitude | method | success | predicted if independent | excess drop [95%] |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {c['factor']} | {c['magnitude']:g} | {c['method']} | {_num(c['success'])} | "
+                  "| set | magnitude | method | seeds | success | predicted if independent | excess drop [95%] |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {c['factor']} | {c['magnitude']:g} | {c['method']} | {c['seeds']} | {_num(c['success'])} | "
                   f"{_num(c['predicted'])} | {_ci(c['excess_drop'], c['excess_lo'], c['excess_hi'], True)} |"
                   for c in compounded]
     lines += ["", "## Representation against magnitude", "",

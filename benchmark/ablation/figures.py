@@ -22,8 +22,9 @@ def _errorbar(ax: Axes, rows: list[dict[str, Any]], y: str, lo: str, hi: str, **
                     yerr=[[r[y] - r[lo] for r in rows], [r[hi] - r[y] for r in rows]], capsize=3, **style)
 
 
-def success_figure(rows: list[dict[str, Any]]):
-    """One panel per factor: success (95% interval) against magnitude, a line per method, the expert dashed."""
+def success_figure(rows: list[dict[str, Any]], compounded: list[dict[str, Any]] = ()):
+    """One panel per factor: success (95% interval) against magnitude, a line per method, the expert dashed; in a
+    factor set's panel, each method's success if its factors caused failures independently, dotted."""
     factors = list(dict.fromkeys(r["factor"] for r in rows))
     ncols = min(COLUMNS, len(factors))
     fig, axes = figure(-(-len(factors) // ncols), ncols, width=4.0, height=3.2)
@@ -33,6 +34,13 @@ def success_figure(rows: list[dict[str, Any]]):
             mine = [r for r in rows if r["factor"] == factor and r["method"] == method]
             style = dict(linestyle="--", color="k", marker="s") if method == "expert" else dict(marker="o")
             _errorbar(ax, mine, "success", "ci_lo", "ci_hi", label=method, **style)
+            predicted = sorted((c for c in compounded if c["factor"] == factor and c["method"] == method),
+                               key=lambda c: c["magnitude"])
+            if predicted and (base := [r for r in mine if r["magnitude"] == 0.0 and not math.isnan(r["success"])]):
+                ax.plot([0.0, *(c["magnitude"] for c in predicted)], [base[0]["success"],
+                        *(c["predicted"] for c in predicted)], linestyle=":", color="grey",
+                        label=f"{method}: factors independent")
+                ax.legend(fontsize="x-small")
         ax.set(title=factor, xlabel="magnitude", ylabel="target success", xlim=MAGNITUDE_AXIS, ylim=(-0.02, 1.02))
     for ax in list(axes.flat)[len(factors):]:
         ax.set_visible(False)
@@ -88,7 +96,8 @@ def representation_figure(rows: list[dict[str, Any]]):
     return fig
 
 
-def write_figures(rows: list[dict[str, Any]], ranked: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    return [save(success_figure(rows), out_dir / "success_vs_magnitude.png", dpi=DPI),
+def write_figures(rows: list[dict[str, Any]], ranked: list[dict[str, Any]], out_dir: Path,
+                  compounded: list[dict[str, Any]] = ()) -> list[Path]:
+    return [save(success_figure(rows, compounded), out_dir / "success_vs_magnitude.png", dpi=DPI),
             save(sensitivity_figure(ranked), out_dir / "sensitivity.png", dpi=DPI),
             save(representation_figure(rows), out_dir / "representation_vs_magnitude.png", dpi=DPI)]

@@ -222,7 +222,7 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
                            ("rank", "factor", "magnitude", "level", "drop", "drop_lo", "drop_hi", "success")))
     if compounded:
         paths.append(write_csv(out / "compounding.csv", compounded, tuple(compounded[0])))
-    figures = write_figures(rows, ranked, out)
+    figures = write_figures(rows, ranked, out, compounded)
     methods = [*ablation.methods, EXPERT]
     eval_only = [m for m in ablation.methods if evaluated_only(m)]
     lines = [f"# Gap ablation of `{ablation.task}`", "",

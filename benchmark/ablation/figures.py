@@ -30,6 +30,7 @@ def success_figure(rows: list[dict[str, Any]], compounded: list[dict[str, Any]] 
     fig, axes = figure(-(-len(factors) // ncols), ncols, width=4.0, height=3.2)
     methods = list(dict.fromkeys(r["method"] for r in rows))
     for ax, factor in zip(axes.flat, factors):
+        predicted_any = False
         for method in methods:
             mine = [r for r in rows if r["factor"] == factor and r["method"] == method]
             style = dict(linestyle="--", color="k", marker="s") if method == "expert" else dict(marker="o")
@@ -40,7 +41,9 @@ def success_figure(rows: list[dict[str, Any]], compounded: list[dict[str, Any]] 
                 ax.plot([0.0, *(c["magnitude"] for c in predicted)], [base[0]["success"],
                         *(c["predicted"] for c in predicted)], linestyle=":", color="grey",
                         label=f"{method}: factors independent")
-                ax.legend(fontsize="x-small")
+                predicted_any = True
+        if predicted_any:
+            ax.legend(fontsize="x-small")
         ax.set(title=factor, xlabel="magnitude", ylabel="target success", xlim=MAGNITUDE_AXIS, ylim=(-0.02, 1.02))
     for ax in list(axes.flat)[len(factors):]:
         ax.set_visible(False)

@@ -1,4 +1,5 @@
-"""Gap ablations: each gap factor alone, at a ladder of magnitudes, on one base task (`cotrain ablate`).
+"""Gap ablations: each gap factor alone (or a set of them moved together), at a ladder of magnitudes, on one base
+task (`cotrain ablate`).
 
 An ablation (`plan.Ablation`) crosses factors, magnitudes, methods and seeds, and spends training only where
 the numbers depend on it. A method that uses no target data (`source_only`) does not depend on the target's
@@ -9,6 +10,7 @@ target data train per cell. At magnitude 0 every factor is the base task itself,
 factors. Everything lands in ordinary run folders (`execute.run_ablation`), so a second call skips what is
 done. A run folder keeps its checkpoint: an MLP checkpoint is a few MB (about 12 MB at the quick profile, with
 its EMA and optimizer state), so the source policies' folders may be committed and a later sitting evaluates
-them in new cells without retraining. `report` turns the folders into tables and figures; `reference.yaml` is the
-reference ablation in two stages (`stages`).
+them in new cells without retraining. `report` turns the folders into tables and figures (a factor set read
+against its factors alone); `reference.yaml` is the reference ablation in two stages (`stages`), `compounding.yaml`
+three Lift factor sets beside their factors.
 """

@@ -91,6 +91,10 @@ def test_the_representation_is_read_against_the_drop_over_cells_above_zero():
     assert drop_correlations(rows) == [  # magnitude 0 left out; cotrain's 2 cells too few; the expert has no z
         {"method": "source_only", "measure": "align_wasserstein", "rho": pytest.approx(1.0), "cells": 4},
         {"method": "source_only", "measure": "raw_discern_mlp", "rho": pytest.approx(-0.4), "cells": 4}]
+    # equal drops tie, whatever the float rounding of the differences that made them
+    tied = [{**r, "drop": 0.3} if r["drop"] == 0.6 else r for r in rows]
+    noisy = [{**r, "drop": 0.3 + 1e-15} if r["drop"] == 0.6 and r["magnitude"] == 1.0 else r for r in rows]
+    assert drop_correlations(noisy) == drop_correlations(tied)
 
 
 @pytest.mark.parametrize("factors,message", [

@@ -27,6 +27,7 @@ from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_st
 from benchmark.harness.run import read_json
 
 RAW, ALIGN = "raw_discern_mlp", "align_wasserstein"  # the cell's raw discernibility; z's scale-free alignment
+DECIMALS = 6  # numbers as written and ranked: success rates over at most thousands of episodes
 EXPERT = "expert"
 
 
@@ -167,13 +168,15 @@ def compounding(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]
 
 def drop_correlations(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per method with drops: Spearman's rho of each representation measure against the drop, over its cells above
-    0 that have both (descriptive: the cells share factors and ladders)."""
+    0 that have both (descriptive: the cells share factors and ladders). Values are ranked at `DECIMALS`, so equal
+    drops tie whatever the float rounding of their differences."""
     from scipy.stats import spearmanr
 
     out = []
     for method in dict.fromkeys(r["method"] for r in rows if r["method"] != EXPERT):
         for measure in (ALIGN, RAW):
-            cells = [(r[measure], r["drop"]) for r in rows if r["method"] == method and r["magnitude"] > 0
+            cells = [(round(r[measure], DECIMALS), round(r["drop"], DECIMALS)) for r in rows
+                     if r["method"] == method and r["magnitude"] > 0
                      and not math.isnan(r[measure]) and not math.isnan(r["drop"])]
             if len(cells) >= 4:
                 rho = float(spearmanr(*zip(*cells)).statistic)
@@ -187,11 +190,11 @@ CSV_FIELDS = ("task", "factor", "magnitude", "level", "method", "trained", "seed
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> Path:
-    """`rows` as CSV, numbers to 6 decimals (success rates over at most thousands of episodes)."""
+    """`rows` as CSV, numbers to `DECIMALS`."""
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
+        writer.writerows({k: round(v, DECIMALS) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
     return path
 
 

@@ -204,6 +204,9 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert "## Expert" in summary and "## Sensitivity of the source policy" in summary
     assert "## Factor sets: do their drops compound?" in summary  # the set read against its factors alone
+    against = summary.split("## Against `target_only`")[1].split("##")[0]
+    assert against.count("| (base task) | 0 | source_only |") == 1  # the shared magnitude-0 cell, once
+    assert against.count("| source_only |") == 4  # and each cell above 0
     with (out / "compounding.csv").open() as f:
         compounded = list(csv.DictReader(f))
     assert {(r["factor"], float(r["magnitude"]), r["method"]) for r in compounded} == {

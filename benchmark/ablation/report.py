@@ -27,6 +27,7 @@ from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_st
 from benchmark.harness.run import read_json
 
 RAW, ALIGN = "raw_discern_mlp", "align_wasserstein"  # the cell's raw discernibility; z's scale-free alignment
+BASE = "(base task)"  # the magnitude-0 cell, every factor's
 DECIMALS = 6  # numbers as written and ranked: success rates over at most thousands of episodes
 EXPERT = "expert"
 
@@ -110,14 +111,16 @@ def largest_drops(ablation: Ablation, runs_dir: str | Path, k: int) -> tuple[str
 
 
 def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_only") -> list[dict[str, Any]]:
-    """Each other trained method minus `reference` per cell above 0, paired by seed and start state."""
+    """Each other method minus `reference` per cell, paired by seed and start state; the base task (magnitude 0,
+    every factor's) once, as factor `BASE`."""
     runs_dir = Path(runs_dir)
     if reference not in ablation.methods:
         return []
-    out = []
+    out, seen = [], set()
     for factor, magnitude in ablation.cells():
-        if magnitude == 0.0:
-            continue
+        if (cell := ablation.cell_pair(factor, magnitude)) in seen:
+            continue  # the base task, every factor's magnitude-0 cell: once
+        seen.add(cell)
         outcomes = {}
         for method in ablation.methods:
             items = {s: ablation.item(method, s, factor, magnitude) for s in ablation.seeds}
@@ -125,8 +128,8 @@ def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_on
         for method in ablation.methods:
             if method != reference and set(outcomes[method]) & set(outcomes[reference]):
                 diff = paired_bootstrap_diff(outcomes[method], outcomes[reference])
-                out.append({"factor": factor, "magnitude": magnitude, "method": method, "reference": reference,
-                            **dict(zip(("diff", "lo", "hi"), diff))})
+                out.append({"factor": BASE if magnitude == 0.0 else factor, "magnitude": magnitude, "method": method,
+                            "reference": reference, **dict(zip(("diff", "lo", "hi"), diff))})
     return out
 
 

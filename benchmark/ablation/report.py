@@ -49,21 +49,41 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else math.nan
 
 
-def cell_table(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]]:
-    """One row per (factor, magnitude, method or `expert`): seeds found, pooled count, success with both
-    intervals, the drop from magnitude 0 with its paired interval, and the mean representation metrics."""
+Found = dict[tuple[str, float, str], dict[int, dict[str, Any]]]
+"""(factor, magnitude, method or `expert`) -> {seed: finished record}: an ablation's results, as `read_cells` reads
+them."""
+
+
+def read_cells(ablation: Ablation, runs_dir: str | Path) -> Found:
+    """Every cell's finished records per method (and `expert`) and seed, each file read once (the base task's are
+    every factor's magnitude-0 cell)."""
     runs_dir = Path(runs_dir)
-    found: dict[tuple, dict[int, dict]] = {}
+    read: dict[str, dict[str, Any] | None] = {}
+    found: Found = {}
     for method in (*ablation.methods, EXPERT):
         for factor, magnitude in ablation.cells():
-            found[factor, magnitude, method] = {
-                seed: rec for seed in ablation.seeds
-                if (rec := _record(ablation.item(method, seed, factor, magnitude), runs_dir)) is not None}
+            cell = found[factor, magnitude, method] = {}
+            for seed in ablation.seeds:
+                item = ablation.item(method, seed, factor, magnitude)
+                if (run_id := item.run_id()) not in read:
+                    read[run_id] = _record(item, runs_dir)
+                if read[run_id] is not None:
+                    cell[seed] = read[run_id]
+    return found
+
+
+def _cell_outcomes(found: Found, factor: str, magnitude: float, method: str) -> dict[int, np.ndarray]:
+    return {seed: _outcomes(r) for seed, r in found[factor, magnitude, method].items()}
+
+
+def cell_table(ablation: Ablation, found: Found) -> list[dict[str, Any]]:
+    """One row per (factor, magnitude, method or `expert`): seeds found, pooled count, success with both
+    intervals, the drop from magnitude 0 with its paired interval, and the mean representation metrics."""
     raw = {cell: _mean([r["metrics"].get(RAW) for m in ablation.methods for r in found[(*cell, m)].values()
                         if r.get("metrics")]) for cell in ablation.cells()}
     rows = []
     for (factor, magnitude, method), records in found.items():
-        outcomes = {seed: _outcomes(r) for seed, r in records.items()}
+        outcomes = _cell_outcomes(found, factor, magnitude, method)
         row: dict[str, Any] = {
             "task": ablation.task, "factor": factor, "magnitude": magnitude, "level": describe_level(factor, magnitude),
             "method": method, "trained": method != EXPERT and not (evaluated_only(method) and magnitude > 0),
@@ -76,8 +96,8 @@ def cell_table(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]]
         if outcomes:
             row["success"], row["ci_lo"], row["ci_hi"] = two_level_bootstrap_ci(outcomes)
             row["wilson_lo"], row["wilson_hi"] = wilson_interval(row["successes"], row["episodes"])
-            base = {seed: _outcomes(r) for seed, r in found[factor, 0.0, method].items()} \
-                if (factor, 0.0, method) in found and magnitude > 0 else {}
+            base = _cell_outcomes(found, factor, 0.0, method) if (factor, 0.0, method) in found and magnitude > 0 \
+                else {}
             if set(base) & set(outcomes):
                 row["drop"], row["drop_lo"], row["drop_hi"] = paired_bootstrap_diff(base, outcomes)
         rows.append(row)
@@ -102,7 +122,7 @@ def sensitivity(rows: list[dict[str, Any]], method: str = "source_only") -> list
 
 def largest_drops(ablation: Ablation, runs_dir: str | Path, k: int) -> tuple[str, ...]:
     """The `k` factors whose source policy drops most (`sensitivity`); ValueError while a factor is unmeasured."""
-    ranked = sensitivity(cell_table(ablation, runs_dir))
+    ranked = sensitivity(cell_table(ablation, read_cells(ablation, runs_dir)))
     missing = sorted(set(ablation.factors) - {r["factor"] for r in ranked})
     if missing:
         raise ValueError(f"the sensitivity of {ablation.task} has no drop yet for {', '.join(missing)}: "
@@ -110,10 +130,9 @@ def largest_drops(ablation: Ablation, runs_dir: str | Path, k: int) -> tuple[str
     return tuple(r["factor"] for r in ranked[:k])
 
 
-def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_only") -> list[dict[str, Any]]:
+def versus(ablation: Ablation, found: Found, reference: str = "target_only") -> list[dict[str, Any]]:
     """Each other method minus `reference` per cell, paired by seed and start state; the base task (magnitude 0,
     every factor's) once, as factor `BASE`."""
-    runs_dir = Path(runs_dir)
     if reference not in ablation.methods:
         return []
     out, seen = [], set()
@@ -121,10 +140,7 @@ def versus(ablation: Ablation, runs_dir: str | Path, reference: str = "target_on
         if (cell := ablation.cell_pair(factor, magnitude)) in seen:
             continue  # the base task, every factor's magnitude-0 cell: once
         seen.add(cell)
-        outcomes = {}
-        for method in ablation.methods:
-            items = {s: ablation.item(method, s, factor, magnitude) for s in ablation.seeds}
-            outcomes[method] = {s: _outcomes(r) for s, i in items.items() if (r := _record(i, runs_dir)) is not None}
+        outcomes = {method: _cell_outcomes(found, factor, magnitude, method) for method in ablation.methods}
         for method in ablation.methods:
             if method != reference and set(outcomes[method]) & set(outcomes[reference]):
                 diff = paired_bootstrap_diff(outcomes[method], outcomes[reference])
@@ -142,12 +158,11 @@ def _independent_excess(means: np.ndarray) -> np.ndarray:
     return np.where(base > 0, predicted - together, np.nan)
 
 
-def compounding(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]]:
+def compounding(ablation: Ablation, found: Found) -> list[dict[str, Any]]:
     """Per factor set whose factors the ablation also has alone, per method and set cell above 0: the set's success
     against what its factors' own cells predict if each caused failures independently, s0 x prod(s_i / s0), paired by
     seed and start state. `excess_drop` = predicted - measured: above 0 the factors compound, below 0 they cost the
     same start states."""
-    runs_dir = Path(runs_dir)
     out = []
     for factor in ablation.factors:
         names = members(factor)
@@ -156,8 +171,7 @@ def compounding(ablation: Ablation, runs_dir: str | Path) -> list[dict[str, Any]
         for magnitude in ablation.levels(factor)[1:]:
             cells = [(factor, 0.0), *((n, member_level(n, magnitude)) for n in names), (factor, magnitude)]
             for method in ablation.methods:
-                arms = [{s: _outcomes(r) for s in ablation.seeds
-                         if (r := _record(ablation.item(method, s, f, m), runs_dir)) is not None} for f, m in cells]
+                arms = [_cell_outcomes(found, f, m, method) for f, m in cells]
                 seeds = sorted(set.intersection(*(set(a) for a in arms)))
                 if not seeds:
                     continue
@@ -218,10 +232,11 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rows = cell_table(ablation, runs_dir)
+    found = read_cells(ablation, runs_dir)
+    rows = cell_table(ablation, found)
     ranked = sensitivity(rows)
-    pairs = versus(ablation, runs_dir)
-    compounded = compounding(ablation, runs_dir)
+    pairs = versus(ablation, found)
+    compounded = compounding(ablation, found)
     paths = [write_csv(out / "summary.csv", rows, CSV_FIELDS)]
     ranked_rows = [{**r, "rank": s["rank"]} for s in ranked for r in s["by_magnitude"]]
     paths.append(write_csv(out / "sensitivity.csv", ranked_rows,

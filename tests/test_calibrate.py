@@ -119,3 +119,19 @@ def test_the_leaderboard_criteria_are_read_at_the_chosen_length_and_a_stale_cali
     assert C.committed_facts("lift/sensing")[0].startswith("chosen training length 2000 steps")
     write(pair_version=now.hashed_dict()["pair_version"] - 1, n_target=now.n_target, n_source=now.n_source)
     assert C.committed_facts("lift/sensing")[0].startswith("stale: calibrated at version")
+
+
+def test_a_source_run_committed_before_its_source_evaluation_is_trained_again_for_it(calibrated, tmp_path):
+    """A finished `source_only` run whose folder holds its small files only (committed before its success in the
+    source was cached): the calibration trains it again for its checkpoint and writes the evaluation it lacked."""
+    import shutil
+
+    cal, runs_dir = calibrated
+    for steps in cal.ladder:
+        name = cal.run("source_only", 0, steps).run_id()
+        shutil.copytree(runs_dir / name, tmp_path / name, ignore=shutil.ignore_patterns("checkpoint", SOURCE_EVAL))
+    run_calibration(cal, tmp_path, progress=False, log=lambda *a: None)
+    for steps in cal.ladder:
+        name = cal.run("source_only", 0, steps).run_id()
+        assert read_json(tmp_path / name / SOURCE_EVAL) == read_json(runs_dir / name / SOURCE_EVAL)
+        assert (tmp_path / name / "checkpoint").exists()

@@ -27,7 +27,7 @@ import numpy as np
 
 from benchmark.analysis.stats import paired_bootstrap_diff, wilson_interval
 from benchmark.harness.config import RunConfig
-from benchmark.harness.run import execute_run, pair_hooks, read_json, write_json
+from benchmark.harness.run import execute_run, pair_hooks, read_json, restore_checkpoint, write_json
 
 CURVE_METHODS = ("target_only", "source_only", "cotrain")
 LADDER = (500, 1000, 2000, 4000, 8000)
@@ -88,6 +88,8 @@ def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool, frozen_frames: b
     what it achieves without reading its frames; else `SOURCE_EVAL`)."""
     path = run_dir / (FROZEN_EVAL if frozen_frames else SOURCE_EVAL)
     if not path.exists():
+        if not (run_dir / "checkpoint").exists():  # committed finished before this file was written: train it again
+            restore_checkpoint(cfg, run_dir.parent, progress)
         evaluation = pair_hooks(cfg.pair).evaluate(cfg, run_dir, progress, domains=("source",),
                                                    frozen_frames=frozen_frames)
         write_json(path, evaluation["source"])

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import atexit
-import os
 
-os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco's first import picks a GL backend (robosuite does the same)
+import mujoco
 
-import mujoco  # noqa: E402
-
-from .core import IMAGE_SIZE  # noqa: E402
+from .core import IMAGE_SIZE
 
 # Geom groups drawn, as robosuite's offscreen renderer draws them (group 0 holds collision geoms).
 GEOM_GROUPS = (0, 1, 1, 0, 0, 0)

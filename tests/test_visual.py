@@ -206,3 +206,19 @@ def test_image_encoder_shapes_inputs_and_training(backbone, one_thread):
         optimizer.step()
         losses.append(loss.item())
     assert np.isfinite(losses).all() and np.mean(losses[-3:]) < 0.5 * np.mean(losses[:3]), losses
+
+
+def test_an_image_env_renders_offscreen_whatever_module_imports_mujoco_first():
+    """In a fresh process with no display and no `MUJOCO_GL`, importing the package picks EGL before any of its
+    modules imports mujoco (whose first import fixes the GL backend), so an image pair's frames render."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY", "PYOPENGL_PLATFORM")}
+    script = ("import tasks.env, mujoco; from tasks import get_pair; from tasks.visual import ImageEnv; "
+              "o = ImageEnv(get_pair('lift/visual'), 'target', 1.0).reset(seed=0)[0]; "
+              "print(mujoco.GLContext.__module__, min(v.std() for v in o.values()) > 0)")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["mujoco.egl", "True"]

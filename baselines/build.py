@@ -18,8 +18,7 @@ import torch
 from common.dataset import Dataset
 
 from .data import MixedSampler, Windows, make_windows
-from .hparams import resolve_hparams
-from .methods import AUTOCAST_DTYPES, METHODS, Method, make_sampler
+from .methods import AUTOCAST_DTYPES, METHODS, Method, make_sampler, resolve_hparams
 from .policy import DiffusionPolicy, PolicyConfig
 
 NormalizerFit = Callable[[DiffusionPolicy, np.ndarray, np.ndarray], None]

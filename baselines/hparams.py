@@ -1,5 +1,6 @@
-"""Hyperparameter distributions, and the functions reading a method's hyperparameters (a default and a
-search distribution each, declared on its class as `hparam_space`; DomainBed's `hparams_registry.py`).
+"""Hyperparameter distributions, and the functions reading a space of them (a method class's `hparam_space`:
+a default and a search distribution per name; DomainBed's `hparams_registry.py`). `baselines.methods` reads a
+method's space by its registered name (`default_hparams`, `random_hparams`, ...).
 
 Each hyperparameter of a random draw comes from its own stream, seeded by a hash of (seed, method,
 name), so adding a hyperparameter never changes the others' draws. An override is accepted when it
@@ -82,34 +83,24 @@ Spec = dict[str, tuple[Value, Sampler]]
 """name -> (default, search distribution): a method class's `hparam_space`."""
 
 
-def _space(method: str | type) -> tuple[str, Spec]:
-    """(stream name, hyperparameter space) of a method given by registry name or class."""
-    from .methods import METHODS
-
-    cls = METHODS[method] if isinstance(method, str) else method
-    return METHODS.key(cls), cls.hparam_space
-
-
-def _seed(seed: int, method: str, name: str) -> int:
-    digest = hashlib.sha256(f"{seed}/{method}/{name}".encode()).digest()
+def _seed(seed: int, key: str, name: str) -> int:
+    digest = hashlib.sha256(f"{seed}/{key}/{name}".encode()).digest()
     return int.from_bytes(digest[:8], "little")
 
 
-def default_hparams(method: str | type) -> dict[str, Value]:
-    return {name: default for name, (default, _) in _space(method)[1].items()}
+def defaults(spec: Spec) -> dict[str, Value]:
+    return {name: default for name, (default, _) in spec.items()}
 
 
-def random_hparams(method: str | type, seed: int) -> dict[str, Value]:
-    """One random draw: each hyperparameter from its own stream, seeded by hash(seed, method, name)."""
-    key, spec = _space(method)
+def draw(key: str, spec: Spec, seed: int) -> dict[str, Value]:
+    """One random draw: each hyperparameter from its own stream, seeded by hash(seed, key, name)."""
     return {name: sampler.sample(np.random.default_rng(_seed(seed, key, name))) for name, (_, sampler) in spec.items()}
 
 
-def validate_hparams(method: str | type, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Return `overrides` if every name is known to `method` and every value within its limits (None
-    is accepted where the default is None, and `w=None` by every method: single-domain methods have
-    no mixing ratio); raise ValueError naming the first that is not."""
-    key, spec = _space(method)
+def validate(key: str, spec: Spec, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Return `overrides` if every name is in `spec` and every value within its limits (None is accepted where
+    the default is None, and `w=None` always: single-domain methods have no mixing ratio); raise ValueError
+    naming the first that is not (and `key`, the method whose space it is)."""
     for name, value in overrides.items():
         if name == "w" and value is None:
             continue
@@ -121,13 +112,7 @@ def validate_hparams(method: str | type, overrides: dict[str, Any]) -> dict[str,
     return dict(overrides)
 
 
-def resolve_hparams(method: str | type, overrides: dict[str, Any] | None = None) -> dict[str, Value]:
-    """The defaults of `method` updated with validated `overrides`."""
-    return {**default_hparams(method), **validate_hparams(method, overrides or {})}
-
-
-def describe(method: str | type) -> str:
-    """A table of `method`'s hyperparameters: name, default, search distribution and limits."""
-    spec = _space(method)[1]
+def table(spec: Spec) -> str:
+    """A table of a space: name, default, search distribution and limits."""
     width = max(len(n) for n in spec)
     return "\n".join(f"{name:<{width}}  default {default!s:<8}  {sampler}" for name, (default, sampler) in spec.items())

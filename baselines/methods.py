@@ -18,7 +18,8 @@ from torch import nn
 
 from .data import SOURCE, TARGET, MixedSampler, Windows
 from .ema import EMA
-from .hparams import Choice, Spec, Uniform, loguniform, resolve_hparams
+from . import hparams as space
+from .hparams import Choice, Spec, Uniform, Value, loguniform
 from .plugins import MethodRegistry
 from .policy import LOWDIM, NULL_DOMAIN, DiffusionPolicy, cat_obs, map_obs
 
@@ -273,6 +274,36 @@ def make_sampler(method: type[Method], source: Windows | None, target: Windows |
 
 
 METHODS = MethodRegistry("method", Method)
+
+
+def hparam_space(method: str | type[Method]) -> tuple[str, Spec]:
+    """(registry key, hyperparameter space) of a method given by name or class; the key seeds its random draws."""
+    cls = METHODS[method] if isinstance(method, str) else method
+    return METHODS.key(cls), cls.hparam_space
+
+
+def default_hparams(method: str | type[Method]) -> dict[str, Value]:
+    return space.defaults(hparam_space(method)[1])
+
+
+def random_hparams(method: str | type[Method], seed: int) -> dict[str, Value]:
+    """One random draw: each hyperparameter from its own stream, seeded by hash(seed, method, name)."""
+    return space.draw(*hparam_space(method), seed)
+
+
+def validate_hparams(method: str | type[Method], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` if each names a hyperparameter of `method` within its limits; else ValueError naming it."""
+    return space.validate(*hparam_space(method), overrides)
+
+
+def resolve_hparams(method: str | type[Method], overrides: dict[str, Any] | None = None) -> dict[str, Value]:
+    """The defaults of `method` updated with validated `overrides`."""
+    return {**default_hparams(method), **validate_hparams(method, overrides or {})}
+
+
+def describe(method: str | type[Method]) -> str:
+    """A table of `method`'s hyperparameters: name, default, search distribution and limits."""
+    return space.table(hparam_space(method)[1])
 
 
 def _register(cls: type[Method]) -> type[Method]:

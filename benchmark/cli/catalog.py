@@ -128,7 +128,7 @@ def method_details(method: str) -> dict[str, Any]:
 
 def _methods(args: argparse.Namespace) -> None:
     from baselines import METHODS
-    from baselines.hparams import describe
+    from baselines.methods import describe
 
     if args.action == "list":
         methods = [{"name": name, "description": METHODS[name].description} for name in METHODS.names()]

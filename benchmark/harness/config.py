@@ -109,7 +109,7 @@ class RunConfig:
 
         from tasks import BASE_TASKS, check_magnitude, get_pair
         from baselines import METHODS
-        from baselines.hparams import validate_hparams
+        from baselines.methods import validate_hparams
 
         for name in ("pair", "method", "profile", "network", "backend", "checkpoint_rule", "eval_split", "device",
                      "precision"):
@@ -181,7 +181,7 @@ class RunConfig:
         """
         from baselines import METHODS
         from baselines.data import default_ratio
-        from baselines.hparams import resolve_hparams
+        from baselines.methods import resolve_hparams
 
         cfg = self.resolved()
         hp = resolve_hparams(cfg.method, dict(cfg.hparams))

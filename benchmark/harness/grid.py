@@ -28,7 +28,7 @@ class Grid:
     `set` fixes hyperparameters for every method that has them; `vary` crosses one method's
     hyperparameters over lists (e.g. `{adda: {adversarial_weight: [0.05, 0.5]}}`);
     `hparam_trials` adds that many random-search draws per method (each hyperparameter from its
-    own seeded stream, `baselines.hparams.random_hparams`). `eval_split` names the start states the
+    own seeded stream, `baselines.random_hparams`). `eval_split` names the start states the
     runs are evaluated on (`validation` to choose hyperparameters, `test` to report).
 
     `nogap_control` adds magnitude 0 for every method; `nogap` for some: {method: `retrain`} trains the method
@@ -65,7 +65,7 @@ class Grid:
     def runs(self) -> list[RunConfig]:
         """Every run of the grid, deduplicated, in a stable order."""
         from baselines import METHODS
-        from baselines.hparams import random_hparams
+        from baselines.methods import random_hparams
 
         out: dict[str, RunConfig] = {}
         retrain = set(self.methods) if self.nogap_control else {k for k, v in self.nogap.items() if v == "retrain"}
@@ -184,7 +184,7 @@ class NoGapEval:
 
 def _known(method: str, hp: dict[str, Any]) -> dict[str, Any]:
     """The grid-wide `set` entries this method has (a `set` may name another method's)."""
-    from baselines.hparams import default_hparams
+    from baselines.methods import default_hparams
 
     known = default_hparams(method)
     return {k: v for k, v in hp.items() if k in known}

@@ -103,7 +103,7 @@ def _check_guidance(spec: dict[str, Any], source: str) -> None:
 
 
 def _check_hparams(method: str, hparams: dict[str, Any], source: str, key: str) -> None:
-    from baselines.hparams import validate_hparams
+    from baselines.methods import validate_hparams
 
     for name, value in hparams.items():
         try:
@@ -189,7 +189,7 @@ def union_view(spec: dict[str, Any]) -> dict[str, Any]:
 def _check_grid(spec: dict[str, Any], source: str) -> dict[str, Any]:
     """Check one grid mapping (no `parts`); returns the `Grid` fields it sets."""
     from baselines import METHODS
-    from baselines.hparams import default_hparams
+    from baselines.methods import default_hparams
     from tasks import get_pair
 
     unknown = set(spec) - GRID_KEYS

@@ -175,7 +175,7 @@ def representation_analysis(data: StudyData, runs: pd.DataFrame, out: Path) -> d
 def regimes_analysis(data: StudyData, runs: pd.DataFrame, out: Path) -> dict[str, Any]:
     """``regimes.md/.csv`` and ``regimes.png``: each cotrain / ADDA run's regime and the sign of the
     alignment–success relation per regime."""
-    from baselines.hparams import default_hparams
+    from baselines.methods import default_hparams
 
     default_aw = float(default_hparams("adda")["adversarial_weight"])
     grid_weights = sorted({0.0 if c.method == REFERENCE

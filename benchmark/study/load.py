@@ -27,7 +27,7 @@ def _episodes(rec: dict) -> dict[int, float]:
 def method_label(rec: dict, vary: dict[str, dict[str, list]] | None = None) -> str:
     """The method's name, with the varied hyperparameters that differ from its defaults appended
     (e.g. ``adda[adversarial_weight=0.5]``), so regime variants stay apart from the method."""
-    from baselines.hparams import default_hparams
+    from baselines.methods import default_hparams
 
     cfg = rec["config"]
     method, hp = cfg["method"], cfg.get("hparams") or {}

@@ -226,6 +226,13 @@ def test_comparison_lists_every_claim_with_a_verdict(smoke):
     assert "episodes per point" in text and "resolves" in text
     # one seed and three episodes cannot resolve anything: no claim may be called reproduced or refuted
     assert all(c["verdict"] == NOT_RESOLVED for c in claims)
+    # the compute per pair, from the records' timing: the leaderboard's Cost table, and its total in the header
+    cost = text.split("## Cost")[1].split("## ")[0]
+    board = (smoke["out"] / "leaderboard.md").read_text().split("## Cost")[1].split("## ")[0]
+    rows = [r for r in cost.splitlines() if r.startswith("| lift/dynamics") or r.startswith("| all")]
+    assert len(rows) == 2 and all(r in board for r in rows)
+    total, per_run = rows[1].split(" | ")[6], float(rows[1].split(" | ")[7].rstrip(" |"))
+    assert per_run > 0 and f"summed over runs): {total} h" in text
 
 
 def test_partial_sweep_and_cli(smoke, tmp_path):

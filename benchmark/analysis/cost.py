@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+COST_NOTE = ("Hours the records' own stages took (training, and evaluation; demos and metrics not timed), in "
+             "core-hours: training time times the run's torch threads, evaluation time times its workers. A run whose "
+             "training resumed counts its training scaled to the whole run; an untimed record is left out.")
 COST_COLUMNS = ["pair", "runs", "trained", "resumed", "untimed", "train_h", "eval_h", "total_h",
                 "minutes_per_trained_run"]
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.cells import drop_text, interval_text, num, seed_count, success_text
-from benchmark.analysis.cost import cost, cost_table
+from benchmark.analysis.cost import COST_NOTE, cost, cost_table
 from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
 from benchmark.analysis.stats import (
@@ -365,14 +365,10 @@ def write_leaderboard(records: list[dict], out_dir: str | Path, title: str = "co
                        "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
                    "interval (seeds resampled within each pair; Agarwal et al. 2021).")
-    cost_note = ("Hours the records' own stages took (training, and evaluation; demos and metrics not timed), "
-                 "in core-hours: training time times the run's torch threads, evaluation time times its workers. "
-                 "A run whose training resumed counts its training scaled to the whole run; an untimed record is "
-                 "left out.")
     if self_reported:
         notes += " " + SELF_REPORTED_NOTE
     resolution_section = ("Resolution per pair", _resolution_table(resolved), resolution_note)
-    cost_section = ("Cost", cost_table(cost(records)), cost_note)
+    cost_section = ("Cost", cost_table(cost(records)), COST_NOTE)
     tables = [("Per pair", _pair_table(df, self_reported), notes), resolution_section,
               ("Across pairs", _across_table(across), across_note), cost_section]
     md = [f"# {title}", "", summary, ""]

@@ -38,6 +38,7 @@ from typing import Any, Callable
 
 from matplotlib.figure import Figure
 
+from benchmark.analysis.cost import COST_NOTE, cost, cost_table
 from benchmark.study.analyses import aggregation_analysis, raw_analysis, regimes_analysis, representation_analysis
 from benchmark.study.claims import assess_claims
 from benchmark.study.formatting import md_table
@@ -122,16 +123,17 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
                      guidance_wall: float, paths: dict, previous: dict | None = None) -> Path:
     """``COMPARISON.md``: the budget, the runs read, each claim's verdict (beside ``previous``'s, the
     summary of an earlier report's ``study.json``) and how verdicts are decided."""
-    compute = sum(float((r.get("timing") or {}).get("train_s") or 0) + float((r.get("timing") or {}).get("eval_s") or 0)
-                  for r in data.records)
+    costs = cost(data.records)
+    compute = float(costs["total_h"].iloc[-1]) if len(costs) else 0.0
     runs_cmd = f"cotrain sweep --track {data.track} --budget {data.budget} --runs-dir {data.runs_dir}"
     lines = [f"# The study's claims measured by cotrain-bench (track `{data.track}`, budget `{data.budget}`)", "",
              budget_text(data),
              (f"- **Runs read**: {len(data.records)} of {len(data.expected)} in the grid ({len(data.missing)} missing"
               + (f"; {data.ignored} records outside the grid ignored" if data.ignored else "") + ")."
               if data.expected else f"- **Runs read**: {len(data.records)} (no grid to compare with)."),
-             f"- **Runs produced by**: `{runs_cmd}`; compute recorded in the records (training + evaluation, summed "
-             f"over runs): {compute:.0f} s. The sweep's own wall time is not recorded in the records.",
+             f"- **Runs produced by**: `{runs_cmd}`; compute recorded in the records (training + evaluation, in "
+             f"core-hours, summed over runs): {compute:.2f} h{', per pair in the table *Cost* below' if len(costs) else ''}. "
+             "The sweep's own wall time is not recorded in the records.",
              f"- **This file produced by**: `{command or 'benchmark.study.study(...)'}` in {wall_s:.0f} s wall time "
              f"(of which {guidance_wall:.0f} s guidance-sweep evaluation).", ""]
     if previous is not None:
@@ -150,6 +152,8 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
             lines.append(f"- Previous verdict (budget {previous.get('budget', '?')}): {c['previous_verdict']} "
                          f"(why it changed: {c['why_changed']}).")
         lines += [f"- {c['detail']}", ""]
+    if len(costs):
+        lines += ["## Cost", "", md_table(*cost_table(costs)), "", COST_NOTE, ""]
     lines += ["## How verdicts are decided", "",
               "Each claim is tested as a difference (or a correlation) whose sign the study predicts, with a 95% "
               "interval: **reproduced** when the whole interval lies on the predicted side of the null, **not "

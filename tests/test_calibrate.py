@@ -69,14 +69,20 @@ def test_the_report_states_the_command_that_runs_its_calibration(calibrated, tmp
     assert command(Calibration(PAIR), runs_dir) == f"cotrain calibrate {PAIR} --runs-dir {runs_dir}"
 
 
-def test_the_chosen_length_is_the_first_doubling_that_gains_nothing_resolved():
+def test_the_chosen_length_is_the_first_from_which_no_doubling_gains_anything_resolved():
     ladder = (500, 1000, 2000, 4000)
     rising = {"gain": 0.2, "lo": 0.05, "hi": 0.3}
     flat = {"gain": 0.02, "lo": -0.04, "hi": 0.08}
-    gains = [dict(rising, **{"from": 500}), dict(flat, **{"from": 1000}), dict(rising, **{"from": 2000})]
-    assert _converged(ladder, gains) == 1000
-    assert _converged(ladder, [dict(rising, **{"from": n}) for n in ladder[:-1]]) is None  # still rising
-    assert _converged(ladder, gains[:2]) is None  # incomplete
+
+    def curve(*shapes):
+        return [dict(shape, **{"from": n}) for shape, n in zip(shapes, ladder)]
+
+    assert _converged(ladder, curve(rising, flat, flat)) == 1000
+    assert _converged(ladder, curve(flat, flat, flat)) == 500
+    assert _converged(ladder, curve(flat, rising, flat)) == 2000  # a pause at 500, then a resolved gain
+    assert _converged(ladder, curve(rising, flat, rising)) is None  # still rising at the ladder's end
+    assert _converged(ladder, curve(rising, rising, rising)) is None
+    assert _converged(ladder, curve(rising, flat)) is None  # incomplete
 
 
 def test_a_zero_width_gain_interval_is_not_printed_as_an_interval():

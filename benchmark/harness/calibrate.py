@@ -10,11 +10,11 @@ the ladder starts from the shorter run's final checkpoint, which is the same tra
 sampler and noise streams are all in the checkpoint, and no schedule depends on the total length), so the
 ladder costs one run of its longest length.
 
-The chosen length: for each method, the first step count S whose paired gain to 2S (the same seeds and
-start states; two-level bootstrap over seeds, then episodes) has a 95% interval reaching 0, i.e. the last
-doubling gains nothing the budget resolves; the pair's length is the largest over the three methods (the
-ladder's longest where some method still gains at its end: then the ladder is too short, and the report
-says so). Curves, the choice and the commands go to `results/calibration/<pair>/`.
+The chosen length: for each method, the first step count S from which no doubling of the ladder gains anything
+the budget resolves: the paired gain from S to 2S, and every later doubling's (the same seeds and start states;
+two-level bootstrap over seeds, then episodes), has a 95% interval reaching 0. A flat doubling followed by a
+resolved gain is a pause, not a plateau. The pair's length is the largest over the three methods; where some
+method still gains at the ladder's end, none is chosen: the ladder is too short, and the report says so. Curves, the choice and the commands go to `results/calibration/<pair>/`.
 """
 from __future__ import annotations
 
@@ -217,14 +217,18 @@ def committed_facts(pair: str) -> list[str] | None:
 
 
 def _converged(ladder: tuple[int, ...], gains: list[dict[str, Any]]) -> int | None:
-    """The first step count whose gain to the next doubling has a 95% interval reaching 0 (None: every
-    measured doubling still gains, or the curve is incomplete)."""
+    """The first step count from which no doubling of the ladder gains anything resolved: its gain to the next
+    doubling, and every later one, has a 95% interval reaching 0 (None: the last doubling still gains, or the
+    curve is incomplete). A flat doubling followed by a resolved gain is a pause, not a plateau."""
     if len(gains) < len(ladder) - 1:
         return None
+    converged = None
     for gain in gains:
-        if gain["lo"] <= 0.0:
-            return gain["from"]
-    return None
+        if gain["lo"] > 0.0:
+            converged = None
+        elif converged is None:
+            converged = gain["from"]
+    return converged
 
 
 def _shown(path: Path) -> str:
@@ -277,7 +281,7 @@ def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
                          + (f"{row['source_success']:.3f}" if "source_success" in row else "—")
                          + (f" (frames frozen {row['frozen_success']:.3f})" if "frozen_success" in row else "") + " | "
                          + (_gain_text(g) if g else "—") + " |")
-    lines += ["", "Converged (first step count whose doubling gains nothing resolved): " + ", ".join(
+    lines += ["", "Converged (first step count from which no doubling gains anything resolved): " + ", ".join(
         f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),
         "", f"**Chosen training length: {data['steps'] or 'none yet (incomplete, or still rising at the ladder end)'}"
         + (" steps.**" if data["steps"] else "**"), "",

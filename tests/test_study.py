@@ -393,6 +393,8 @@ def test_alignment_claim_uses_image_runs_else_their_stand_ins():
     images = pd.concat([stand_ins, pd.DataFrame(rows("visual only", -0.5, -0.7, -0.2))])
     parts, texts, _ = alignment_by_kind(images)  # image runs, where present, are the measurement
     assert parts[0] == NOT_REPRODUCED and texts[0].startswith("visual only: pooled r = -0.50")
+    assert texts[0].endswith("beside it, its stand-in observation only: pooled r = +0.50 [0.20, 0.70], n = 30")
+    assert "stand-in" not in texts[2]  # physics only has none
     parts, texts, numbers = alignment_by_kind(stand_ins[stand_ins.gap == "physics only"])
     assert parts[:2] == [NOT_RESOLVED] * 2 and texts[:2] == ["visual only: no runs", "visual + physics: no runs"]
     assert [n["estimate"] for n in numbers] == [None, None, -0.4]

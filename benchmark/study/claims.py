@@ -98,6 +98,18 @@ def _kind_rows(rows: pd.DataFrame, gap: str) -> tuple[str, pd.DataFrame]:
     return gap, g
 
 
+def _stand_in_beside(rows: pd.DataFrame, gap: str, label: str) -> str:
+    """Where an image kind is measured on its image runs, its stand-in's pooled r beside it (not in the verdict)."""
+    if label != gap or gap not in STAND_INS or rows.empty:
+        return ""
+    pooled = rows[(rows.gap == STAND_INS[gap]) & (rows.method == POOLED)]
+    if pooled.empty:
+        return ""
+    r = pooled.iloc[0]
+    return (f"; beside it, its stand-in {STAND_INS[gap]}: pooled r = "
+            f"{ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, n = {r.n}")
+
+
 ALIGNMENT_KINDS = (("visual only", 1), ("visual + physics", 1), ("physics only", -1))
 
 
@@ -123,7 +135,7 @@ def alignment_by_kind(corr: pd.DataFrame) -> tuple[list[str], list[str], list[di
         verdicts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
         texts.append(f"{label}: pooled r = {ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)}, "
                      f"ρ = {num(r.spearman_rho, signed=True)} over {int(r.methods)} methods, n = {r.n}"
-                     + (f" ({each})" if each else ""))
+                     + (f" ({each})" if each else "") + _stand_in_beside(rows, gap, label))
         parts.append(correlation_part(label, r))
     return verdicts, texts, parts
 

@@ -204,6 +204,9 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
     summary = (out / "summary.md").read_text()
     assert "## Expert" in summary and "## Sensitivity of the source policy" in summary
     assert "## Factor sets: do their drops compound?" in summary  # the set read against its factors alone
+    cost = summary.split("## Cost")[1]  # each item once: the source policy trained once, evaluated in 3 cells
+    assert "| source_only | 4 (1) |" in cost and "| target_only | 4 (4) |" in cost and "| all | 8 (5) |" in cost
+    assert "The expert's 4 cells" in cost
     against = summary.split("## Against `target_only`")[1].split("##")[0]
     assert against.count("| (base task) | 0 | source_only |") == 1  # the shared magnitude-0 cell, once
     assert against.count("| source_only |") == 4  # and each cell above 0
@@ -213,6 +216,26 @@ def test_ablation_end_to_end_resumes_and_reports_every_cell(tmp_path, capsys):
         ("obs_bias+action_latency", 1.0, m) for m in ("source_only", "target_only")}
     assert all((out / name).stat().st_size > 0 for name in
                ("success_vs_magnitude.png", "sensitivity.png", "representation_vs_magnitude.png", "sensitivity.csv"))
+
+
+def test_an_ablations_cost_counts_each_item_once():
+    """The base task's cell is every factor's: its records are counted once, and the expert's cells apart."""
+    from benchmark.ablation.report import EXPERT, costs
+    from benchmark.analysis.cost import cost
+
+    def record(run_id, method, train_s, eval_s):
+        return {"run_id": run_id, "config": {"method": method, "threads": 1, "workers": 2},
+                "timing": {"train_s": train_s, "eval_s": eval_s}, "train": {} if train_s else None}
+
+    base, cell = record("base", "source_only", 3600.0, 900.0), record("cell", "source_only", 0.0, 900.0)
+    expert = {"config": {"run_id": "e0"}, "eval": {"wall_s": 1800.0}}
+    found = {("obs_bias", 0.0, "source_only"): {0: base}, ("action_noise", 0.0, "source_only"): {0: base},
+             ("obs_bias", 1.0, "source_only"): {0: cell},
+             ("obs_bias", 0.0, EXPERT): {0: expert}, ("action_noise", 0.0, EXPERT): {0: expert}}
+    records, cells, hours = costs(found)
+    assert sorted(r["run_id"] for r in records) == ["base", "cell"] and (cells, hours) == (1, 0.5)
+    row = cost(records, by="method").set_index("method").loc["source_only"]  # evaluation x its 2 workers
+    assert (row.runs, row.trained, row.train_h, row.eval_h) == (2, 1, 1.0, 1.0)
 
 
 def test_every_success_panel_spans_the_whole_magnitude_range():

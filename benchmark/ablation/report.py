@@ -22,6 +22,7 @@ import numpy as np
 
 from benchmark.ablation.items import ExpertEval
 from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, member_level, members
+from benchmark.analysis.cost import COST_NOTE, cost, cost_table
 from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_stat, two_level_bootstrap_ci,
                                       wilson_interval)
 from benchmark.harness.run import read_json
@@ -206,6 +207,20 @@ CSV_FIELDS = ("task", "factor", "magnitude", "level", "method", "trained", "seed
               "raw_discern_mlp", "align_wasserstein")
 
 
+def costs(found: Found) -> tuple[list[dict[str, Any]], int, float]:
+    """The finished policy items' records, each once (the base task's cell is every factor's), and the expert's
+    finished cells with the core-hours of their rollouts (wall time, one process each)."""
+    policy: dict[str, dict[str, Any]] = {}
+    expert: dict[str, float] = {}
+    for (_, _, method), cell in found.items():
+        for record in cell.values():
+            if method == EXPERT:
+                expert[record["config"]["run_id"]] = float(record["eval"].get("wall_s") or 0.0)
+            else:
+                policy[record["run_id"]] = record
+    return list(policy.values()), len(expert), sum(expert.values()) / 3600
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]], fields: tuple[str, ...]) -> Path:
     """`rows` as CSV, numbers to `DECIMALS`."""
     with path.open("w", newline="") as f:
@@ -318,6 +333,13 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
         r = table[factor, magnitude, EXPERT]
         lines.append(f"| {factor} | {magnitude:g} | {r['successes']}/{r['episodes']} | "
                      f"{_ci(r['success'], r['wilson_lo'], r['wilson_hi'])} |")
+    records, expert_cells, expert_h = costs(found)
+    if records:
+        header, table_rows = cost_table(cost(records, by="method"))
+        lines += ["", "## Cost", "", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
+                  *("| " + " | ".join(row) + " |" for row in table_rows), "", COST_NOTE + " Each item is counted once (the "
+                  f"base task's cell is every factor's). The expert's {expert_cells} cells: {expert_h:.2f} core-hours "
+                  "of rollouts (their wall time, one process each)."]
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
               + ("`compounding.csv`, " if compounded else "")
               + ", ".join(f"`{p.name}`" for p in figures) + ".", ""]

@@ -1,4 +1,4 @@
-"""What a set of run records cost to make, per pair: training and evaluation time from each record's `timing`.
+"""What a set of run records cost to make, per pair (or another config key): training and evaluation time from each record's `timing`.
 
 The records hold the wall seconds of each stage; core-seconds are training's times the run's torch threads and
 evaluation's times its evaluation workers (an upper bound where workers idle). A run whose training resumed from a
@@ -27,14 +27,15 @@ def _train_seconds(rec: dict) -> tuple[float, bool]:
     return seconds, False
 
 
-def cost(records: list[dict]) -> pd.DataFrame:
-    """Per pair: runs read, trained runs (the others evaluate a checkpoint trained elsewhere), resumed and untimed
-    runs (no `timing` in the record: left out of the sums), core-hours of training, of evaluation and in all, and
-    core-minutes per trained run (its training and evaluation); a last row `all` sums the pairs."""
+def cost(records: list[dict], by: str = "pair") -> pd.DataFrame:
+    """Per pair (or per value of the records' config key `by`, the first column): runs read, trained runs (the
+    others evaluate a checkpoint trained elsewhere), resumed and untimed runs (no `timing` in the record: left out
+    of the sums), core-hours of training, of evaluation and in all, and core-minutes per trained run (its training
+    and evaluation); a last row `all` sums the others."""
     rows: dict[str, dict] = {}
     for rec in records:
-        pair = rec["config"]["pair"]
-        row = rows.setdefault(pair, dict(pair=pair, runs=0, trained=0, resumed=0, untimed=0, train_s=0.0,
+        key = rec["config"][by]
+        row = rows.setdefault(key, dict(pair=key, runs=0, trained=0, resumed=0, untimed=0, train_s=0.0,
                                          eval_s=0.0, trained_s=0.0))
         row["runs"] += 1
         timing = rec.get("timing") or {}
@@ -58,14 +59,14 @@ def cost(records: list[dict]) -> pd.DataFrame:
                         untimed=r["untimed"], train_h=r["train_s"] / 3600, eval_h=r["eval_s"] / 3600,
                         total_h=(r["train_s"] + r["eval_s"]) / 3600,
                         minutes_per_trained_run=r["trained_s"] / r["trained"] / 60 if r["trained"] else float("nan")))
-    return pd.DataFrame(out, columns=COST_COLUMNS)
+    return pd.DataFrame(out, columns=COST_COLUMNS).rename(columns={"pair": by})
 
 
 def cost_table(df: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """The markdown table of `cost`: header and rows."""
-    header = ["pair", "runs (trained)", "resumed", "untimed", "training h", "evaluation h", "total h",
+    header = [df.columns[0], "runs (trained)", "resumed", "untimed", "training h", "evaluation h", "total h",
               "minutes per trained run"]
-    rows = [[r.pair, f"{r.runs} ({r.trained})", str(r.resumed), str(r.untimed), f"{r.train_h:.2f}",
+    rows = [[r[0], f"{r.runs} ({r.trained})", str(r.resumed), str(r.untimed), f"{r.train_h:.2f}",
              f"{r.eval_h:.2f}", f"{r.total_h:.2f}",
              "n/a" if pd.isna(r.minutes_per_trained_run) else f"{r.minutes_per_trained_run:.1f}"]
             for r in df.itertuples(index=False)]

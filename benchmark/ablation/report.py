@@ -337,9 +337,9 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
     if records:
         header, table_rows = cost_table(cost(records, by="method"))
         lines += ["", "## Cost", "", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
-                  *("| " + " | ".join(row) + " |" for row in table_rows), "", COST_NOTE + " Each item is counted once (the "
-                  f"base task's cell is every factor's). The expert's {expert_cells} cells: {expert_h:.2f} core-hours "
-                  "of rollouts (their wall time, one process each)."]
+                  *("| " + " | ".join(row) + " |" for row in table_rows), "",
+                  COST_NOTE + " Each item is counted once (the base task's cell is every factor's). The expert's "
+                  f"{expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one process each)."]
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
               + ("`compounding.csv`, " if compounded else "")
               + ", ".join(f"`{p.name}`" for p in figures) + ".", ""]

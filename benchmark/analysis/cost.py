@@ -1,4 +1,5 @@
-"""What a set of run records cost to make, per pair (or another config key): training and evaluation time from each record's `timing`.
+"""What a set of run records cost to make, per pair (or another config key): training and evaluation time from
+each record's `timing`.
 
 The records hold the wall seconds of each stage; core-seconds are training's times the run's torch threads and
 evaluation's times its evaluation workers (an upper bound where workers idle). A run whose training resumed from a

@@ -14,7 +14,8 @@ The chosen length: for each method, the first step count S from which no doublin
 the budget resolves: the paired gain from S to 2S, and every later doubling's (the same seeds and start states;
 two-level bootstrap over seeds, then episodes), has a 95% interval reaching 0. A flat doubling followed by a
 resolved gain is a pause, not a plateau. The pair's length is the largest over the three methods; where some
-method still gains at the ladder's end, none is chosen: the ladder is too short, and the report says so. Curves, the choice and the commands go to `results/calibration/<pair>/`.
+method still gains at the ladder's end, none is chosen: the ladder is too short, and the report says so.
+Curves, the choice and the commands go to `results/calibration/<pair>/`.
 """
 from __future__ import annotations
 

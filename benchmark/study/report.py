@@ -125,6 +125,7 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
     summary of an earlier report's ``study.json``) and how verdicts are decided."""
     costs = cost(data.records)
     compute = float(costs["total_h"].iloc[-1]) if len(costs) else 0.0
+    per_pair = ", per pair in the table *Cost* below" if len(costs) else ""
     runs_cmd = f"cotrain sweep --track {data.track} --budget {data.budget} --runs-dir {data.runs_dir}"
     lines = [f"# The study's claims measured by cotrain-bench (track `{data.track}`, budget `{data.budget}`)", "",
              budget_text(data),
@@ -132,7 +133,7 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
               + (f"; {data.ignored} records outside the grid ignored" if data.ignored else "") + ")."
               if data.expected else f"- **Runs read**: {len(data.records)} (no grid to compare with)."),
              f"- **Runs produced by**: `{runs_cmd}`; compute recorded in the records (training + evaluation, in "
-             f"core-hours, summed over runs): {compute:.2f} h{', per pair in the table *Cost* below' if len(costs) else ''}. "
+             f"core-hours, summed over runs): {compute:.2f} h{per_pair}. "
              "The sweep's own wall time is not recorded in the records.",
              f"- **This file produced by**: `{command or 'benchmark.study.study(...)'}` in {wall_s:.0f} s wall time "
              f"(of which {guidance_wall:.0f} s guidance-sweep evaluation).", ""]

@@ -57,16 +57,18 @@ def test_the_report_states_the_command_that_runs_its_calibration(calibrated, tmp
     import shlex
 
     from benchmark.cli import build_parser
-    from benchmark.harness.calibrate import command
+    from benchmark.harness.calibrate import command, report_dir
 
     cal, runs_dir = calibrated
-    line = command(cal, runs_dir)
+    line = command(cal, runs_dir, tmp_path / "report")
     assert line in write_report(cal, runs_dir, tmp_path / "report").read_text()
     args = build_parser().parse_args(shlex.split(line)[1:])
     assert Calibration(args.pair, ladder=tuple(args.ladder), seeds=tuple(args.seeds), episodes=args.episodes,
                        methods=tuple(args.methods), profile=args.profile) == cal
     assert args.runs_dir == str(runs_dir)
-    assert command(Calibration(PAIR), runs_dir) == f"cotrain calibrate {PAIR} --runs-dir {runs_dir}"
+    assert args.out == str(tmp_path / "report")  # a report beside the pair's own names its folder
+    own = f"cotrain calibrate {PAIR} --runs-dir {runs_dir}"
+    assert command(Calibration(PAIR), runs_dir) == command(Calibration(PAIR), runs_dir, report_dir(PAIR)) == own
 
 
 def test_the_chosen_length_is_the_first_from_which_no_doubling_gains_anything_resolved():

@@ -16,7 +16,7 @@ from benchmark.study.analyses import MEASURES, RAW, balanced_aggregation
 from benchmark.study.claims import alignment_by_kind
 from benchmark.study.design import (REGIMES, classify_regime, gap_kind, in_window, nearer_bound, ratio_window,
                                     window_position)
-from benchmark.study.formatting import slug
+from benchmark.analysis.markdown import slug
 from benchmark.harness.run import config_of_record
 from benchmark.study.guidance import guidance_sweep_run
 from benchmark.study.load import StudyData, is_study_method, method_label, runs_table

@@ -395,3 +395,31 @@ def test_a_track_made_of_parts_takes_the_records_of_its_runs_only(tmp_path, monk
         f"{records[source_only]['run_id']}: pair 'lift/dynamics', method 'source_only' and seed 1 are not together "
         "in any of the track's runs (track 'parted' (budget 'smoke'))",
         "source_only: 1 of the track 'parted' (budget 'smoke')'s runs missing: lift/dynamics m=1 seed=0"]
+
+
+def test_a_sweep_says_what_is_left_to_run_from_its_finished_records(tmp_path, capsys):
+    """Each run to go costs the median of its pair and method's finished records, else of its pair's; a pair with
+    no finished run is named, not guessed."""
+    import json
+
+    import yaml
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({**PARTS_BASE, **PART_SWEEP, "pairs": ["lift/dynamics", "lift/sensing"],
+                                    "methods": ["cotrain", "adda", "ot"]}))
+    runs_dir = tmp_path / "runs"
+    runs = [cfg for cfg in load_grid(str(path)).runs() if cfg.pair == "lift/dynamics"]
+    finished = [cfg for cfg in runs if cfg.method == "cotrain"][:2] + [cfg for cfg in runs if cfg.method == "adda"][:1]
+    # core-seconds: training x threads + evaluation x workers = 1800, 3600 and 9000
+    for cfg, (train_s, threads) in zip(finished, [(600.0, 2), (3000.0, 1), (4200.0, 2)]):
+        (runs_dir / cfg.run_id()).mkdir(parents=True)
+        (runs_dir / cfg.run_id() / "done").touch()
+        (runs_dir / cfg.run_id() / "record.json").write_text(json.dumps(
+            {"config": {"threads": threads, "workers": 1}, "timing": {"train_s": train_s, "eval_s": 600.0},
+             "train": {"start_step": 0, "steps": 100}}))
+    assert main(["sweep", str(path), "--runs-dir", str(runs_dir), "--dry-run", "--parallel", "4"]) == 0
+    out = capsys.readouterr().out
+    # lift/dynamics: 4 cotrain runs at their median 2700 s, 11 adda at 9000 s, 6 ot at the pair's median 3600 s
+    assert "to go: about 36.5 core-hours for 21 runs, about 9.1 h at --parallel 4" in out
+    assert "or for 6 of them of its pair" in out
+    assert "no run of their pair finished yet: lift/sensing 24 runs" in out

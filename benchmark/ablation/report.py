@@ -23,6 +23,7 @@ import numpy as np
 from benchmark.ablation.items import ExpertEval
 from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, member_level, members
 from benchmark.analysis.cost import COST_NOTE, cost, cost_table
+from benchmark.analysis.markdown import md_table
 from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_stat, two_level_bootstrap_ci,
                                       wilson_interval)
 from benchmark.harness.run import read_json
@@ -276,68 +277,64 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
              "demos' expert noise, acting on the true state) is rolled out on the same start states. Magnitude 0 "
              "is the base task, one cell shared by every factor.", "",
              "## Success against magnitude", "",
-             "Mean over seeds with its 95% two-level bootstrap interval (seeds, then episodes).", "",
-             "| factor | magnitude | level | " + " | ".join(methods) + " |",
-             "| --- | --- | --- | " + " | ".join("---" for _ in methods) + " |"]
+             "Mean over seeds with its 95% two-level bootstrap interval (seeds, then episodes).", ""]
     table = {(r["factor"], r["magnitude"], r["method"]): r for r in rows}
-    for factor, magnitude in ablation.cells():
-        cells = [_ci(*(table[factor, magnitude, m][k] for k in ("success", "ci_lo", "ci_hi"))) for m in methods]
-        lines.append(f"| {factor} | {magnitude:g} | {describe_level(factor, magnitude) or '—'} | "
-                     + " | ".join(cells) + " |")
+    lines.append(md_table(["factor", "magnitude", "level", *methods],
+                          [[factor, f"{magnitude:g}", describe_level(factor, magnitude) or "—",
+                            *(_ci(*(table[factor, magnitude, m][k] for k in ("success", "ci_lo", "ci_hi")))
+                              for m in methods)]
+                           for factor, magnitude in ablation.cells()]))
     lines += ["", "## Sensitivity of the source policy", "",
               "Drop = success at magnitude 0 − success at m (`source_only`), paired by seed and start state, 95% "
               "two-level paired bootstrap; factors ranked by the drop at their largest magnitude.", ""]
     if ranked:
-        lines += ["| rank | factor | drop at largest m [95%] | drop by magnitude |", "| --- | --- | --- | --- |"]
-        lines += [f"| {s['rank']} | {s['factor']} | {_ci(s['drop'], s['drop_lo'], s['drop_hi'], True)} "
-                  f"(m = {s['at']:g}) | "
-                  + "; ".join(f"{r['magnitude']:g}: {_ci(r['drop'], r['drop_lo'], r['drop_hi'], True)}"
-                              for r in s["by_magnitude"]) + " |" for s in ranked]
+        lines.append(md_table(["rank", "factor", "drop at largest m [95%]", "drop by magnitude"],
+                              [[str(s["rank"]), s["factor"],
+                                f"{_ci(s['drop'], s['drop_lo'], s['drop_hi'], True)} (m = {s['at']:g})",
+                                "; ".join(f"{r['magnitude']:g}: {_ci(r['drop'], r['drop_lo'], r['drop_hi'], True)}"
+                                          for r in s["by_magnitude"])] for s in ranked]))
     else:
         lines.append("No drop yet: `source_only` needs magnitude 0 and a magnitude above it.")
     if pairs:
         lines += ["", "## Against `target_only`", "", "Success of the method minus `target_only`'s in the same cell, "
                   "paired by seed and start state (95% two-level paired bootstrap).", "",
-                  "| factor | magnitude | method | difference [95%] |", "| --- | --- | --- | --- |"]
-        lines += [f"| {p['factor']} | {p['magnitude']:g} | {p['method']} | {_ci(p['diff'], p['lo'], p['hi'], True)} |"
-                  for p in pairs]
+                  md_table(["factor", "magnitude", "method", "difference [95%]"],
+                           [[p["factor"], f"{p['magnitude']:g}", p["method"], _ci(p["diff"], p["lo"], p["hi"], True)]
+                            for p in pairs])]
     if compounded:
         lines += ["", "## Factor sets: do their drops compound?", "",
                   "A set's success against what its factors' own cells predict if each caused failures independently, "
                   "s0 x prod(s_i / s0) (s0: the base task, s_i: the factor alone at its magnitude in the set's cell). "
                   "Excess drop = predicted − measured, paired by seed and start state (95% two-level paired "
                   "bootstrap): above 0 the factors compound, below 0 they cost the same start states.", "",
-                  "| set | magnitude | method | seeds | success | predicted if independent | excess drop [95%] |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {c['factor']} | {c['magnitude']:g} | {c['method']} | {c['seeds']} | {_num(c['success'])} | "
-                  f"{_num(c['predicted'])} | {_ci(c['excess_drop'], c['excess_lo'], c['excess_hi'], True)} |"
-                  for c in compounded]
+                  md_table(["set", "magnitude", "method", "seeds", "success", "predicted if independent",
+                            "excess drop [95%]"],
+                           [[c["factor"], f"{c['magnitude']:g}", c["method"], str(c["seeds"]), _num(c["success"]),
+                             _num(c["predicted"]), _ci(c["excess_drop"], c["excess_lo"], c["excess_hi"], True)]
+                            for c in compounded])]
     lines += ["", "## Representation against magnitude", "",
               f"`{RAW}`: the MLP domain probe's held-out accuracy on raw observation histories of the cell's paired "
               f"replay (0.5: indiscernible); `{ALIGN}`: Wasserstein distance between the domains' z, divided by z's "
               "spread (scale-free; 0: aligned). Mean over seeds. An evaluation-only method's z is its trained "
               "checkpoint's, read on the cell's replay; the expert measures success alone.", "",
-              f"| factor | magnitude | {RAW} | " + " | ".join(f"{ALIGN} {m}" for m in ablation.methods) + " |",
-              "| --- | --- | --- | " + " | ".join("---" for _ in ablation.methods) + " |"]
-    for factor, magnitude in ablation.cells():
-        lines.append(f"| {factor} | {magnitude:g} | {_num(table[factor, magnitude, methods[0]][RAW])} | "
-                     + " | ".join(_num(table[factor, magnitude, m][ALIGN]) for m in ablation.methods) + " |")
+              md_table(["factor", "magnitude", RAW, *(f"{ALIGN} {m}" for m in ablation.methods)],
+                       [[factor, f"{magnitude:g}", _num(table[factor, magnitude, methods[0]][RAW]),
+                         *(_num(table[factor, magnitude, m][ALIGN]) for m in ablation.methods)]
+                        for factor, magnitude in ablation.cells()])]
     if correlations := drop_correlations(rows):
         lines += ["", "Against the drop (Spearman's rho over the cells above 0; descriptive, the cells share factors "
                   "and ladders): " + "; ".join(f"`{c['measure']}` of `{c['method']}` {c['rho']:+.2f} "
                                               f"({c['cells']} cells)" for c in correlations) + "."]
     lines += ["", "## Expert", "", "The scripted expert's success (pooled count, 95% Wilson interval): what the "
               "gap leaves of the task for an expert on the true state; it is also the cell's demo yield.", "",
-              "| factor | magnitude | expert successes | success [95%] |", "| --- | --- | --- | --- |"]
-    for factor, magnitude in ablation.cells():
-        r = table[factor, magnitude, EXPERT]
-        lines.append(f"| {factor} | {magnitude:g} | {r['successes']}/{r['episodes']} | "
-                     f"{_ci(r['success'], r['wilson_lo'], r['wilson_hi'])} |")
+              md_table(["factor", "magnitude", "expert successes", "success [95%]"],
+                       [[factor, f"{magnitude:g}", f"{r['successes']}/{r['episodes']}",
+                         _ci(r["success"], r["wilson_lo"], r["wilson_hi"])]
+                        for factor, magnitude in ablation.cells() for r in [table[factor, magnitude, EXPERT]]])]
     records, expert_cells, expert_h = costs(found)
     if records:
         header, table_rows = cost_table(cost(records, by="method"))
-        lines += ["", "## Cost", "", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |",
-                  *("| " + " | ".join(row) + " |" for row in table_rows), "",
+        lines += ["", "## Cost", "", md_table(header, table_rows), "",
                   COST_NOTE + " Each item is counted once (the base task's cell is every factor's). The expert's "
                   f"{expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one process each)."]
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.analysis.records import load_records
+from benchmark.analysis.markdown import md_table
 from benchmark.analysis.metrics import correlation, normalize_across_runs
 from benchmark.analysis.figures import figure, save
 
@@ -63,9 +64,8 @@ def analyze(runs_dir: str | Path, out_dir: str | Path, metric: str = "structured
     ax.legend(fontsize=7)
     save(fig, paths["png"], dpi=120)
     lines = [f"# Representation metrics against success ({len(df)} runs, {runs_dir})", "",
-             "| group | metric | n | Spearman rho | p | Pearson r | p |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    for row in table.itertuples():
-        lines.append(f"| {row.group} | {row.metric} | {row.n} | {row.spearman_rho:.3f} | {row.spearman_p:.3g} | "
-                     f"{row.pearson_r:.3f} | {row.pearson_p:.3g} |")
+             md_table(["group", "metric", "n", "Spearman rho", "p", "Pearson r", "p"],
+                      [[str(row.group), str(row.metric), str(row.n), f"{row.spearman_rho:.3f}", f"{row.spearman_p:.3g}",
+                        f"{row.pearson_r:.3f}", f"{row.pearson_p:.3g}"] for row in table.itertuples()])]
     paths["md"].write_text("\n".join(lines) + "\n")
     return paths

@@ -28,6 +28,22 @@ def _train_seconds(rec: dict) -> tuple[float, bool]:
     return seconds, False
 
 
+def _stage_seconds(rec: dict) -> tuple[float, float, bool] | None:
+    """(training core-seconds of the whole run, evaluation core-seconds, whether training resumed); None where the
+    record is untimed."""
+    timing = rec.get("timing") or {}
+    if timing.get("eval_s") is None or timing.get("train_s") is None:
+        return None
+    train_s, resumed = _train_seconds(rec)
+    return train_s, float(timing["eval_s"]) * int(rec["config"].get("workers") or 1), resumed
+
+
+def core_seconds(rec: dict) -> float | None:
+    """A record's training and evaluation core-seconds (training resumed: scaled to the whole run); None untimed."""
+    stages = _stage_seconds(rec)
+    return None if stages is None else stages[0] + stages[1]
+
+
 def cost(records: list[dict], by: str = "pair") -> pd.DataFrame:
     """Per pair (or per value of the records' config key `by`, the first column): runs read, trained runs (the
     others evaluate a checkpoint trained elsewhere), resumed and untimed runs (no `timing` in the record: left out
@@ -39,12 +55,11 @@ def cost(records: list[dict], by: str = "pair") -> pd.DataFrame:
         row = rows.setdefault(key, dict(pair=key, runs=0, trained=0, resumed=0, untimed=0, train_s=0.0,
                                          eval_s=0.0, trained_s=0.0))
         row["runs"] += 1
-        timing = rec.get("timing") or {}
-        if timing.get("eval_s") is None or timing.get("train_s") is None:
+        stages = _stage_seconds(rec)
+        if stages is None:
             row["untimed"] += 1
             continue
-        train_s, resumed = _train_seconds(rec)
-        eval_s = float(timing["eval_s"]) * int(rec["config"].get("workers") or 1)
+        train_s, eval_s, resumed = stages
         row["resumed"] += resumed
         row["train_s"] += train_s
         row["eval_s"] += eval_s

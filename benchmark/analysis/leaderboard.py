@@ -21,6 +21,7 @@ import pandas as pd
 
 from benchmark.analysis.cells import drop_text, interval_text, num, seed_count, success_text
 from benchmark.analysis.cost import COST_NOTE, cost, cost_table
+from benchmark.analysis.markdown import md_table
 from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
 from benchmark.analysis.stats import (
@@ -316,14 +317,6 @@ def self_reported_names(records: list[dict]) -> set[str]:
     return {r["config"]["method"] for r in records if r.get("self_reported")}
 
 
-def _md_row(cells: list[str]) -> str:
-    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-
-def _markdown(header: list[str], rows: list[list[str]]) -> str:
-    return "\n".join([_md_row(header), "|" + "---|" * len(header)] + [_md_row(r) for r in rows])
-
-
 def write_leaderboard(records: list[dict], out_dir: str | Path, title: str = "cotrain-bench leaderboard",
                       logs: dict[str, dict[str, list[Path]]] | None = None) -> dict[str, Path]:
     """Write ``leaderboard.md``, ``leaderboard.csv`` (per-pair table) and a self-contained
@@ -373,7 +366,7 @@ def write_leaderboard(records: list[dict], out_dir: str | Path, title: str = "co
               ("Across pairs", _across_table(across), across_note), cost_section]
     md = [f"# {title}", "", summary, ""]
     for name, (header, rows), note in tables:
-        md += [f"## {name}", "", _markdown(header, rows), "", note, ""]
+        md += [f"## {name}", "", md_table(header, rows), "", note, ""]
     page = leaderboard_page(df, across, records, title=title, summary=summary, pair_note=notes,
                             across_note=across_note, folder=out, reference=REFERENCE, self_reported=self_reported,
                             plain=(resolution_section, cost_section))

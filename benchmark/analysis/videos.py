@@ -145,8 +145,7 @@ def board_videos(runs: str | Path, out_dir: str | Path, episodes: int = 2, fmt: 
                          f"trains a run committed without its checkpoint again)")
     paths = []
     for run_dir in run_dirs:
-        if not (run_dir / "checkpoint").exists() and train_missing:
-            log(f"run {run_dir.name}: no checkpoint here; training it again to film it")
-            restore_checkpoint(config_of_record(read_json(run_dir / "config.json")), run_dir.parent)
+        if train_missing:
+            restore_checkpoint(config_of_record(read_json(run_dir / "config.json")), run_dir.parent, log=log)
         paths += record_videos(run_dir, out_dir, episodes, fmt, device, log)
     return paths

@@ -60,7 +60,7 @@ def _quickstart(args: argparse.Namespace) -> None:
 
 
 def _calibrate(args: argparse.Namespace) -> None:
-    from benchmark.harness.calibrate import Calibration, run_calibration, write_report
+    from benchmark.harness.calibrate import Calibration, report_dir, run_calibration, write_report
 
     given = {k: tuple(v) if isinstance(v, list) else v for k, v in
              (("ladder", args.ladder), ("seeds", args.seeds), ("episodes", args.episodes), ("methods", args.methods))
@@ -69,7 +69,7 @@ def _calibrate(args: argparse.Namespace) -> None:
     runs_dir = Path(args.runs_dir)
     if not args.report_only:
         run_calibration(cal, runs_dir, workers=args.workers, progress=not args.quiet)
-    out = Path(args.out or Path("results/calibration") / args.pair.replace("/", "_"))
+    out = Path(args.out) if args.out else report_dir(args.pair)
     print(f"wrote {write_report(cal, runs_dir, out)}")
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.analysis.markdown import md_table
 from benchmark.analysis.stats import paired_bootstrap_diff, wilson_interval
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import execute_run, pair_hooks, read_json, restore_checkpoint, write_json
@@ -89,8 +90,7 @@ def _source_eval(cfg: RunConfig, run_dir: Path, progress: bool, frozen_frames: b
     what it achieves without reading its frames; else `SOURCE_EVAL`)."""
     path = run_dir / (FROZEN_EVAL if frozen_frames else SOURCE_EVAL)
     if not path.exists():
-        if not (run_dir / "checkpoint").exists():  # committed finished before this file was written: train it again
-            restore_checkpoint(cfg, run_dir.parent, progress)
+        restore_checkpoint(cfg, run_dir.parent, progress)  # committed finished before this file was written
         evaluation = pair_hooks(cfg.pair).evaluate(cfg, run_dir, progress, domains=("source",),
                                                    frozen_frames=frozen_frames)
         write_json(path, evaluation["source"])
@@ -247,14 +247,33 @@ def _gain_text(gain: dict[str, Any]) -> str:
     return f"{gain['gain']:+.3f} [{gain['lo']:+.3f}, {gain['hi']:+.3f}]"
 
 
-def command(cal: Calibration, runs_dir: Path) -> str:
-    """The `cotrain calibrate` command line that runs `cal` (its options where they differ from the defaults)."""
+def _curve_row(method: str, row: dict[str, Any], gain: dict[str, Any] | None) -> list[str]:
+    """One row of the report's table: success, the source's (and frozen frames') success, the gain to 2×."""
+    if not row["seeds"]:
+        return [method, str(row["steps"]), "0", "—", "—", "—"]
+    lo, hi = row["ci95"]
+    source = (f"{row['source_success']:.3f}" if "source_success" in row else "—") + (
+        f" (frames frozen {row['frozen_success']:.3f})" if "frozen_success" in row else "")
+    return [method, str(row["steps"]), str(row["seeds"]), f"{row['success']:.3f} [{lo:.3f}, {hi:.3f}]", source,
+            _gain_text(gain) if gain else "—"]
+
+
+def report_dir(pair: str) -> Path:
+    """Where a pair's calibration report goes unless told otherwise: `results/calibration/<pair>/`."""
+    return Path("results/calibration") / pair.replace("/", "_")
+
+
+def command(cal: Calibration, runs_dir: Path, out_dir: Path | None = None) -> str:
+    """The `cotrain calibrate` command line that runs `cal` and writes its report to `out_dir` (its options where
+    they differ from the defaults: `--out` where the report is not the pair's own, `report_dir`)."""
     given = [(flag, value) for flag, value, default in (
         ("--ladder", cal.ladder, LADDER), ("--seeds", cal.seeds, SEEDS), ("--episodes", (cal.episodes,), (EPISODES,)),
         ("--methods", cal.methods, CURVE_METHODS)) if tuple(value) != tuple(default)]
     profile = [] if cal.profile == Calibration.profile else [f"--profile {cal.profile}"]
+    own = out_dir is None or _shown(out_dir) == str(report_dir(cal.pair))
+    out = [] if own else [f"--out {_shown(out_dir)}"]
     return " ".join([f"cotrain calibrate {cal.pair}", *(f"{flag} {' '.join(map(str, v))}" for flag, v in given),
-                     *profile, f"--runs-dir {_shown(runs_dir)}"])
+                     *profile, f"--runs-dir {_shown(runs_dir)}", *out])
 
 
 def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
@@ -263,25 +282,14 @@ def write_report(cal: Calibration, runs_dir: Path, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "curves.json", data)
     lines = [f"# Calibration of `{cal.pair}` (validation start states)", "",
-             f"Command: `{command(cal, runs_dir)}` ({cal.profile} profile except its "
+             f"Command: `{command(cal, runs_dir, out_dir)}` ({cal.profile} profile except its "
              f"steps; seeds {', '.join(map(str, cal.seeds))}; {cal.episodes} validation episodes per run and domain).",
              "Success in the target, pooled over seeds, with its 95% Wilson interval; `source_only` also in the "
              "source (on an image pair also with its frames frozen). Gain: paired difference to the next doubling "
              "(two-level bootstrap over seeds, then episodes).",
-             "", "| method | steps | seeds | success [95%] | source | gain to 2× [95%] |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for method, info in data["methods"].items():
-        gains = {g["from"]: g for g in info["gains"]}
-        for row in info["curve"]:
-            if not row["seeds"]:
-                lines.append(f"| {method} | {row['steps']} | 0 | — | — | — |")
-                continue
-            lo, hi = row["ci95"]
-            g = gains.get(row["steps"])
-            lines.append(f"| {method} | {row['steps']} | {row['seeds']} | {row['success']:.3f} [{lo:.3f}, {hi:.3f}] | "
-                         + (f"{row['source_success']:.3f}" if "source_success" in row else "—")
-                         + (f" (frames frozen {row['frozen_success']:.3f})" if "frozen_success" in row else "") + " | "
-                         + (_gain_text(g) if g else "—") + " |")
+             "", md_table(["method", "steps", "seeds", "success [95%]", "source", "gain to 2× [95%]"],
+                          [_curve_row(method, row, {g["from"]: g for g in info["gains"]}.get(row["steps"]))
+                           for method, info in data["methods"].items() for row in info["curve"]])]
     lines += ["", "Converged (first step count from which no doubling gains anything resolved): " + ", ".join(
         f"`{m}` {info['converged_at'] or 'not within the ladder'}" for m, info in data["methods"].items()),
         "", f"**Chosen training length: {data['steps'] or 'none yet (incomplete, or still rising at the ladder end)'}"

@@ -30,8 +30,7 @@ def execute_nogap_eval(ev: NoGapEval, runs_dir: str | Path, track: dict | None =
     if not (trained_dir / "done").exists():
         raise RuntimeError(f"the no-gap evaluation {ev.run_id()} evaluates run {trained_dir.name}, which is not "
                            f"finished in {runs_dir}")
-    if not (trained_dir / "checkpoint").exists():  # its small files were committed without it: train it again
-        restore_checkpoint(ev.trained, runs_dir, progress)
+    restore_checkpoint(ev.trained, runs_dir, progress)  # where its small files were committed without it
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir):
         if is_done(ev, runs_dir):

@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmark.harness.config import RunConfig
 from benchmark.harness.run import read_json
+from benchmark.analysis.markdown import md_table
 from benchmark.analysis.stats import paired_bootstrap_diff, stratified_bootstrap_ci
 from benchmark.harness.grid import Grid
 from benchmark.harness.jobs import is_done, run_item
@@ -140,13 +141,14 @@ def write_report(runs_dir: Path = RUNS_DIR) -> Path:
         "start states, never its test ones). Score: mean target success over the runs, 95% stratified "
         "bootstrap over seeds within each pair and method; Δ: paired difference from `default` over the "
         "runs both finished (bootstrap over runs, then episodes). One row per run: `search.csv`.", "",
-        "| point | what | hyperparameters | runs | mean [95%] | target_only | cotrain | Δ vs default [95%] |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for s in summarize(rows):
-        hp = ", ".join(f"{k}={v:g}" for k, v in s["hparams"].items() if v != BEFORE[k]) or "—"
-        diff = f"{s['diff']:+.3f} [{s['diff_lo']:+.3f}, {s['diff_hi']:+.3f}]" if "diff" in s else "—"
-        lines.append(f"| `{s['point']}` | {s['what']} | {hp} | {s['runs']} | {s['mean']:.3f} "
-                     f"[{s['lo']:.3f}, {s['hi']:.3f}] | {s['target_only']:.3f} | {s['cotrain']:.3f} | {diff} |")
+        md_table(["point", "what", "hyperparameters", "runs", "mean [95%]", "target_only", "cotrain",
+                  "Δ vs default [95%]"],
+                 [[f"`{s['point']}`", s["what"],
+                   ", ".join(f"{k}={v:g}" for k, v in s["hparams"].items() if v != BEFORE[k]) or "—",
+                   str(s["runs"]), f"{s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]", f"{s['target_only']:.3f}",
+                   f"{s['cotrain']:.3f}",
+                   f"{s['diff']:+.3f} [{s['diff_lo']:+.3f}, {s['diff_hi']:+.3f}]" if "diff" in s else "—"]
+                  for s in summarize(rows)])]
     path = out / "search.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -13,7 +13,7 @@ import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -339,16 +339,22 @@ class NotReproduced(RuntimeError):
     """A run trained again for its checkpoint does not reproduce its record."""
 
 
-def restore_checkpoint(cfg: RunConfig, runs_dir: str | Path, progress: bool = False) -> None:
-    """Train again a finished run whose folder lacks its checkpoint (its small files committed without it), put
-    the checkpoint in place and leave its record as it was. Training is deterministic at the run's device and
-    threads: `NotReproduced` where the retrained final validation loss is not the recorded one."""
+def restore_checkpoint(cfg: RunConfig, runs_dir: str | Path, progress: bool = False,
+                       log: Callable[[str], None] | None = None) -> None:
+    """Make sure a finished run's folder has its checkpoint: where it lacks one (its small files committed
+    without it), train the run again (saying so to `log`), put the checkpoint in place and leave its record as it
+    was. Training is deterministic at the run's device and threads: `NotReproduced` where the retrained
+    final validation loss is not the recorded one."""
     cfg = cfg.resolved()
     runs_dir = Path(runs_dir)
     run_dir = runs_dir / cfg.run_id()
+    if (run_dir / "checkpoint").exists():
+        return
     with run_lock(run_dir), threadpool_limits(limits=cfg.threads):
         if (run_dir / "checkpoint").exists():
             return
+        if log is not None:
+            log(f"run {run_dir.name}: no checkpoint here; training it again (deterministic)")
         recorded = read_json(run_dir / "train_summary.json")["val_target"]
         scratch = run_dir / ".retrain"
         shutil.rmtree(scratch, ignore_errors=True)

@@ -7,35 +7,77 @@ after the trained runs. Each item runs by `jobs.run_item`.
 """
 from __future__ import annotations
 
+import json
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import nullcontext
 from dataclasses import replace
 from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
+from benchmark.analysis.cost import core_seconds
 from benchmark.harness.config import RunConfig
 from benchmark.harness.grid import AnyGrid, NoGapEval, pending_steps
 from benchmark.harness.gridspec import GridError
 from benchmark.harness.jobs import InProgressElsewhere, Item, is_done, run_item
 
 
+def _kind(item: Item) -> tuple[str, str]:
+    """(pair, method), the method at a magnitude other than 1 as `<method>@<magnitude>` (no-gap controls `@0`)."""
+    pair, method, magnitude = ((item.trained.pair, item.method, 0.0) if isinstance(item, NoGapEval)
+                               else (item.pair, item.method, item.magnitude))
+    return pair, method + ("" if magnitude == 1.0 else f"@{magnitude:g}")
+
+
 def status_lines(runs: list[Item], todo: list[Item]) -> list[str]:
-    """Per pair, each method's runs done (those of `runs` not in `todo`) out of its runs, at magnitudes other than
-    1 as `<method>@<magnitude>` (the no-gap controls `@0`), in grid order: `lift/sensing: target_only 5/20,
-    cotrain 20/20, cotrain@0 5/5, source_only@0 5/5`."""
+    """Per pair, each method's runs done (those of `runs` not in `todo`) out of its runs, in grid order:
+    `lift/sensing: target_only 5/20, cotrain 20/20, cotrain@0 5/5, source_only@0 5/5`."""
     pending = {id(item) for item in todo}
     counts: dict[str, dict[str, list[int]]] = {}
     for item in runs:
-        pair, method, magnitude = ((item.trained.pair, item.method, 0.0) if isinstance(item, NoGapEval)
-                                   else (item.pair, item.method, item.magnitude))
-        method += "" if magnitude == 1.0 else f"@{magnitude:g}"
+        pair, method = _kind(item)
         done_all = counts.setdefault(pair, {}).setdefault(method, [0, 0])
         done_all[0] += id(item) not in pending
         done_all[1] += 1
     return [f"{pair}: " + ", ".join(f"{m} {d}/{n}" for m, (d, n) in methods.items())
             for pair, methods in counts.items()]
+
+
+def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int) -> str:
+    """The compute `todo` will take: each run's median core-seconds (training and evaluation,
+    `analysis.cost.core_seconds`) over the finished records in `runs_dir` of its pair and method, else of its
+    pair (a finished run without a record or untimed counts for none); the pairs with none are named, not guessed."""
+    pending = {id(item) for item in todo}
+    of_kind: dict[tuple[str, str], list[float]] = {}
+    of_pair: dict[str, list[float]] = {}
+    for item in runs:
+        record = runs_dir / item.run_id() / "record.json"
+        if id(item) not in pending and record.is_file():
+            spent = core_seconds(json.loads(record.read_text()))
+            if spent is not None:
+                of_kind.setdefault(_kind(item), []).append(spent)
+                of_pair.setdefault(_kind(item)[0], []).append(spent)
+    estimated, by_pair, unknown = 0.0, 0, Counter()
+    for item in todo:
+        kind = _kind(item)
+        if kind in of_kind:
+            estimated += float(np.median(of_kind[kind]))
+        elif kind[0] in of_pair:
+            estimated += float(np.median(of_pair[kind[0]]))
+            by_pair += 1
+        else:
+            unknown[kind[0]] += 1
+    known = len(todo) - sum(unknown.values())
+    line = (f"to go: about {estimated / 3600:.1f} core-hours for {known} runs, about "
+            f"{estimated / 3600 / max(parallel, 1):.1f} h at --parallel {parallel} (each run: the median of the "
+            f"finished records here of its pair and method, or for {by_pair} of them of its pair)")
+    if unknown:
+        line += "; not estimated, no run of their pair finished yet: " + ", ".join(
+            f"{pair} {n} runs" for pair, n in unknown.items())
+    return line
 
 
 def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
@@ -55,6 +97,8 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
                         f"(`cotrain calibrate PAIR`) and set them, or leave the pair out (--only-pair)")
     print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})"
           + (f"; steps pending for {', '.join(pending)}" if pending else ""))
+    if todo:
+        print(to_go_line(runs, todo, runs_dir, parallel))
     if dry_run:
         todo_ids = {id(item) for item in todo}
         for cfg in runs:

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from benchmark.analysis.markdown import md_table
 from tasks.base_tasks import BASE_TASKS, obs_layout
 
 SEED = 0
@@ -106,12 +107,9 @@ def print_stepping(rows: list[dict[str, float | str]], steps: int) -> None:
     """The stepping table as markdown."""
     print(f"Env steps/s ({steps} steps per measurement, Panda, OSC_POSE, 20 Hz control, 500 Hz physics)")
     header = ("task", "robosuite", "suite robosuite", "suite fast", "fast/robosuite", "physics limit", "fast/limit")
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for r in rows:
-        cells = (r["task"], f"{r['robosuite']:.0f}", f"{r['robosuite_env']:.0f}", f"{r['fast_env']:.0f}",
-                 f"{r['fast_env'] / r['robosuite']:.1f}x", f"{r['limit']:.0f}", f"{r['fast_env'] / r['limit']:.0%}")
-        print("| " + " | ".join(cells) + " |")
+    print(md_table(list(header), [[r["task"], f"{r['robosuite']:.0f}", f"{r['robosuite_env']:.0f}",
+                                   f"{r['fast_env']:.0f}", f"{r['fast_env'] / r['robosuite']:.1f}x",
+                                   f"{r['limit']:.0f}", f"{r['fast_env'] / r['limit']:.0%}"] for r in rows]))
     print("robosuite: plain robosuite.make with its default observables; suite: tasks.make_env(backend=...);\n"
           "physics limit: mujoco.mj_step x 25 per control step on the same model.")
 

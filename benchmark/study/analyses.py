@@ -13,7 +13,7 @@ import pandas as pd
 from benchmark.analysis.figures import figure, no_data, save
 from benchmark.study.design import (BALANCED, DISJOINT_PROBE, DISJOINT_RETRIEVAL, OVERLAP_PROBE, REFERENCE, REGIMES,
                                     STUDY_WEIGHTS, UNBALANCED, gap_kind, grid_value)
-from benchmark.study.formatting import ci, md_table, num
+from benchmark.analysis.markdown import ci, md_table, num
 from benchmark.study.load import StudyData, cells_of, is_study_method, method_label, missing_text
 from benchmark.study.statistics import POOLED, REPS, Boot, cell_bootstrap, mean_cols, sweep_correlations
 

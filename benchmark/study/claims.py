@@ -11,7 +11,7 @@ import pandas as pd
 from tasks.pairs import STAND_INS
 
 from benchmark.study.design import BALANCED, REFERENCE, UNBALANCED, grid_value
-from benchmark.study.formatting import ci, num
+from benchmark.analysis.markdown import ci, num
 from benchmark.study.load import StudyData, cells_of, is_study_method, method_label
 from benchmark.study.statistics import (CONFIDENCE, NOT_RESOLVED, POOLED, POWER, STUDY_BASE, cell_bootstrap,
                                         combine_verdicts, mean_cols, unit_bootstrap, verdict, window_power)

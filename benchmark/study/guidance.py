@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark.analysis.figures import figure, no_data, save
 from benchmark.harness.run import NotReproduced
-from benchmark.study.formatting import ci, md_table
+from benchmark.analysis.markdown import ci, md_table
 from benchmark.study.load import StudyData, describe_config, method_label
 from benchmark.study.statistics import Cells, cell_bootstrap, mean_cols, wilson
 
@@ -54,9 +54,7 @@ def guidance_sweep_run(rec: dict, run_dir: Path, scales: Sequence[float], device
             if own is not None and abs(float(own) - float(lam)) < 1e-12 and eps:
                 summary, source = summarize(eps), "record"
             else:
-                if not (run_dir / "checkpoint").exists():
-                    log(f"  run {rec.get('run_id')}: no checkpoint here; training it again for the guidance sweep")
-                    restore_checkpoint(config_of_record(cfg), run_dir.parent)
+                restore_checkpoint(config_of_record(cfg), run_dir.parent, log=lambda line: log(f"  {line}"))
                 spec = EvalSpec(str(run_dir / "checkpoint"), cfg["pair"], "target", float(cfg["magnitude"]),
                                 backend=cfg.get("backend", "fast"), device=device, guidance=float(lam))
                 pool = pool or EvalPool(workers)

@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 from benchmark.analysis.cost import COST_NOTE, cost, cost_table
 from benchmark.study.analyses import aggregation_analysis, raw_analysis, regimes_analysis, representation_analysis
 from benchmark.study.claims import assess_claims
-from benchmark.study.formatting import md_table
+from benchmark.analysis.markdown import md_table
 from benchmark.study.guidance import guidance_analysis
 from benchmark.study.load import (StudyData, describe_config, gap_records, load_study, method_label, missing_text,
                                   runs_table)

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from benchmark.analysis.figures import figure, no_data, save
 from benchmark.study.design import in_window, nearer_bound, ratio_window, window_position
-from benchmark.study.formatting import ci, md_table, num, slug
+from benchmark.analysis.markdown import ci, md_table, num, slug
 from benchmark.study.load import StudyData, cells_of, is_study_method, method_label, missing_text, sweep_w
 from benchmark.study.statistics import (cell_bootstrap, mean_cols, paired_window_test, wilson, window_power,
                                         window_verdict)

@@ -161,7 +161,7 @@ def toy_study(out_dir: str | Path = "results/toy", runs_dir: str | Path = "runs/
                          sign_verdict(d) if np.isfinite(diff).all() else "not testable (no grid w on one side)"))
         add(f"| {mm} | {rules['w_n']:.3f} | {rules['sqrt']:.3f} | {rules['odds']:.3f} | {in_w} | {fmt_ci(d)} | "
             f"{opt:g} | [{rng_lo:g}, {rng_hi:g}] | {fmt_ci(mean_ci(ys[list(size.ratio_w).index(opt)]))} | "
-            f"{fmt_ci(to_err)} | {fmt_ci(_stat(res, f2_source[mm]))} | {near} (|log10| distances: {dist}) |")
+            f"{fmt_ci(to_err)} | {fmt_ci(_stat(res, f2_source[mm]))} | {near} (distances in log10 w: {dist}) |")
     if len(contrasts) > 1:
         d = mean_ci(np.mean(contrasts, axis=0))
         verdicts.append((f"the best w lies in the window [w_n, √(N/M)] (M = {', '.join(map(str, size.n_sources))} "

@@ -1,4 +1,4 @@
-"""Numbers, intervals and tables as the study's markdown writes them."""
+"""Numbers, intervals and tables as the reports' markdown writes them (leaderboard, study, ablation)."""
 from __future__ import annotations
 
 import math
@@ -23,12 +23,16 @@ def ci(point: float, lo: float, hi: float, signed: bool = False, digits: int = 2
     return f"{num(point, digits, signed)} [{num(lo, digits)}, {num(hi, digits)}]"
 
 
-def md_table(header: list[str], rows: list[list[str]]) -> str:
+def _md_row(cells: list[Any]) -> str:
+    """One table line; a pipe inside a cell is escaped so that it stays one cell."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def md_table(header: list[str], rows: list[list[Any]]) -> str:
     """A markdown table, or a note that there are no rows yet."""
     if not rows:
         return "_(no rows: no runs for this table yet)_"
-    line = lambda cells: "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"  # noqa: E731
-    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
+    return "\n".join([_md_row(header), "|" + "---|" * len(header)] + [_md_row(r) for r in rows])
 
 
 def slug(text: str) -> str:

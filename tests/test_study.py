@@ -522,6 +522,7 @@ def test_window_verdict():
     assert window_verdict(0.01, 0.05, POWER)[0] == REPRODUCED
     verdict_, why = window_verdict(0.01, 0.05, POWER / 2)
     assert verdict_ == NOT_RESOLVED and "cannot test" in why
+    assert "power 0.79 < 0.80" in window_verdict(0.01, 0.05, POWER - 0.003)[1]  # shown rounded down, never equal
     assert window_verdict(-0.05, -0.01, 1.0)[0] == NOT_REPRODUCED
     assert window_power(np.ones((5, 3), bool), np.ones((5, 3), bool), 50) == 0.0  # nothing outside the window
 

@@ -187,7 +187,8 @@ def window_verdict(lo: float, hi: float, power: float) -> tuple[str, str]:
     study's effect is below :data:`POWER` cannot test the claim, so its verdict is not resolved
     whatever the interval (an underpowered test that happens to exclude 0 overstates the effect)."""
     if power < POWER:
-        return NOT_RESOLVED, (f"the budget cannot test it: power {power:.2f} < {POWER:.2f} to detect "
+        shown = math.floor(power * 100) / 100  # rounded down: 0.797 must not read as "0.80 < 0.80"
+        return NOT_RESOLVED, (f"the budget cannot test it: power {shown:.2f} < {POWER:.2f} to detect "
                               f"+{STUDY_EFFECT:.3f} (the study's margin) at this budget's episodes and sweeps")
     return verdict(lo, hi), f"power {power:.2f} to detect +{STUDY_EFFECT:.3f} (the study's margin)"
 

@@ -84,9 +84,9 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
         raise
     try:
         stale = _owner_of(fd)
-        if stale:
-            print(f"{what}: taking over the stale lock of pid {stale.get('pid', '?')} on host "
-                  f"{stale.get('host', '?')} (that process ended without releasing it)", file=sys.stderr)
+        if stale:  # one write, newline included: print's separate one lets two workers' notes share a line
+            sys.stderr.write(f"{what}: taking over the stale lock of pid {stale.get('pid', '?')} on host "
+                             f"{stale.get('host', '?')} (that process ended without releasing it)\n")
         record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}).encode()
         os.ftruncate(fd, 0)
         os.pwrite(fd, record, 0)

@@ -3,7 +3,10 @@ start states for choosing it, and the search that chose it (benchmark/harness/re
 from __future__ import annotations
 
 import json
+import shutil
+from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from benchmark.harness.train import TrainConfig, train
 from tasks.seeds import episode_seeds
 
 BATCH = 32
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 def build(lift_datasets, **hparams):
@@ -140,8 +144,8 @@ def test_search_points_and_summary():
             assert {k: cfg.method_hparams()[k] for k in hp} == hp
         ids |= {cfg.run_id() for cfg in runs}
     assert len(ids) == sum(len(recipe.point_runs(n)) for n in recipe.POINTS)
-    rows = [{"point": point, "pair": pair, "method": method, "seed": seed, "success": np.mean(outcomes),
-             "outcomes": outcomes}
+    rows = [{"point": point, "pair": pair, "pair_version": 1, "method": method, "seed": seed,
+             "success": np.mean(outcomes), "outcomes": outcomes}
             for point, shift in ((recipe.BASELINE, 0), ("lr3e-4_wu200", 1))
             for pair in recipe.PAIRS for method in recipe.METHODS for seed in recipe.SEEDS
             for outcomes in [[int(i < 5 + 5 * shift) for i in range(20)]]]
@@ -150,3 +154,20 @@ def test_search_points_and_summary():
     assert summary["lr3e-4_wu200"]["mean"] == pytest.approx(0.5) == summary["lr3e-4_wu200"]["cotrain"]
     assert summary["lr3e-4_wu200"]["diff"] == pytest.approx(0.25)
     assert summary["lr3e-4_wu200"]["runs"] == 18
+
+
+def test_the_report_reads_the_committed_runs_by_their_own_config(tmp_path):
+    """The committed search, 180 runs of pair version 2, is read whole although today's code names other runs
+    for two of its pairs (recalibrated since); a run of another protocol beside them is not read."""
+    runs = tmp_path / "runs"
+    shutil.copytree(RESULTS / "recipe" / "runs", runs)
+    other = next((RESULTS / "study" / "runs").glob("*/done")).parent
+    shutil.copytree(other, runs / other.name)
+    rows = recipe.collect(runs)
+    assert len(rows) == 180 and other.name not in {r["run_id"] for r in rows}
+    assert set(Counter(r["point"] for r in rows).values()) == {18} and len({r["point"] for r in rows}) == 10
+    assert {(r["pair"], r["pair_version"]) for r in rows} == {(p, 2) for p in recipe.PAIRS}
+    today = {cfg.run_id() for name in recipe.POINTS for cfg in recipe.point_runs(name) if cfg.pair == "lift/dynamics"}
+    assert not today & {r["run_id"] for r in rows}  # looked up by today's run ids, these runs would be missing
+    text = recipe.write_report(runs).read_text()
+    assert "`lift/dynamics` v2 (60 runs)" in text and "| `default` | the recipe before the search | — | 18 |" in text

@@ -81,27 +81,45 @@ def run_search(points: list[str], runs_dir: Path = RUNS_DIR) -> None:
                     print(f"  FAILED {run_id}: {error}", flush=True)
 
 
+def point_of(knobs: dict[str, Any]) -> str | None:
+    """The point whose recipe a run's hyperparameters carry (every knob of BEFORE), or None."""
+    recipe_ = {k: knobs.get(k) for k in BEFORE}
+    return next((name for name, (_, hp) in POINTS.items() if hp == recipe_), None)
+
+
 def collect(runs_dir: Path = RUNS_DIR) -> list[dict[str, Any]]:
-    """One row per finished run of a known point: point, pair, method, seed, validation success, timing."""
+    """One row per finished run of a known point: point, pair and its version, method, seed, validation success,
+    timing. A run is placed by its own recorded config, not by today's code, so runs of a pair version since
+    replaced are still read (and their version said) rather than silently missing."""
     rows = []
-    for name in POINTS:
-        for cfg in point_runs(name):
-            if not is_done(cfg, runs_dir):
-                continue
-            record = read_json(runs_dir / cfg.run_id() / "record.json")
-            target = record["eval"]["target"]
-            rows.append({"point": name, "pair": cfg.pair, "method": cfg.method, "seed": cfg.seed,
-                         "run_id": cfg.run_id(), "successes": target["successes"], "episodes": target["n"],
-                         "success": target["success_rate"], "val_loss": record["train"]["val_target"],
-                         "train_s": round(record["timing"]["train_s"], 1),
-                         "outcomes": [int(e["success"]) for e in target["episodes"]]})
-    return rows
+    for done in sorted(runs_dir.glob("*/done")):
+        record = read_json(done.parent / "record.json")
+        cfg = record["config"]
+        point = point_of(cfg["hparams"])
+        if (point is None or cfg["pair"] not in PAIRS or cfg["method"] not in METHODS or cfg["seed"] not in SEEDS
+                or cfg["profile"] != PROFILE or cfg["episodes"] != EPISODES or cfg["eval_split"] != "validation"):
+            continue
+        target = record["eval"]["target"]
+        rows.append({"point": point, "pair": cfg["pair"], "pair_version": cfg["pair_version"],
+                     "method": cfg["method"], "seed": cfg["seed"], "run_id": record["run_id"],
+                     "successes": target["successes"], "episodes": target["n"],
+                     "success": target["success_rate"], "val_loss": record["train"]["val_target"],
+                     "train_s": round(record["timing"]["train_s"], 1),
+                     "outcomes": [int(e["success"]) for e in target["episodes"]]})
+    order = {name: i for i, name in enumerate(POINTS)}
+    return sorted(rows, key=lambda r: (order[r["point"]], PAIRS.index(r["pair"]), r["pair_version"], r["seed"],
+                                       METHODS.index(r["method"])))
+
+
+def _unit(row: dict[str, Any]) -> tuple:
+    """What pairs a run with the baseline's: the same pair at the same version, method and seed."""
+    return row["pair"], row["pair_version"], row["method"], row["seed"]
 
 
 def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per point: runs finished, mean validation success with its interval, per-method means, and the
-    paired difference from `default` over the runs both have finished."""
-    base = {(r["pair"], r["method"], r["seed"]): r["outcomes"] for r in rows if r["point"] == BASELINE}
+    """Per point: runs finished, mean validation success with its interval (stratified by pair version and
+    method), per-method means, and the paired difference from `default` over the runs both have finished."""
+    base = {_unit(r): r["outcomes"] for r in rows if r["point"] == BASELINE}
     out = []
     for name, (what, hp) in POINTS.items():
         mine = [r for r in rows if r["point"] == name]
@@ -109,18 +127,26 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             continue
         cells: dict[str, list[float]] = {}
         for r in mine:
-            cells.setdefault(f"{r['pair']}|{r['method']}", []).append(r["success"])
+            cells.setdefault(f"{r['pair']} v{r['pair_version']}|{r['method']}", []).append(r["success"])
         mean, lo, hi = stratified_bootstrap_ci(cells, stat=np.mean)
         row = {"point": name, "what": what, "hparams": hp, "runs": len(mine), "mean": mean, "lo": lo, "hi": hi}
         for method in METHODS:
             row[method] = float(np.mean([r["success"] for r in mine if r["method"] == method] or [np.nan]))
-        shared = [k for k in ((r["pair"], r["method"], r["seed"]) for r in mine) if k in base]
+        shared = [_unit(r) for r in mine if _unit(r) in base]
         if name != BASELINE and shared:
-            by_key = {(r["pair"], r["method"], r["seed"]): r["outcomes"] for r in mine}
+            by_unit = {_unit(r): r["outcomes"] for r in mine}
             row["diff"], row["diff_lo"], row["diff_hi"] = paired_bootstrap_diff(
-                {i: by_key[k] for i, k in enumerate(shared)}, {i: base[k] for i, k in enumerate(shared)})
+                {i: by_unit[k] for i, k in enumerate(shared)}, {i: base[k] for i, k in enumerate(shared)})
         out.append(row)
     return out
+
+
+def _versions(rows: list[dict[str, Any]]) -> str:
+    """The pair versions the rows come from, with their run counts, e.g. "`lift/sensing` v2 (60 runs)"."""
+    counts: dict[tuple[str, int], int] = {}
+    for r in rows:
+        counts[r["pair"], r["pair_version"]] = counts.get((r["pair"], r["pair_version"]), 0) + 1
+    return ", ".join(f"`{pair}` v{version} ({n} runs)" for (pair, version), n in counts.items()) or "no runs"
 
 
 def write_report(runs_dir: Path = RUNS_DIR) -> Path:
@@ -140,7 +166,9 @@ def write_report(runs_dir: Path = RUNS_DIR) -> Path:
         f"{', '.join(map(str, SEEDS))}, {EPISODES} validation episodes per run (the run seed's validation "
         "start states, never its test ones). Score: mean target success over the runs, 95% stratified "
         "bootstrap over seeds within each pair and method; Δ: paired difference from `default` over the "
-        "runs both finished (bootstrap over runs, then episodes). One row per run: `search.csv`.", "",
+        "runs both finished (bootstrap over runs, then episodes). One row per run: `search.csv`. Each run is read "
+        "by its own recorded config, so runs of a pair version since replaced count under that version: "
+        f"{_versions(rows)}.", "",
         md_table(["point", "what", "hyperparameters", "runs", "mean [95%]", "target_only", "cotrain",
                   "Δ vs default [95%]"],
                  [[f"`{s['point']}`", s["what"],

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmark.study.analyses import MEASURES, RAW, balanced_aggregation
-from benchmark.study.claims import alignment_by_kind
+from benchmark.study.claims import alignment_by_kind, balanced_ranking
 from benchmark.study.design import (REGIMES, classify_regime, gap_kind, in_window, nearer_bound, ratio_window,
                                     window_position)
 from benchmark.analysis.markdown import slug
@@ -299,6 +299,19 @@ def test_balanced_and_unbalanced_aggregation_on_constructed_records():
     part = [r for r in recs if not (r["config"]["pair"] == "square/dynamics" and r["config"]["w"] == 0.8)]
     row = balanced_aggregation(part, reps=200).query("pair == 'square/dynamics'").iloc[0]
     assert row.unbalanced == pytest.approx(0.3) and row.unbalanced_w == 2
+
+
+def test_the_ranking_averages_every_method_over_the_same_pairs():
+    """cfg_adda has runs on an easy pair only, cotrain on it and on a hard one: averaged each over its own pairs,
+    cfg_adda (0.6) would outrank cotrain (0.5 = mean of 0.8 and 0.2) although cotrain beats it where both ran."""
+    def eps(k):
+        return {s: {100 * s + i: float(i < k) for i in range(10)} for s in (0, 1)}
+    cells = {("lift/dynamics", "cotrain", 0.1): eps(8), ("lift/dynamics", "cfg_adda", 0.1): eps(6),
+             ("stack/dynamics", "cotrain", 0.1): eps(2)}
+    text = balanced_ranking(cells, cell_bootstrap(cells, reps=50), ["cfg_adda", "cotrain"])
+    assert text == "averaged over lift/dynamics (the pairs every method has): cotrain 0.80; cfg_adda 0.60"
+    assert balanced_ranking({("lift/dynamics", "cotrain", 0.1): eps(8), ("stack/dynamics", "ot", 0.1): eps(2)},
+                            cell_bootstrap({}, reps=0), ["cotrain", "ot"]).startswith("n/a")
 
 
 def test_method_labels_keep_regime_variants_apart():

@@ -77,11 +77,13 @@ def aggregation_analysis(data: StudyData, records: list[dict], out: Path) -> dic
              f"mean over w ∈ {{{', '.join(f'{w:g}' for w in UNBALANCED)}}} (the study's), per method and pair, with "
              "95% two-level bootstrap intervals (run seeds, then shared start states). `w` columns count the ratios "
              "present (a partial sweep averages over those it has). `all pairs`: the mean over the pairs of that "
-             "method. The suite's own aggregation (per w, difference from cotrain, IQM across pairs) is in "
-             "[leaderboard.md](leaderboard.md).", "",
-             md_table(["pair", "gap", "method", "seeds", "balanced [95% CI]", "w", "unbalanced [95% CI]", "w",
-                       "balanced − unbalanced [95% CI]"],
-                      [[r.pair, r.gap, r.method, str(r.seeds), ci(r.balanced, r.balanced_lo, r.balanced_hi),
+             "method, as many as its `pairs` column says (methods run on different pairs are not compared by these "
+             "rows: COMPARISON.md ranks them over the pairs they share). The suite's own aggregation (per w, "
+             "difference from cotrain, IQM across pairs) is in [leaderboard.md](leaderboard.md).", "",
+             md_table(["pair", "gap", "method", "pairs", "seeds", "balanced [95% CI]", "w", "unbalanced [95% CI]",
+                       "w", "balanced − unbalanced [95% CI]"],
+                      [[r.pair, r.gap, r.method, str(r.pairs), str(r.seeds),
+                        ci(r.balanced, r.balanced_lo, r.balanced_hi),
                         f"{r.balanced_w}/{len(BALANCED)}", ci(r.unbalanced, r.unbalanced_lo, r.unbalanced_hi),
                         f"{r.unbalanced_w}/{len(UNBALANCED)}", ci(r.delta, r.delta_lo, r.delta_hi, signed=True)]
                        for r in tab.itertuples()]), "",

@@ -13,8 +13,9 @@ from tasks.pairs import STAND_INS
 from benchmark.study.design import BALANCED, REFERENCE, UNBALANCED, grid_value
 from benchmark.analysis.markdown import ci, num
 from benchmark.study.load import StudyData, cells_of, is_study_method, method_label
-from benchmark.study.statistics import (CONFIDENCE, NOT_RESOLVED, POOLED, POWER, STUDY_BASE, cell_bootstrap,
-                                        combine_verdicts, mean_cols, unit_bootstrap, verdict, window_power)
+from benchmark.study.statistics import (CONFIDENCE, NOT_RESOLVED, POOLED, POWER, STUDY_BASE, Boot, Cells,
+                                        cell_bootstrap, combine_verdicts, mean_cols, unit_bootstrap, verdict,
+                                        window_power)
 from benchmark.study.window import window_sweeps
 
 # "CFG keeps discernibility": non-inferiority margin on the MLP probe accuracy of z_cond
@@ -151,7 +152,21 @@ def _representation_contrast(runs: pd.DataFrame, method: str, metric: str, ref: 
     return unit_bootstrap(diffs), int(np.isfinite(diffs).sum())
 
 
-def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg: pd.DataFrame, window: dict,
+def balanced_ranking(cells: Cells, boot: Boot, methods: list[str]) -> str:
+    """Each method's balanced success (cells keyed (pair, method, w)), best first, averaged over the pairs that
+    every one of `methods` has, which the text names: averages over unequal sets of pairs would rank the pairs."""
+    has = [{k[0] for k in cells if k[1] == m} for m in methods]
+    pairs = sorted(set.intersection(*has)) if has else []
+    if not pairs:
+        return "n/a (no pair has every method)"
+    means = {m: float(np.mean([np.mean([boot.col(k)[0] for k in cells if k[0] == p and k[1] == m]) for p in pairs]))
+             for m in methods}
+    ranked = sorted(means.items(), key=lambda kv: -kv[1])
+    return f"averaged over {', '.join(pairs)} (the pairs every method has): " + "; ".join(
+        f"{m} {num(v)}" for m, v in ranked)
+
+
+def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, window: dict,
                   rep: dict, regimes: dict, guidance: dict) -> list[dict[str, Any]]:
     """Each of the study's claims with the suite's measurement, the study's statement, a verdict, what
     it measures and how (``measure``: a changed string marks a changed measure), its parts' numbers and
@@ -182,13 +197,9 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, agg:
         parts.append(verdict(st[1], st[2]))
         texts.append(f"cfg_adda − {m}: {ci(*st, signed=True)}")
         numbers.append(difference_part(f"cfg_adda − {m}", st))
-    allp = agg[agg.pair == "all pairs"] if not agg.empty else agg
-    ranked = allp.sort_values("balanced", ascending=False).itertuples() if not allp.empty else []
-    means = "; ".join(f"{r.method} {num(r.balanced)}" for r in ranked
-                      if "[" not in r.method and not math.isnan(r.balanced))
     missing_m = [m for m in ("cotrain", "domain_cond", "ot", "adda", "cfg") if m in (data.spec.get("methods") or [])
                  and m not in others]
-    detail = (f"Balanced success averaged over pairs: {means or 'n/a'}. "
+    detail = (f"Balanced success, {balanced_ranking(cells, boot, methods)}. "
               + ("" if "cfg_adda" in methods else "No cfg_adda runs at balanced ratios. ")
               + (f"Not in these runs: {', '.join(missing_m)}. " if missing_m else ""))
     add("cfg_adda_best", "CFG-ADDA is best on average (balanced ratios, averaged over pairs)",

@@ -245,7 +245,7 @@ def analyze_study(data: StudyData, out_dir: str | Path, device: str = "cpu", wor
     for part in (agg, window, rep, regimes, gd, raw):
         files += part["files"]
         figures.update(part.get("figures", {}))
-    claims = assess_claims(data, records, runs, agg["table"], window, rep, regimes, gd)
+    claims = assess_claims(data, records, runs, window, rep, regimes, gd)
     wall = time.time() - t0
     summary = {"track": track, "budget": data.budget, "seeds": data.seeds, "episodes": data.episodes,
                "pairs": list(data.spec.get("pairs") or []), "schema": _schema(data.records),

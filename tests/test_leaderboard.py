@@ -301,6 +301,10 @@ def test_write_leaderboard(tmp_path, records):
     assert "| lift/dynamics | 1 | 10 | 100 | 1-2 | 10 |" in L.write_leaderboard(fewer, tmp_path / "lb1")["md"].read_text()
     assert "0.45 [0.20, 0.70] (2 seeds)" in page and "0.45 [0.20, 0.70] (2 seeds)" in md
     pd.testing.assert_frame_equal(pd.read_csv(paths["csv"]), pd.read_csv(GOLDEN))
+    assert "Rows differ in their pairs" not in md  # one pair: every row is over it
+    elsewhere = [{**r, "config": {**r["config"], "pair": "stack/dynamics"}} for r in records
+                 if r["config"]["method"] == "target_only"]  # one method also on a second pair
+    assert "Rows differ in their pairs" in L.write_leaderboard(records + elsewhere, tmp_path / "lb2")["md"].read_text()
 
 
 def test_cost_sums_each_pairs_timed_stages_and_scales_a_resumed_training(records, tmp_path):

@@ -358,6 +358,9 @@ def write_leaderboard(records: list[dict], out_dir: str | Path, title: str = "co
                        "the seed-to-seed spread.")
     across_note = ("IQM (interquartile mean) of per-seed success across pairs, 95% stratified bootstrap "
                    "interval (seeds resampled within each pair; Agarwal et al. 2021).")
+    if across["pairs"].nunique() > 1:
+        across_note += (" Rows differ in their pairs (the `pairs` column): a row is comparable with those over the "
+                        "same pairs only, as an easier pair raises the IQM of the rows that have it.")
     if self_reported:
         notes += " " + SELF_REPORTED_NOTE
     resolution_section = ("Resolution per pair", _resolution_table(resolved), resolution_note)

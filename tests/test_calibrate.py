@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from baselines.checkpoints import STATE_FILE
-from benchmark.harness.calibrate import (SOURCE_EVAL, Calibration, _converged, _gain_text, curves,
+from benchmark.harness.calibrate import (SOURCE_EVAL, Calibration, _converged, _curve_row, _gain_text, curves,
                                          run_calibration, write_report)
 from benchmark.harness.run import execute_run, read_json
 
@@ -45,6 +45,7 @@ def test_curves_use_validation_states_and_measure_source_only_in_both_domains(ca
     assert list(data["methods"]) == ["source_only"]
     assert [row["steps"] for row in info["curve"]] == [20, 40] and all(r["seeds"] == 1 for r in info["curve"])
     assert len(info["gains"]) == 1 and all("source_success" in row for row in info["curve"])
+    assert all(row["source_seeds"] == 1 for row in info["curve"])
     record = read_json(runs_dir / cal.run("source_only", 0, 20).run_id() / "record.json")
     assert record["config"]["eval_split"] == "validation" and record["config"]["steps"] == 20
     assert read_json(runs_dir / cal.run("source_only", 0, 20).run_id() / SOURCE_EVAL)["n"] == 4
@@ -85,6 +86,13 @@ def test_the_chosen_length_is_the_first_from_which_no_doubling_gains_anything_re
     assert _converged(ladder, curve(rising, flat, rising)) is None  # still rising at the ladder's end
     assert _converged(ladder, curve(rising, rising, rising)) is None
     assert _converged(ladder, curve(rising, flat)) is None  # incomplete
+
+
+def test_a_source_success_over_fewer_seeds_than_its_row_says_so():
+    row = {"steps": 3000, "seeds": 2, "success": 0.12, "ci95": (0.07, 0.19), "source_success": 0.93,
+           "source_seeds": 2, "frozen_success": 0.52, "frozen_seeds": 1}
+    assert _curve_row("source_only", row, None)[4] == "0.930 (frames frozen 0.520 on 1 of 2 seeds)"
+    assert _curve_row("source_only", {**row, "source_seeds": 1}, None)[4].startswith("0.930 on 1 of 2 seeds (")
 
 
 def test_a_zero_width_gain_interval_is_not_printed_as_an_interval():

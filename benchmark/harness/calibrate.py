@@ -149,8 +149,10 @@ def curves(cal: Calibration, runs_dir: Path) -> dict[str, Any]:
             n = int(sum(v.size for v in per_seed.values()))
             rows.append({"steps": steps, "seeds": len(per_seed), "success": k / n, "ci95": wilson_interval(k, n),
                          "per_seed": {s: float(v.mean()) for s, v in per_seed.items()},
-                         **({"source_success": float(np.mean(source))} if source else {}),
-                         **({"frozen_success": float(np.mean(frozen))} if frozen else {})})
+                         **({"source_success": float(np.mean(source)), "source_seeds": len(source)}
+                            if source else {}),
+                         **({"frozen_success": float(np.mean(frozen)), "frozen_seeds": len(frozen)}
+                            if frozen else {})})
         gains = []
         for short, long in zip(cal.ladder, cal.ladder[1:]):
             if set(outcomes[short]) & set(outcomes[long]):
@@ -252,8 +254,12 @@ def _curve_row(method: str, row: dict[str, Any], gain: dict[str, Any] | None) ->
     if not row["seeds"]:
         return [method, str(row["steps"]), "0", "—", "—", "—"]
     lo, hi = row["ci95"]
-    source = (f"{row['source_success']:.3f}" if "source_success" in row else "—") + (
-        f" (frames frozen {row['frozen_success']:.3f})" if "frozen_success" in row else "")
+
+    def of(kind: str) -> str:  # a mean over fewer seeds than the row's says so (an evaluation not yet cached)
+        seeds = row.get(f"{kind}_seeds", row["seeds"])
+        return f"{row[f'{kind}_success']:.3f}" + (f" on {seeds} of {row['seeds']} seeds" if seeds < row["seeds"] else "")
+    source = (of("source") if "source_success" in row else "—") + (
+        f" (frames frozen {of('frozen')})" if "frozen_success" in row else "")
     return [method, str(row["steps"]), str(row["seeds"]), f"{row['success']:.3f} [{lo:.3f}, {hi:.3f}]", source,
             _gain_text(gain) if gain else "—"]
 

@@ -45,6 +45,7 @@ def test_run_writes_a_complete_record(record, runs_dir):
     assert record["fingerprint"]["packages"]["robosuite"] == "1.5.2"
     demos = sorted((runs_dir / "_demos").glob("*.hdf5"))
     assert len(demos) == 5  # source, target, validation, and one replay set per domain
+    assert record["timing"]["demos_s"] > 0 and record["timing"]["metrics_s"] > 0  # what the Cost tables sum
 
 
 def test_finished_run_is_never_redone(record, runs_dir):
@@ -65,6 +66,10 @@ def test_crashed_run_resumes_from_its_last_stage(record, runs_dir):
     assert [e["success"] for e in again["eval"]["target"]["episodes"]] == \
         [e["success"] for e in record["eval"]["target"]["episodes"]]
     assert again["metrics"] == record["metrics"]
+    for name in ("record.json", "done"):  # the metrics measured by an earlier process: their time is not known
+        (run_dir / name).unlink()
+    assert execute_run(RunConfig(pair=PAIR, method="cfg_adda", profile="smoke"), runs_dir,
+                       progress=False)["timing"]["metrics_s"] is None
 
 
 def test_config_hash_covers_numbers_not_execution():

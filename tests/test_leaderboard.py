@@ -311,7 +311,7 @@ def test_cost_sums_each_pairs_timed_stages_and_scales_a_resumed_training(records
     """Per pair and in all: core-hours of training and of evaluation from the records' own timing (evaluation
     times its workers); a training that resumed at half its steps counts twice its last process; an untimed
     record is counted, not summed."""
-    from benchmark.analysis.cost import cost
+    from benchmark.analysis.cost import OTHER_NOTE, cost, cost_note, cost_table
 
     def record(pair: str, train_s: float | None, eval_s: float, start_step: int = 0, workers: int = 1) -> dict:
         timing = None if train_s is None else {"train_s": train_s, "eval_s": eval_s}
@@ -328,6 +328,14 @@ def test_cost_sums_each_pairs_timed_stages_and_scales_a_resumed_training(records
     assert (b.runs, b.trained, b.untimed) == (2, 1, 1) and b.total_h == pytest.approx(3.0)
     assert (total.runs, total.trained) == (5, 3) and total.total_h == pytest.approx(6.1)
     assert "## Cost" in L.write_leaderboard(records, tmp_path)["md"].read_text()
+    assert "demos + metrics h (runs)" not in cost_table(table.reset_index())[0]  # no record times them
+    runs[0]["timing"] |= {"demos_s": 300.0, "metrics_s": 60.0}  # newer records time demos and metrics apart
+    runs[1]["timing"] |= {"demos_s": 0.5, "metrics_s": None}  # measured by an earlier process: not summed
+    timed = cost(runs)
+    header, rows = cost_table(timed)
+    assert header[-1] == "demos + metrics h (runs)" and rows[0][-1] == "0.10 (1)" and rows[-1][-1] == "0.10 (1)"
+    assert timed.set_index("pair").loc["all"].total_h == pytest.approx(6.1)  # training and evaluation only
+    assert cost_note(timed).endswith(OTHER_NOTE) and not cost_note(table.reset_index()).endswith(OTHER_NOTE)
 
 
 # --- plots -------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 
 from benchmark.ablation.items import ExpertEval
 from benchmark.ablation.plan import Ablation, describe_level, evaluated_only, member_level, members
-from benchmark.analysis.cost import COST_NOTE, cost, cost_table
+from benchmark.analysis.cost import cost, cost_note, cost_table
 from benchmark.analysis.markdown import md_table
 from benchmark.analysis.stats import (paired_bootstrap_diff, paired_bootstrap_stat, two_level_bootstrap_ci,
                                       wilson_interval)
@@ -333,9 +333,9 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
                         for factor, magnitude in ablation.cells() for r in [table[factor, magnitude, EXPERT]]])]
     records, expert_cells, expert_h = costs(found)
     if records:
-        header, table_rows = cost_table(cost(records, by="method"))
-        lines += ["", "## Cost", "", md_table(header, table_rows), "",
-                  COST_NOTE + " Each item is counted once (the base task's cell is every factor's). The expert's "
+        costs = cost(records, by="method")
+        lines += ["", "## Cost", "", md_table(*cost_table(costs)), "",
+                  cost_note(costs) + " Each item is counted once (the base task's cell is every factor's). The expert's "
                   f"{expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one process each)."]
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
               + ("`compounding.csv`, " if compounded else "")

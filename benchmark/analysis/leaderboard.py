@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.analysis.cells import drop_text, interval_text, num, seed_count, success_text
-from benchmark.analysis.cost import COST_NOTE, cost, cost_table
+from benchmark.analysis.cost import cost, cost_note, cost_table
 from benchmark.analysis.markdown import md_table
 from benchmark.analysis.leaderboard_html import leaderboard_page
 from benchmark.analysis.metrics import normalize_across_runs
@@ -364,7 +364,8 @@ def write_leaderboard(records: list[dict], out_dir: str | Path, title: str = "co
     if self_reported:
         notes += " " + SELF_REPORTED_NOTE
     resolution_section = ("Resolution per pair", _resolution_table(resolved), resolution_note)
-    cost_section = ("Cost", cost_table(cost(records)), COST_NOTE)
+    costs = cost(records)
+    cost_section = ("Cost", cost_table(costs), cost_note(costs))
     tables = [("Per pair", _pair_table(df, self_reported), notes), resolution_section,
               ("Across pairs", _across_table(across), across_note), cost_section]
     md = [f"# {title}", "", summary, ""]

@@ -382,9 +382,11 @@ def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: boo
         write_json(run_dir / "config.json", config)
 
     n_replay = cfg.size.replay_episodes
+    started = time.perf_counter()
     with _doing(f"generating the demos of run {run_dir.name}"):
         demos = training_demos(cfg, runs_dir, progress)
         replay = {d: ensure_demos(runs_dir, cfg, d, n_replay, "replay", progress) for d in ("source", "target")}
+    demos_s = time.perf_counter() - started  # near 0 where another run of this seed made them
 
     needs_model = not ((run_dir / "eval.json").exists() and (run_dir / "metrics.json").exists())
     if not (run_dir / "train_summary.json").exists() or (needs_model and not (run_dir / "checkpoint").exists()):
@@ -396,9 +398,12 @@ def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: boo
         with _doing(f"evaluating run {run_dir.name}"):
             write_json(run_dir / "eval.json", stage_eval(cfg, run_dir, progress))
     evaluation = read_json(run_dir / "eval.json")
+    metrics_s = None  # measured in an earlier process: not known
     if not (run_dir / "metrics.json").exists():
+        started = time.perf_counter()
         with _doing(f"measuring run {run_dir.name}"):
             write_json(run_dir / "metrics.json", stage_metrics(cfg, run_dir, replay))
+        metrics_s = time.perf_counter() - started
     metrics = read_json(run_dir / "metrics.json")
 
     record = {
@@ -406,7 +411,8 @@ def _execute_locked(cfg: RunConfig, runs_dir: Path, run_dir: Path, progress: boo
         "config": {**config, "w": hp["w"]},
         "eval": evaluation, "metrics": metrics, "target_error": evaluation["target"].get("target_error"),
         "train": train_summary,
-        "timing": {"train_s": train_summary["wall_time_s"], "eval_s": evaluation.get("wall_s")},
+        "timing": {"train_s": train_summary["wall_time_s"], "eval_s": evaluation.get("wall_s"), "demos_s": demos_s,
+                   "metrics_s": metrics_s},
         "fingerprint": fingerprint(cfg.device), "track": track,
     }
     with _doing(f"writing the record of run {run_dir.name}"):

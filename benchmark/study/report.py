@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 from matplotlib.figure import Figure
 
-from benchmark.analysis.cost import COST_NOTE, cost, cost_table
+from benchmark.analysis.cost import cost, cost_note, cost_table
 from benchmark.study.analyses import aggregation_analysis, raw_analysis, regimes_analysis, representation_analysis
 from benchmark.study.claims import assess_claims
 from benchmark.analysis.markdown import md_table
@@ -154,7 +154,7 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
                          f"(why it changed: {c['why_changed']}).")
         lines += [f"- {c['detail']}", ""]
     if len(costs):
-        lines += ["## Cost", "", md_table(*cost_table(costs)), "", COST_NOTE, ""]
+        lines += ["## Cost", "", md_table(*cost_table(costs)), "", cost_note(costs), ""]
     lines += ["## How verdicts are decided", "",
               "Each claim is tested as a difference (or a correlation) whose sign the study predicts, with a 95% "
               "interval: **reproduced** when the whole interval lies on the predicted side of the null, **not "

@@ -138,6 +138,20 @@ def test_the_compounding_spec_reads_its_sets_against_the_reference_ablations_own
     assert {f for f in sets.factors if "+" not in f} >= {n for f in sets.factors for n in f.split("+")}
 
 
+def test_the_committed_compounding_report_is_written_again_from_its_committed_runs(tmp_path):
+    """Every table of `results/ablation/compounding/lift/summary.md` (its Cost included) comes back the same from
+    the committed records: the report is reproducible by anyone from what is committed."""
+    from benchmark.ablation.report import write_report
+
+    root = Path(__file__).parents[1]
+    committed = (root / "results" / "ablation" / "compounding" / "lift" / "summary.md").read_text()
+    command = committed.splitlines()[2].removeprefix("Command: `").removesuffix("`")
+    (sets,) = stage_ablations(load_spec(root / "benchmark" / "ablation" / "compounding.yaml"), "compounding",
+                              root / "results" / "ablation" / "runs")
+    write_report(sets, root / "results" / "ablation" / "runs", tmp_path, command=command)
+    assert (tmp_path / "summary.md").read_text() == committed
+
+
 def test_a_task_trains_at_its_own_demo_counts_and_length_and_a_misspelt_key_is_refused(tmp_path):
     spec = load_spec()
     for ablation in stage_ablations(spec, "sensitivity", tmp_path):

@@ -333,10 +333,10 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
                         for factor, magnitude in ablation.cells() for r in [table[factor, magnitude, EXPERT]]])]
     records, expert_cells, expert_h = costs(found)
     if records:
-        costs = cost(records, by="method")
-        lines += ["", "## Cost", "", md_table(*cost_table(costs)), "",
-                  cost_note(costs) + " Each item is counted once (the base task's cell is every factor's). The expert's "
-                  f"{expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one process each)."]
+        spent = cost(records, by="method")
+        lines += ["", "## Cost", "", md_table(*cost_table(spent)), "",
+                  cost_note(spent) + " Each item is counted once (the base task's cell is every factor's). The "
+                  f"expert's {expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one process each)."]
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
               + ("`compounding.csv`, " if compounded else "")
               + ", ".join(f"`{p.name}`" for p in figures) + ".", ""]

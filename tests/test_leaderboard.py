@@ -338,6 +338,18 @@ def test_cost_sums_each_pairs_timed_stages_and_scales_a_resumed_training(records
     assert cost_note(timed).endswith(OTHER_NOTE) and not cost_note(table.reset_index()).endswith(OTHER_NOTE)
 
 
+def test_the_committed_board_is_written_again_from_its_committed_records(tmp_path):
+    """`results/leaderboard/board/leaderboard.md` comes back byte for byte from the records committed beside it:
+    anyone can reproduce the reference leaderboard (and a change of the tables' code shows here first)."""
+    from benchmark.analysis.rules import track_label
+
+    board = Path(__file__).parents[1] / "results" / "leaderboard" / "board"
+    track = json.loads((board / "track.json").read_text())
+    md = L.write_leaderboard(R.load_records(board / "records"), tmp_path,
+                             title=f"cotrain-bench leaderboard: {track_label(track)}")["md"]
+    assert md.read_text() == (board / "leaderboard.md").read_text()
+
+
 # --- plots -------------------------------------------------------------------------------
 
 def _legend(ax) -> list[str]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -70,6 +71,28 @@ def test_the_report_states_the_command_that_runs_its_calibration(calibrated, tmp
     assert args.out == str(tmp_path / "report")  # a report beside the pair's own names its folder
     own = f"cotrain calibrate {PAIR} --runs-dir {runs_dir}"
     assert command(Calibration(PAIR), runs_dir) == command(Calibration(PAIR), runs_dir, report_dir(PAIR)) == own
+
+
+@pytest.mark.parametrize("folder", ["lift_dynamics", "lift_sensing", "lift_sensing_dynamics", "stack_dynamics",
+                                    "lift_visual-48px", "lift_visual-48px_cotrain6000"])
+def test_a_committed_calibration_report_is_written_again_from_its_committed_runs(folder, tmp_path, monkeypatch):
+    """The calibrations the study's training lengths rest on: each report, rerun by its own command (with
+    `--report-only`) from the committed records, is the committed one (the command's line aside: it names the
+    folder written)."""
+    import shlex
+
+    from benchmark.cli import main
+
+    root = Path(__file__).parents[1]
+    committed = (root / "results" / "calibration" / folder / "README.md").read_text()
+    line = next(x for x in committed.splitlines() if x.startswith("Command: `")).split("`")[1]
+    monkeypatch.chdir(root)  # the command's runs folder is relative to the repository
+    main([*shlex.split(line)[1:], "--report-only", "--out", str(tmp_path)])
+    again = (tmp_path / "README.md").read_text()
+
+    def body(text: str) -> list[str]:
+        return [x for x in text.splitlines() if not x.startswith("Command: `")]
+    assert body(again) == body(committed) and len(body(committed)) > 10
 
 
 def test_the_chosen_length_is_the_first_from_which_no_doubling_gains_anything_resolved():

@@ -138,18 +138,23 @@ def test_the_compounding_spec_reads_its_sets_against_the_reference_ablations_own
     assert {f for f in sets.factors if "+" not in f} >= {n for f in sets.factors for n in f.split("+")}
 
 
-def test_the_committed_compounding_report_is_written_again_from_its_committed_runs(tmp_path):
-    """Every table of `results/ablation/compounding/lift/summary.md` (its Cost included) comes back the same from
-    the committed records: the report is reproducible by anyone from what is committed."""
-    from benchmark.ablation.report import write_report
+@pytest.mark.parametrize("report", ["sensitivity/lift", "sensitivity/stack", "methods/lift", "methods/stack",
+                                    "compounding/lift"])
+def test_a_committed_ablation_report_is_written_again_from_its_committed_runs(report, tmp_path, monkeypatch):
+    """Each committed ablation report, rerun by its own command (with `--report-only`) from the committed
+    records, is the committed one, its Cost table included (the command's line aside: it names the folder)."""
+    import shlex
 
     root = Path(__file__).parents[1]
-    committed = (root / "results" / "ablation" / "compounding" / "lift" / "summary.md").read_text()
-    command = committed.splitlines()[2].removeprefix("Command: `").removesuffix("`")
-    (sets,) = stage_ablations(load_spec(root / "benchmark" / "ablation" / "compounding.yaml"), "compounding",
-                              root / "results" / "ablation" / "runs")
-    write_report(sets, root / "results" / "ablation" / "runs", tmp_path, command=command)
-    assert (tmp_path / "summary.md").read_text() == committed
+    committed = (root / "results" / "ablation" / report / "summary.md").read_text()
+    line = next(x for x in committed.splitlines() if x.startswith("Command: `")).split("`")[1]
+    monkeypatch.chdir(root)  # the command's spec and runs folder are relative to the repository
+    assert main([*shlex.split(line)[1:], "--report-only", "--out", str(tmp_path)]) == 0
+    again = (tmp_path / report / "summary.md").read_text()
+
+    def body(text: str) -> list[str]:
+        return [x for x in text.splitlines() if not x.startswith("Command: `")]
+    assert body(again) == body(committed) and "## Cost" in committed
 
 
 def test_a_task_trains_at_its_own_demo_counts_and_length_and_a_misspelt_key_is_refused(tmp_path):

@@ -263,6 +263,40 @@ def test_partial_sweep_and_cli(smoke, tmp_path):
     assert main(["study", str(empty), "--out", str(tmp_path / "o2"), "--quiet"]) == 2
 
 
+@pytest.mark.slow
+def test_image_runs_go_through_every_analysis_of_the_study(tmp_path, monkeypatch):
+    """Real image runs (`lift/visual-48px`, smoke size) under a budget of the study track: the report reads the
+    visual kind on them, not on its stand-in, and every table names the image pair."""
+    import torch
+    import yaml
+
+    from benchmark.harness import grid as grid_module
+    from benchmark.harness.grid import load_grid
+    from benchmark.harness.sweep import run_sweep
+
+    track = yaml.safe_load((grid_module.TRACKS_DIR / "study.yaml").read_text())
+    track["budgets"] = {"images": {"pairs": ["lift/visual-48px"], "methods": ["cotrain", "cfg_adda"],
+                                   "w": [0.1, 0.3], "seeds": [0], "profile": "smoke", "episodes": 2,
+                                   "n_target": 1, "n_source": 2, "set": {"batch_size": 16}, "vary": {}}}
+    (tmp_path / "tracks").mkdir()
+    (tmp_path / "tracks" / "study.yaml").write_text(yaml.safe_dump(track))
+    monkeypatch.setattr(grid_module, "TRACKS_DIR", tmp_path / "tracks")
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert not any(run_sweep(load_grid(track="study", budget="images"), runs, progress=False).values())
+        summary = study(runs, out, budget="images", guidance=False, command="pytest", log=_quiet)
+    finally:
+        torch.set_num_threads(threads)
+    alignment = next(c for c in summary["claims"] if c["id"] == "alignment_corr")
+    assert alignment["measured"].startswith("visual only: ") and "no image runs" not in alignment["measured"]
+    text = (out / "COMPARISON.md").read_text()
+    assert "4 of 4 in the grid" in text and "| lift/visual-48px | 4 (4) |" in text  # the Cost table's row
+    for name in ("aggregation.md", "representation.md", "raw_discernibility.md", "leaderboard.md"):
+        assert "lift/visual-48px" in (out / name).read_text(), name
+
+
 # --- pure pieces ------------------------------------------------------------------------------------
 
 def _rec(pair: str, method: str, w: float | None, seed: int, k: int, n: int = 10, hparams: dict | None = None,

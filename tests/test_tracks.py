@@ -423,3 +423,32 @@ def test_a_sweep_says_what_is_left_to_run_from_its_finished_records(tmp_path, ca
     assert "to go: about 36.5 core-hours for 21 runs, about 9.1 h at --parallel 4" in out
     assert "or for 6 of them of its pair" in out
     assert "no run of their pair finished yet: lift/sensing 24 runs" in out
+
+
+
+def test_a_time_limit_starts_only_the_runs_that_end_within_it(tmp_path, capsys):
+    """Real smoke runs: a run with no estimate (no finished record of its pair) starts; once one is finished, a
+    run of its pair and method that its estimate says would end past the limit is left for the next sweep (said,
+    not failed), and a longer limit starts it. A duration that does not parse is named."""
+    import yaml
+
+    from benchmark.harness.jobs import is_done
+
+    base = {"pairs": ["lift/dynamics"], "methods": ["cotrain"], "seeds": [0], "profile": "smoke", "episodes": 2}
+    one, both = tmp_path / "one.yaml", tmp_path / "both.yaml"
+    one.write_text(yaml.safe_dump({**base, "w": [0.1]}))
+    both.write_text(yaml.safe_dump({**base, "w": [0.1, 0.3]}))
+    runs_dir = tmp_path / "runs"
+    assert main(["sweep", str(one), "--runs-dir", str(runs_dir), "--time-limit", "1s", "--quiet"]) == 0
+    assert "sweep: 1 finished, 0 failed, 0 in progress elsewhere\n" in capsys.readouterr().out
+    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "1s", "--parallel", "2",
+                 "--quiet"]) == 0
+    assert "0 finished, 0 failed, 0 in progress elsewhere, 1 not started: by their estimates they would end " \
+           "after --time-limit" in capsys.readouterr().out
+    later = next(cfg for cfg in load_grid(str(both)).runs() if dict(cfg.hparams)["w"] == 0.3)
+    assert not is_done(later, runs_dir)
+    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "1h", "--parallel", "2",
+                 "--quiet"]) == 0
+    assert is_done(later, runs_dir) and "sweep: 1 finished" in capsys.readouterr().out
+    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "soon"]) == 2
+    assert "--time-limit 'soon': expected a duration" in capsys.readouterr().err

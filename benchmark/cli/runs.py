@@ -34,8 +34,9 @@ def _run(args: argparse.Namespace) -> None:
 
 def _sweep(args: argparse.Namespace) -> None:
     from benchmark.harness.grid import each_part, load_grid
-    from benchmark.harness.sweep import run_sweep
+    from benchmark.harness.sweep import parse_duration, run_sweep
 
+    time_limit = parse_duration(args.time_limit) if args.time_limit else None  # a bad one is named before any work
     grid = load_grid(args.grid, track=args.track, budget=args.budget)
     for option, field in (("--only-pair", "pairs"), ("--only-method", "methods")):
         only = getattr(args, option[2:].replace("-", "_"))
@@ -49,7 +50,7 @@ def _sweep(args: argparse.Namespace) -> None:
         grid = each_part(grid, lambda g: replace(g, precision=args.precision))
     run_sweep(grid, args.runs_dir, executor=args.executor, address=args.address, parallel=args.parallel,
               device=args.device, workers=args.workers, threads=args.threads, dry_run=args.dry_run,
-              progress=not args.quiet, log_csv=args.log_csv)
+              progress=not args.quiet, log_csv=args.log_csv, time_limit=time_limit)
 
 
 def _quickstart(args: argparse.Namespace) -> None:
@@ -91,6 +92,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "records name the track all the same")
     p.add_argument("--only-method", action="append", metavar="METHOD",
                    help="run only the grid's runs of this method (repeatable), as --only-pair")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="start only the runs that end within this duration (e.g. 2h30m, 90m) by the estimate the "
+                        "sweep prints (finished records of their pair and method); the others are left for the next "
+                        "sweep, as on a machine or job with a wall-time limit (local executor)")
     add_execution_options(p)
     add_precision_option(p, default=None, help="training arithmetic of every run, replacing the grid's "
                                                "`precision` (default: the grid's, fp32 where it names none)")

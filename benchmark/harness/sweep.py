@@ -8,10 +8,12 @@ after the trained runs. Each item runs by `jobs.run_item`.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import nullcontext
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -46,10 +48,11 @@ def status_lines(runs: list[Item], todo: list[Item]) -> list[str]:
             for pair, methods in counts.items()]
 
 
-def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int) -> str:
-    """The compute `todo` will take: each run's median core-seconds (training and evaluation,
-    `analysis.cost.core_seconds`) over the finished records in `runs_dir` of its pair and method, else of its
-    pair (a finished run without a record or untimed counts for none); the pairs with none are named, not guessed."""
+def estimates(runs: list[Item], todo: list[Item], runs_dir: Path) -> tuple[dict[int, float], int]:
+    """Each run of `todo` (keyed by `id`) with its estimated core-seconds (training and evaluation,
+    `analysis.cost.core_seconds`): the median over the finished records in `runs_dir` of its pair and method, else
+    of its pair (a finished run without a record or untimed counts for none); a run of a pair with none is left
+    out, not guessed. Also how many were estimated by their pair's median."""
     pending = {id(item) for item in todo}
     of_kind: dict[tuple[str, str], list[float]] = {}
     of_pair: dict[str, list[float]] = {}
@@ -60,19 +63,24 @@ def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int
             if spent is not None:
                 of_kind.setdefault(_kind(item), []).append(spent)
                 of_pair.setdefault(_kind(item)[0], []).append(spent)
-    estimated, by_pair, unknown = 0.0, 0, Counter()
+    out, by_pair = {}, 0
     for item in todo:
         kind = _kind(item)
         if kind in of_kind:
-            estimated += float(np.median(of_kind[kind]))
+            out[id(item)] = float(np.median(of_kind[kind]))
         elif kind[0] in of_pair:
-            estimated += float(np.median(of_pair[kind[0]]))
+            out[id(item)] = float(np.median(of_pair[kind[0]]))
             by_pair += 1
-        else:
-            unknown[kind[0]] += 1
-    known = len(todo) - sum(unknown.values())
-    line = (f"to go: about {estimated / 3600:.1f} core-hours for {known} runs, about "
-            f"{estimated / 3600 / max(parallel, 1):.1f} h at --parallel {parallel} (each run: the median of the "
+    return out, by_pair
+
+
+def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int) -> str:
+    """The compute `todo` will take, by `estimates`; the pairs with no estimate are named."""
+    estimated, by_pair = estimates(runs, todo, runs_dir)
+    total = sum(estimated.values())
+    unknown = Counter(_kind(item)[0] for item in todo if id(item) not in estimated)
+    line = (f"to go: about {total / 3600:.1f} core-hours for {len(estimated)} runs, about "
+            f"{total / 3600 / max(parallel, 1):.1f} h at --parallel {parallel} (each run: the median of the "
             f"finished records here of its pair and method, or for {by_pair} of them of its pair)")
     if unknown:
         line += "; not estimated, no run of their pair finished yet: " + ", ".join(
@@ -80,11 +88,42 @@ def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int
     return line
 
 
+def parse_duration(text: str) -> float:
+    """Seconds of a duration written `2h`, `90m`, `1h30m` or `45s` (GridError naming it otherwise)."""
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise GridError(f"--time-limit {text!r}: expected a duration such as 2h, 90m, 1h30m or 45s")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+class LeftForLater(str):
+    """What `launch` gives a run that the time limit did not start: neither finished nor failed; the next sweep
+    runs it."""
+
+
+@dataclass
+class TimeLimit:
+    """Start no run whose estimate (`estimates`, core-seconds: its wall time at one thread) says it would end
+    more than `seconds` after the limit began; a run without an estimate is started."""
+
+    seconds: float
+    estimate: dict[int, float]
+    began: float = field(default_factory=time.monotonic)
+
+    def allows(self, item: Item) -> bool:
+        return time.monotonic() - self.began + self.estimate.get(id(item), 0.0) <= self.seconds
+
+
 def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
               parallel: int = 1, device: str = "cpu", workers: int = 1, threads: int = 1, dry_run: bool = False,
-              progress: bool = True, log_csv: bool = False) -> dict[str, str | None]:
+              progress: bool = True, log_csv: bool = False, time_limit: float | None = None) -> dict[str, str | None]:
     """Launch the grid's runs that are not done; returns {run_id: error or None} of those launched, leaving
-    out the runs found in progress in another process (named in the summary, not failed)."""
+    out the runs found in progress in another process (named in the summary, not failed). With `time_limit`
+    (seconds, local executor), a run is started only where its estimate says it ends within the limit; the
+    others are left for the next sweep (named in the summary, not failed)."""
+    if time_limit is not None and executor != "local":
+        raise GridError("--time-limit is for the local executor (a Ray cluster schedules its own runs)")
     runs_dir = Path(runs_dir)
     runs: list[Item] = [replace(cfg, device=device, workers=workers, threads=threads, log_csv=log_csv)
                         for cfg in grid.runs()]
@@ -99,6 +138,7 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
           + (f"; steps pending for {', '.join(pending)}" if pending else ""))
     if todo:
         print(to_go_line(runs, todo, runs_dir, parallel))
+    limit = None if time_limit is None or dry_run else TimeLimit(time_limit, estimates(runs, todo, runs_dir)[0])
     if dry_run:
         todo_ids = {id(item) for item in todo}
         for cfg in runs:
@@ -126,12 +166,15 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
     with session:
         # the evaluations of trained checkpoints after the training runs (whose folders the driver then has)
         for phase in ([c for c in todo if isinstance(c, RunConfig)], [c for c in todo if isinstance(c, NoGapEval)]):
-            results.update(launch(phase, runs_dir, executor, parallel, grid.track, bar))
+            results.update(launch(phase, runs_dir, executor, parallel, grid.track, bar, limit))
     bar.close()
     busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
-    results = {k: v for k, v in results.items() if k not in busy}
+    later = [k for k, v in results.items() if isinstance(v, LeftForLater)]
+    results = {k: v for k, v in results.items() if k not in busy and k not in later}
     failed = {k: v for k, v in results.items() if v}
-    print(f"sweep: {len(results) - len(failed)} finished, {len(failed)} failed, {len(busy)} in progress elsewhere")
+    print(f"sweep: {len(results) - len(failed)} finished, {len(failed)} failed, {len(busy)} in progress elsewhere"
+          + (f", {len(later)} not started: by their estimates they would end after --time-limit (the next sweep "
+             f"runs them)" if later else ""))
     for run_id, error in failed.items():
         where = runs_dir / run_id / "error.txt"
         print(f"  FAILED {run_id}: {error}" + (f" (see {where})" if where.is_file() else ""))
@@ -143,26 +186,42 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
 
 
 def launch(todo: list[Item], runs_dir: Path, executor: str, parallel: int, track: dict | None,
-           bar: tqdm) -> dict[str, str | None]:
-    """Run `todo` on the executor (Ray: in the session the caller opened, `ray_exec.ray_session`); returns
+           bar: tqdm, limit: TimeLimit | None = None) -> dict[str, str | None]:
+    """Run `todo` on the executor (Ray: in the session the caller opened, `ray_exec.ray_session`), at most
+    `parallel` at once locally, each started only where `limit` allows it (else `LeftForLater`); returns
     {run_id: error or None}."""
     results: dict[str, str | None] = {}
     if not todo:
         return results
-    if executor == "local" and parallel <= 1:
-        for cfg in todo:
-            run_id, error = run_item(cfg, str(runs_dir), track)
+    if executor != "local":
+        from benchmark.harness.ray_exec import run_on_ray
+
+        return run_on_ray(todo, runs_dir, track, bar)
+    queue = list(todo)
+
+    def next_item() -> Item | None:
+        while queue:
+            item = queue.pop(0)
+            if limit is None or limit.allows(item):
+                return item
+            results[item.run_id()] = LeftForLater("not started within --time-limit")
+        return None
+
+    if parallel <= 1:
+        while (item := next_item()) is not None:
+            run_id, error = run_item(item, str(runs_dir), track)
             results[run_id] = error
             bar.update(1)
-    elif executor == "local":
-        with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
-            futures = [pool.submit(run_item, cfg, str(runs_dir), track) for cfg in todo]
-            for fut in as_completed(futures):
+        return results
+    with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
+        running: set = set()
+        while True:
+            while len(running) < parallel and (item := next_item()) is not None:
+                running.add(pool.submit(run_item, item, str(runs_dir), track))
+            if not running:
+                return results
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
                 run_id, error = fut.result()
                 results[run_id] = error
                 bar.update(1)
-    else:
-        from benchmark.harness.ray_exec import run_on_ray
-
-        results = run_on_ray(todo, runs_dir, track, bar)
-    return results

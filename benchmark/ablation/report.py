@@ -336,7 +336,8 @@ def write_report(ablation: Ablation, runs_dir: str | Path, out_dir: str | Path, 
         spent = cost(records, by="method")
         lines += ["", "## Cost", "", md_table(*cost_table(spent)), "",
                   cost_note(spent) + " Each item is counted once (the base task's cell is every factor's). The "
-                  f"expert's {expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one process each)."]
+                  f"expert's {expert_cells} cells: {expert_h:.2f} core-hours of rollouts (their wall time, one "
+                  "process each)."]
     lines += ["", "Files: `summary.csv` (every row above), `sensitivity.csv`, "
               + ("`compounding.csv`, " if compounded else "")
               + ", ".join(f"`{p.name}`" for p in figures) + ".", ""]

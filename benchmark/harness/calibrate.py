@@ -257,7 +257,8 @@ def _curve_row(method: str, row: dict[str, Any], gain: dict[str, Any] | None) ->
 
     def of(kind: str) -> str:  # a mean over fewer seeds than the row's says so (an evaluation not yet cached)
         seeds = row.get(f"{kind}_seeds", row["seeds"])
-        return f"{row[f'{kind}_success']:.3f}" + (f" on {seeds} of {row['seeds']} seeds" if seeds < row["seeds"] else "")
+        fewer = f" on {seeds} of {row['seeds']} seeds" if seeds < row["seeds"] else ""
+        return f"{row[f'{kind}_success']:.3f}{fewer}"
     source = (of("source") if "source_success" in row else "—") + (
         f" (frames frozen {of('frozen')})" if "frozen_success" in row else "")
     return [method, str(row["steps"]), str(row["seeds"]), f"{row['success']:.3f} [{lo:.3f}, {hi:.3f}]", source,

@@ -452,3 +452,30 @@ def test_a_time_limit_starts_only_the_runs_that_end_within_it(tmp_path, capsys):
     assert is_done(later, runs_dir) and "sweep: 1 finished" in capsys.readouterr().out
     assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "soon"]) == 2
     assert "--time-limit 'soon': expected a duration" in capsys.readouterr().err
+
+
+def test_a_time_limit_leaves_the_evaluation_of_a_run_it_did_not_start_waiting_with_it(tmp_path, capsys):
+    """A no-gap evaluation of a trained checkpoint whose run the limit left for later is left with it, not
+    started (it would fail on a missing run); the next sweep runs both. Seed 0 runs for real first; its records'
+    timing then says a training takes far longer than the limit and an evaluation far less."""
+    import json
+
+    import yaml
+
+    base = {"pairs": ["lift/dynamics"], "methods": ["source_only"], "profile": "smoke", "episodes": 2,
+            "nogap": {"source_only": "evaluate"}}
+    one, both = tmp_path / "one.yaml", tmp_path / "both.yaml"
+    one.write_text(yaml.safe_dump({**base, "seeds": [0]}))
+    both.write_text(yaml.safe_dump({**base, "seeds": [0, 1]}))
+    runs_dir = tmp_path / "runs"
+    assert main(["sweep", str(one), "--runs-dir", str(runs_dir), "--quiet"]) == 0
+    for path in runs_dir.glob("*/record.json"):
+        record = json.loads(path.read_text())
+        trained = record["train"] is not None
+        record["timing"] = {"train_s": 1e6 if trained else 0.0, "eval_s": 0.01}
+        path.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "1h", "--quiet"]) == 0
+    assert "sweep: 0 finished, 0 failed, 0 in progress elsewhere, 2 not started" in capsys.readouterr().out
+    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--quiet"]) == 0
+    assert "sweep: 2 finished, 0 failed" in capsys.readouterr().out

@@ -165,8 +165,14 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
         session = ray_session(address)
     with session:
         # the evaluations of trained checkpoints after the training runs (whose folders the driver then has)
-        for phase in ([c for c in todo if isinstance(c, RunConfig)], [c for c in todo if isinstance(c, NoGapEval)]):
-            results.update(launch(phase, runs_dir, executor, parallel, grid.track, bar, limit))
+        results.update(launch([c for c in todo if isinstance(c, RunConfig)], runs_dir, executor, parallel,
+                              grid.track, bar, limit))
+        evaluations = [c for c in todo if isinstance(c, NoGapEval)]
+        for ev in evaluations:  # an evaluation of a run the time limit left waits with it
+            if isinstance(results.get(ev.trained.run_id()), LeftForLater):
+                results[ev.run_id()] = LeftForLater("its trained run was not started within --time-limit")
+        results.update(launch([ev for ev in evaluations if ev.run_id() not in results], runs_dir, executor,
+                              parallel, grid.track, bar, limit))
     bar.close()
     busy = {k: v for k, v in results.items() if isinstance(v, InProgressElsewhere)}
     later = [k for k, v in results.items() if isinstance(v, LeftForLater)]

@@ -454,6 +454,32 @@ def test_a_time_limit_starts_only_the_runs_that_end_within_it(tmp_path, capsys):
     assert "--time-limit 'soon': expected a duration" in capsys.readouterr().err
 
 
+def test_a_time_limit_learns_each_finished_runs_cost(tmp_path):
+    """A run with no estimate at the start is allowed; once a run of its pair and method finishes, the limit reads
+    its record and holds back a run of that kind that would end past it (as image runs on a fresh folder)."""
+    import json
+
+    import yaml
+
+    from benchmark.harness.sweep import RunCosts, TimeLimit
+
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({"pairs": ["lift/dynamics"], "methods": ["cotrain", "adda"], "w": [0.1, 0.3],
+                                    "seeds": [0], "profile": "smoke"}))
+    runs = load_grid(str(path)).runs()
+    first, second = [cfg for cfg in runs if cfg.method == "cotrain"]
+    other = next(cfg for cfg in runs if cfg.method == "adda")
+    limit = TimeLimit(600.0, RunCosts(tmp_path))
+    assert limit.allows(second) and limit.costs.estimate(second) == (None, False)
+    (tmp_path / first.run_id()).mkdir()
+    (tmp_path / first.run_id() / "record.json").write_text(json.dumps(
+        {"config": {"threads": 1, "workers": 1}, "timing": {"train_s": 2400.0, "eval_s": 600.0},
+         "train": {"start_step": 0, "steps": 100}}))
+    limit.costs.learn(first)
+    assert limit.costs.estimate(second) == (3000.0, False) and limit.costs.estimate(other) == (3000.0, True)
+    assert not limit.allows(second)
+
+
 def test_a_time_limit_leaves_the_evaluation_of_a_run_it_did_not_start_waiting_with_it(tmp_path, capsys):
     """A no-gap evaluation of a trained checkpoint whose run the limit left for later is left with it, not
     started (it would fail on a missing run); the next sweep runs both. Seed 0 runs for real first; its records'

@@ -48,38 +48,53 @@ def status_lines(runs: list[Item], todo: list[Item]) -> list[str]:
             for pair, methods in counts.items()]
 
 
-def estimates(runs: list[Item], todo: list[Item], runs_dir: Path) -> tuple[dict[int, float], int]:
-    """Each run of `todo` (keyed by `id`) with its estimated core-seconds (training and evaluation,
-    `analysis.cost.core_seconds`): the median over the finished records in `runs_dir` of its pair and method, else
-    of its pair (a finished run without a record or untimed counts for none); a run of a pair with none is left
-    out, not guessed. Also how many were estimated by their pair's median."""
-    pending = {id(item) for item in todo}
-    of_kind: dict[tuple[str, str], list[float]] = {}
-    of_pair: dict[str, list[float]] = {}
-    for item in runs:
-        record = runs_dir / item.run_id() / "record.json"
-        if id(item) not in pending and record.is_file():
-            spent = core_seconds(json.loads(record.read_text()))
-            if spent is not None:
-                of_kind.setdefault(_kind(item), []).append(spent)
-                of_pair.setdefault(_kind(item)[0], []).append(spent)
-    out, by_pair = {}, 0
-    for item in todo:
+class RunCosts:
+    """What finished runs cost, to estimate the runs to go: core-seconds (training and evaluation,
+    `analysis.cost.core_seconds`) of each finished record by (pair, method) and by pair. A run's estimate is the
+    median of its pair and method, else of its pair, else none (never guessed)."""
+
+    def __init__(self, runs_dir: Path) -> None:
+        self.runs_dir = runs_dir
+        self.of_kind: dict[tuple[str, str], list[float]] = {}
+        self.of_pair: dict[str, list[float]] = {}
+
+    def learn(self, item: Item) -> None:
+        """Count `item`'s record, where it has a timed one."""
+        record = self.runs_dir / item.run_id() / "record.json"
+        spent = core_seconds(json.loads(record.read_text())) if record.is_file() else None
+        if spent is not None:
+            self.of_kind.setdefault(_kind(item), []).append(spent)
+            self.of_pair.setdefault(_kind(item)[0], []).append(spent)
+
+    def estimate(self, item: Item) -> tuple[float | None, bool]:
+        """(core-seconds or None, whether by its pair's median for want of its method's)."""
         kind = _kind(item)
-        if kind in of_kind:
-            out[id(item)] = float(np.median(of_kind[kind]))
-        elif kind[0] in of_pair:
-            out[id(item)] = float(np.median(of_pair[kind[0]]))
-            by_pair += 1
-    return out, by_pair
+        if kind in self.of_kind:
+            return float(np.median(self.of_kind[kind])), False
+        if kind[0] in self.of_pair:
+            return float(np.median(self.of_pair[kind[0]])), True
+        return None, False
+
+
+def run_costs(runs: list[Item], todo: list[Item], runs_dir: Path) -> RunCosts:
+    """`RunCosts` learnt from the runs of `runs` not in `todo` (finished)."""
+    pending = {id(item) for item in todo}
+    costs = RunCosts(runs_dir)
+    for item in runs:
+        if id(item) not in pending:
+            costs.learn(item)
+    return costs
 
 
 def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int) -> str:
-    """The compute `todo` will take, by `estimates`; the pairs with no estimate are named."""
-    estimated, by_pair = estimates(runs, todo, runs_dir)
-    total = sum(estimated.values())
-    unknown = Counter(_kind(item)[0] for item in todo if id(item) not in estimated)
-    line = (f"to go: about {total / 3600:.1f} core-hours for {len(estimated)} runs, about "
+    """The compute `todo` will take, by `RunCosts`; the pairs with no estimate are named."""
+    costs = run_costs(runs, todo, runs_dir)
+    estimates = [(item, *costs.estimate(item)) for item in todo]
+    total = sum(seconds for _, seconds, _ in estimates if seconds is not None)
+    known = sum(seconds is not None for _, seconds, _ in estimates)
+    by_pair = sum(pair for _, seconds, pair in estimates if seconds is not None)
+    unknown = Counter(_kind(item)[0] for item, seconds, _ in estimates if seconds is None)
+    line = (f"to go: about {total / 3600:.1f} core-hours for {known} runs, about "
             f"{total / 3600 / max(parallel, 1):.1f} h at --parallel {parallel} (each run: the median of the "
             f"finished records here of its pair and method, or for {by_pair} of them of its pair)")
     if unknown:
@@ -104,15 +119,15 @@ class LeftForLater(str):
 
 @dataclass
 class TimeLimit:
-    """Start no run whose estimate (`estimates`, core-seconds: its wall time at one thread) says it would end
-    more than `seconds` after the limit began; a run without an estimate is started."""
+    """Start no run whose estimate (`RunCosts`, core-seconds: its wall time at one thread), as the runs finished
+    so far give it, says it would end more than `seconds` after the limit began; a run without one is started."""
 
     seconds: float
-    estimate: dict[int, float]
+    costs: RunCosts
     began: float = field(default_factory=time.monotonic)
 
     def allows(self, item: Item) -> bool:
-        return time.monotonic() - self.began + self.estimate.get(id(item), 0.0) <= self.seconds
+        return time.monotonic() - self.began + (self.costs.estimate(item)[0] or 0.0) <= self.seconds
 
 
 def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", address: str | None = None,
@@ -138,7 +153,7 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
           + (f"; steps pending for {', '.join(pending)}" if pending else ""))
     if todo:
         print(to_go_line(runs, todo, runs_dir, parallel))
-    limit = None if time_limit is None or dry_run else TimeLimit(time_limit, estimates(runs, todo, runs_dir)[0])
+    limit = None if time_limit is None or dry_run else TimeLimit(time_limit, run_costs(runs, todo, runs_dir))
     if dry_run:
         todo_ids = {id(item) for item in todo}
         for cfg in runs:
@@ -213,21 +228,23 @@ def launch(todo: list[Item], runs_dir: Path, executor: str, parallel: int, track
             results[item.run_id()] = LeftForLater("not started within --time-limit")
         return None
 
+    def finish(item: Item, run_id: str, error: str | None) -> None:
+        results[run_id] = error
+        bar.update(1)
+        if limit is not None and not error:
+            limit.costs.learn(item)  # the estimates of the runs still to start learn from it
+
     if parallel <= 1:
         while (item := next_item()) is not None:
-            run_id, error = run_item(item, str(runs_dir), track)
-            results[run_id] = error
-            bar.update(1)
+            finish(item, *run_item(item, str(runs_dir), track))
         return results
     with ProcessPoolExecutor(parallel, mp_context=get_context("spawn")) as pool:
-        running: set = set()
+        running: dict = {}
         while True:
             while len(running) < parallel and (item := next_item()) is not None:
-                running.add(pool.submit(run_item, item, str(runs_dir), track))
+                running[pool.submit(run_item, item, str(runs_dir), track)] = item
             if not running:
                 return results
-            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                run_id, error = fut.result()
-                results[run_id] = error
-                bar.update(1)
+                finish(running.pop(fut), *fut.result())

@@ -94,8 +94,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="run only the grid's runs of this method (repeatable), as --only-pair")
     p.add_argument("--time-limit", metavar="DURATION",
                    help="start only the runs that end within this duration (e.g. 2h30m, 90m) by the estimate the "
-                        "sweep prints (finished records of their pair and method); the others are left for the next "
-                        "sweep, as on a machine or job with a wall-time limit (local executor)")
+                        "sweep prints (finished records of their pair and method, updated as runs finish); the others "
+                        "are left for the next sweep, as on a machine or job with a wall-time limit (local executor)")
     add_execution_options(p)
     add_precision_option(p, default=None, help="training arithmetic of every run, replacing the grid's "
                                                "`precision` (default: the grid's, fp32 where it names none)")

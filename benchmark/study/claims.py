@@ -290,7 +290,8 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, wind
         parts.append(verdict(r.pearson_lo, r.pearson_hi, direction=direction))
         numbers.append(correlation_part(regime, r))
         texts.append(f"{regime}: pooled r = {ci(r.pearson_r, r.pearson_lo, r.pearson_hi, signed=True)} over "
-                     f"{int(r.methods)} weights' sweeps, n = {r.n} of {r.runs} runs")
+                     f"{int(r.methods)} weights' sweeps, n = {r.n} of its {r.runs} runs (those in a sweep of 4 "
+                     f"or more)")
     add("regimes", "The alignment–success relation flips sign between regimes (more alignment helps when disjoint, "
         "hurts when overlapping)", "adversarial weights {0, 0.05, 0.5} place runs in all three regimes; the sign flips",
         "Pearson r of alignment (scale-free Wasserstein) with success per regime (each run's by its z_cond MLP "

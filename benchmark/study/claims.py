@@ -14,7 +14,7 @@ from benchmark.study.design import BALANCED, REFERENCE, UNBALANCED, grid_value
 from benchmark.analysis.markdown import ci, num
 from benchmark.study.load import StudyData, cells_of, is_study_method, method_label
 from benchmark.study.statistics import (CONFIDENCE, NOT_RESOLVED, POOLED, POWER, STUDY_BASE, Boot, Cells,
-                                        cell_bootstrap, combine_verdicts, mean_cols, unit_bootstrap, verdict,
+                                        cell_bootstrap, combine_verdicts, mean_cols, unit_interval, verdict,
                                         window_power)
 from benchmark.study.window import window_sweeps
 
@@ -142,14 +142,14 @@ def alignment_by_kind(corr: pd.DataFrame) -> tuple[list[str], list[str], list[di
 
 
 def _representation_contrast(runs: pd.DataFrame, method: str, metric: str, ref: str = REFERENCE) -> tuple[tuple, int]:
-    """Mean over matched (pair, w, seed) units of metric(method) − metric(ref), bootstrap over units."""
+    """Mean over matched (pair, w, seed) units of metric(method) − metric(ref), t interval over units."""
     if runs.empty:
         return (math.nan,) * 3, 0
     a = runs[runs["method"] == method].set_index(["pair", "mix_w", "seed"])[metric]
     b = runs[runs["method"] == ref].set_index(["pair", "mix_w", "seed"])[metric]
     common = a.index.intersection(b.index)
     diffs = (a.loc[common] - b.loc[common]).to_numpy(float)
-    return unit_bootstrap(diffs), int(np.isfinite(diffs).sum())
+    return unit_interval(diffs), int(np.isfinite(diffs).sum())
 
 
 def balanced_ranking(cells: Cells, boot: Boot, methods: list[str]) -> str:
@@ -224,10 +224,10 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, wind
         "OT and ADDA emphasize alignment, CFG preserves discernibility",
         "scale-free Wasserstein of z (per-run within-domain spread, normalized within pair) of ot and adda minus "
         f"cotrain; MLP probe accuracy on z_cond (grouped k-fold over replay episodes) of cfg minus cotrain, margin "
-        f"{DISCERN_MARGIN}; bootstrap over matched (pair, w, seed) units",
+        f"{DISCERN_MARGIN}; Student-t interval over matched (pair, w, seed) units",
         "; ".join(texts), combine_verdicts(parts),
         "Matched (pair, w, seed) units, scale-free Wasserstein (divided per run by z's within-domain spread) "
-        "normalized within pair; percentile bootstrap over units. "
+        "normalized within pair; Student-t interval over units. "
         f"'Keeps' = non-inferior with a margin of {DISCERN_MARGIN} probe accuracy.", numbers)
 
     # 3. balanced beats unbalanced (pooled over pairs and the study's methods)

@@ -162,7 +162,7 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
               "the null or the data it needs is missing. A claim of several parts is reproduced only when every part "
               "is, and not reproduced when any part is not. Success intervals: two-level bootstrap (run seeds, then "
               "shared start states; with one seed they cover episode noise only). Representation contrasts: "
-              "bootstrap over matched (pair, w, seed) units. Correlations: along each method's ratio sweep, pooled "
+              "Student-t interval over matched (pair, w, seed) units. Correlations: along each method's ratio sweep, pooled "
               "over methods by Fisher z (weights n − 3) with a Fisher-z interval. The window: mean success inside "
               "minus mean outside, paired within each (pair, method, seed) sweep, t interval over sweeps; a budget "
               f"whose power to detect the study's margin (+{STUDY_EFFECT:.3f}) is below {POWER:.0%} cannot test it "

@@ -10,7 +10,7 @@ Pooled success carries a Wilson interval (:func:`benchmark.analysis.stats.wilson
 Correlations are taken along each method's ratio sweep and pooled over methods on Fisher's z with
 weights n − 3 (:func:`fisher_pool`), never over the runs of all methods at once; they carry Fisher-z
 intervals (Pearson; Spearman with the Fieller et al. 1957 variance 1.06 / (n − 3)). Representation
-contrasts: a percentile bootstrap over matched units (:func:`unit_bootstrap`).
+contrasts: a Student-t interval over matched units (:func:`unit_interval`).
 """
 from __future__ import annotations
 
@@ -273,18 +273,20 @@ def mean_cols(cols: Iterable[np.ndarray]) -> np.ndarray:
     return np.mean(np.stack(cols), axis=0) if cols else np.array([math.nan])
 
 
-def unit_bootstrap(values: Sequence[float], reps: int = REPS, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of matched-unit differences with a percentile bootstrap over units (NaN interval for < 2)."""
+def unit_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """Mean of matched-unit differences with its Student-t interval over units (NaN interval for fewer than 2,
+    or no spread). A percentile bootstrap over units was too narrow with few of them: 4 units covered the mean
+    in about 80% of normal samples, 10 in about 90%, where t holds its 95% at any count."""
+    from scipy import stats as sps
+
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
     if v.size == 0:
         return (math.nan, math.nan, math.nan)
-    if v.size < 2:
-        return (float(v.mean()), math.nan, math.nan)
-    rng = np.random.default_rng(seed)
-    boot = v[rng.integers(0, v.size, size=(reps, v.size))].mean(axis=1)
-    a = (1 - CONFIDENCE) / 2 * 100
-    lo, hi = np.percentile(boot, [a, 100 - a])
-    return (float(v.mean()), float(lo), float(hi))
+    mean = float(v.mean())
+    if v.size < 2 or v.min() == v.max():
+        return (mean, math.nan, math.nan)
+    half = float(sps.t.ppf(0.5 + confidence / 2, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return (mean, mean - half, mean + half)
 
 
 def wilson(k: int, n: int) -> tuple[float, float, float]:

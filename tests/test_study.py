@@ -405,6 +405,26 @@ def test_ratio_window_and_positions():
     assert gap_kind("lift/action") == "other (action)"
 
 
+def test_ratio_claims_read_only_sweeps_with_every_ratio():
+    """A sweep run at part of the ratios (balanced ones and w = 0.5, as a method run for the ranking) would put
+    another quantity into the ratio claims' averages: the balanced claim and the window test leave it out."""
+    import pandas as pd
+
+    from benchmark.study.claims import full_ratio_sweeps
+
+    full, part = (0.005, 0.016, 0.1, 0.3, 0.5, 0.8), (0.016, 0.1, 0.3, 0.5)
+    cells = {("lift/dynamics", m, w): {0: {0: 1.0}} for m, ws in (("cotrain", full), ("ot", part)) for w in ws}
+    cells[("lift/dynamics", "adda[adversarial_weight=0.5]", 0.1)] = {0: {0: 1.0}}
+    usable, left_out = full_ratio_sweeps(cells)
+    assert [b[0][1] for b, _ in usable] == ["cotrain"] and left_out == 1
+    assert [len(b) for b, _ in usable] == [3] and [len(u) for _, u in usable] == [3]
+    runs = pd.DataFrame([dict(pair="lift/dynamics", method=m, seed=0, mix_w=w, success=0.5, n_target=20,
+                              n_source=200) for m, ws in (("cotrain", full), ("ot", part)) for w in ws])
+    rates, inside = window_sweeps(runs)
+    assert rates.shape == (1, len(full)) and np.isfinite(rates).all()  # the cotrain sweep alone
+    assert window_sweeps(runs[runs.method == "ot"])[0].shape == (1, len(part))  # alone, a sweep has every ratio
+
+
 def test_verdicts_need_the_interval():
     assert verdict(0.01, 0.2) == REPRODUCED
     assert verdict(-0.2, -0.01) == NOT_REPRODUCED

@@ -166,6 +166,19 @@ def balanced_ranking(cells: Cells, boot: Boot, methods: list[str]) -> str:
         f"{m} {num(v)}" for m, v in ranked)
 
 
+def full_ratio_sweeps(cells: Cells) -> tuple[list[tuple[list, list]], int]:
+    """The (pair, method) sweeps of cells keyed (pair, method, w) that have every balanced and every unbalanced
+    ratio, as (balanced keys, unbalanced keys), and how many sweeps are left out for lacking some: a sweep with
+    w = 0.5 alone on the unbalanced side would compare another pair of sets (regime variants are not sweeps)."""
+    usable, sweeps = [], sorted({(k[0], k[1]) for k in cells if "[" not in k[1]})
+    for p, m in sweeps:
+        b = [k for k in cells if k[:2] == (p, m) and grid_value(k[2], BALANCED) is not None]
+        u = [k for k in cells if k[:2] == (p, m) and grid_value(k[2], UNBALANCED) is not None]
+        if len(b) == len(BALANCED) and len(u) == len(UNBALANCED):
+            usable.append((b, u))
+    return usable, len(sweeps) - len(usable)
+
+
 def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, window: dict,
                   rep: dict, regimes: dict, guidance: dict) -> list[dict[str, Any]]:
     """Each of the study's claims with the suite's measurement, the study's statement, a verdict, what
@@ -234,23 +247,19 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, wind
     bcells = cells_of(records, lambda r: (r["config"]["pair"], method_label(r, data.vary), float(r["config"]["w"]))
                       if r["config"].get("w") is not None else None)
     bboot = cell_bootstrap(bcells)
-    pm = sorted({(k[0], k[1]) for k in bcells if "[" not in k[1]})
-    usable = []
-    for p, m in pm:
-        b = [k for k in bcells if k[:2] == (p, m) and grid_value(k[2], BALANCED) is not None]
-        u = [k for k in bcells if k[:2] == (p, m) and grid_value(k[2], UNBALANCED) is not None]
-        if b and u:
-            usable.append((b, u))
+    usable, partial = full_ratio_sweeps(bcells)
     st = (bboot.stat(lambda col: mean_cols(mean_cols(col(k) for k in b) - mean_cols(col(k) for k in u)
                                            for b, u in usable)) if usable else (math.nan,) * 3)
     add("balanced", "Balanced ratios (w ∈ {0.016, 0.1, 0.3}) beat unbalanced ones (w ∈ {0.005, 0.5, 0.8})",
         "balanced ratios give the higher success",
-        "mean success at balanced minus at unbalanced ratios per (pair, method) sweep, averaged over sweeps; "
-        "two-level bootstrap (run seeds, shared start states)",
+        "mean success at balanced minus at unbalanced ratios per (pair, method) sweep with every one of those "
+        "ratios, averaged over sweeps; two-level bootstrap (run seeds, shared start states)",
         f"balanced − unbalanced: {ci(*st, signed=True)} over {len(usable)} (pair, method) sweeps",
         verdict(st[1], st[2]),
-        "Per-pair and per-method rows in aggregation.md." + ("" if usable else
-                                                             " No sweep has both balanced and unbalanced ratios."),
+        "Per-pair and per-method rows in aggregation.md."
+        + (f" {partial} sweeps with part of the six ratios are left out (each would compare other sets of ratios)."
+           if partial else "")
+        + ("" if usable else " No sweep has every balanced and unbalanced ratio."),
         [difference_part("balanced − unbalanced", st)])
 
     # 4. best ratio inside (w_n, w_q)
@@ -259,12 +268,13 @@ def assess_claims(data: StudyData, records: list[dict], runs: pd.DataFrame, wind
     near = ", ".join(f"{k}: {v}" for k, v in sorted(window["nearer"].items())) or "n/a"
     add("window", "The best ratio lies inside the window (w_n, w_q)",
         "search w between w_n = N/(N+M) and w_q = √(N/M)",
-        "mean success inside [w_n, w_q] minus mean outside, paired per (pair, method, seed) sweep, t interval over "
-        "sweeps; not resolved below 80% design power for the study's margin",
+        "mean success inside [w_n, w_q] minus mean outside, paired per (pair, method, seed) sweep with every mixing "
+        "ratio, t interval over sweeps; not resolved below 80% design power for the study's margin",
         f"mean success inside [w_n, w_q] − mean outside, paired per sweep: {ci(*wc['stat'], signed=True)} over "
         f"{wc['sweeps']} sweeps (odds form [w_n, √N/(√N+√M)]: {ci(*wc['odds'], signed=True)}); {wc['why']}",
         wc["verdict"],
-        "Sweeps: (pair, method, seed) of the study's methods over their mixing ratios; t interval over sweeps. "
+        "Sweeps: (pair, method, seed) of the study's methods with every mixing ratio (a sweep with part of them "
+        "would average other ratios outside the window); t interval over sweeps. "
         f"Where the best w falls (descriptive; under no effect it falls outside more often, as more points lie "
         f"there): {pos}. Nearer upper-bound form: {near}. See success_vs_w.md.",
         [difference_part("inside − outside", wc["stat"], window_resolution(runs, data.episodes))])

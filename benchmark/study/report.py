@@ -164,7 +164,8 @@ def write_comparison(data: StudyData, claims: list[dict], out: Path, command: st
               "shared start states; with one seed they cover episode noise only). Representation contrasts: "
               "Student-t interval over matched (pair, w, seed) units. Correlations: along each method's ratio sweep, pooled "
               "over methods by Fisher z (weights n − 3) with a Fisher-z interval. The window: mean success inside "
-              "minus mean outside, paired within each (pair, method, seed) sweep, t interval over sweeps; a budget "
+              "minus mean outside, paired within each (pair, method, seed) sweep with every mixing ratio (as the "
+              "balanced claim reads only sweeps with all six of its ratios), t interval over sweeps; a budget "
               f"whose power to detect the study's margin (+{STUDY_EFFECT:.3f}) is below {POWER:.0%} cannot test it "
               "and says so. A claim that does not reproduce is reported as such; the suite is never tuned toward "
               "the study.", "",

@@ -167,13 +167,17 @@ def window_sweeps(runs: pd.DataFrame, form: str = "w_q") -> tuple[np.ndarray, np
     Regime variants (``adda[...]``) are left out, as in the other claims, and so are the
     single-domain runs: ``target_only`` at w = 1 is one run shared by every method's sweep of a
     (pair, seed), so counting it in each would make the sweeps dependent (the t interval over
-    sweeps takes them as independent), and it is no co-training method's ratio.
+    sweeps takes them as independent), and it is no co-training method's ratio. So is a sweep
+    without every ratio of the others: its mean outside the window would be over other ratios
+    (w = 0.016 and 0.5 alone, say), another quantity than the whole sweep's.
     """
     claim = runs[runs["mix_w"].notna() & runs["method"].map(is_study_method)] if not runs.empty else runs
     if claim.empty:
         return np.empty((0, 0)), np.empty((0, 0), dtype=bool)
     ws = sorted(claim["mix_w"].unique())
-    groups = [g for _, g in claim.groupby(["pair", "method", "seed"])]
+    groups = [g for _, g in claim.groupby(["pair", "method", "seed"]) if set(g["mix_w"]) >= set(ws)]
+    if not groups:
+        return np.empty((0, len(ws))), np.empty((0, len(ws)), dtype=bool)
     rates, inside = np.full((len(groups), len(ws)), np.nan), np.zeros((len(groups), len(ws)), dtype=bool)
     for i, g in enumerate(groups):
         win = ratio_window(int(g["n_target"].iloc[0]), int(g["n_source"].iloc[0]))
@@ -199,6 +203,7 @@ def _window_claim(runs: pd.DataFrame, episodes: int) -> dict[str, Any]:
 def _window_text(claim: dict[str, Any]) -> str:
     """The window claim in a sentence, for success_vs_w.md."""
     return (f"Mean success inside [w_n, w_q] − mean outside, paired within each (pair, method, seed) sweep of the "
-            f"study's methods' mixing ratios: {ci(*claim['stat'], signed=True)} over {claim['sweeps']} sweeps "
+            f"study's methods that has every mixing ratio: {ci(*claim['stat'], signed=True)} over {claim['sweeps']} "
+            f"sweeps "
             f"(t interval over sweeps); with the odds form [w_n, √N/(√N+√M)]: {ci(*claim['odds'], signed=True)}. "
             f"Verdict: {claim['verdict']} ({claim['why']}).")

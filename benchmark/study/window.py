@@ -95,7 +95,7 @@ def window_analysis(data: StudyData, runs: pd.DataFrame, records: list[dict], ou
                     best_success=best, position=position, nearer=nearer, p_best_inside=p_in,
                     chance_inside=float(np.mean([in_window(k[2], win, "w_q") for k in keys])) if keys else math.nan,
                     inside_minus_outside=contrast[0], lo=contrast[1], hi=contrast[2],
-                    claim=("[" not in method)))
+                    claim=("[" not in method and set(gm["w"]) >= set(g["w"][g["mix_w"].notna()]))))  # every ratio
             for meth, gg in singles.items():
                 s, _, _ = wilson(gg["successes"].sum(), gg["n"].sum())
                 ax.axhline(s, linestyle=":" if meth == "target_only" else "--", color="grey" if meth == "target_only"

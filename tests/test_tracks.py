@@ -438,10 +438,10 @@ def test_a_time_limit_starts_only_the_runs_that_end_within_it(tmp_path, capsys):
     one, both = tmp_path / "one.yaml", tmp_path / "both.yaml"
     one.write_text(yaml.safe_dump({**base, "w": [0.1]}))
     both.write_text(yaml.safe_dump({**base, "w": [0.1, 0.3]}))
-    runs_dir = tmp_path / "runs"
-    assert main(["sweep", str(one), "--runs-dir", str(runs_dir), "--time-limit", "1s", "--quiet"]) == 0
+    runs_dir = tmp_path / "runs"  # a smoke run takes about 2 core-seconds: ten times the limit
+    assert main(["sweep", str(one), "--runs-dir", str(runs_dir), "--time-limit", "0.2s", "--quiet"]) == 0
     assert "sweep: 1 finished, 0 failed, 0 in progress elsewhere\n" in capsys.readouterr().out
-    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "1s", "--parallel", "2",
+    assert main(["sweep", str(both), "--runs-dir", str(runs_dir), "--time-limit", "0.2s", "--parallel", "2",
                  "--quiet"]) == 0
     assert "0 finished, 0 failed, 0 in progress elsewhere, 1 not started: by their estimates they would end " \
            "after --time-limit" in capsys.readouterr().out

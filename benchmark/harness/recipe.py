@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,7 @@ def summarize(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _versions(rows: list[dict[str, Any]]) -> str:
     """The pair versions the rows come from, with their run counts, e.g. "`lift/sensing` v2 (60 runs)"."""
-    counts: dict[tuple[str, int], int] = {}
-    for r in rows:
-        counts[r["pair"], r["pair_version"]] = counts.get((r["pair"], r["pair_version"]), 0) + 1
+    counts = Counter((r["pair"], r["pair_version"]) for r in rows)
     return ", ".join(f"`{pair}` v{version} ({n} runs)" for (pair, version), n in counts.items()) or "no runs"
 
 

@@ -86,9 +86,8 @@ def run_costs(runs: list[Item], todo: list[Item], runs_dir: Path) -> RunCosts:
     return costs
 
 
-def to_go_line(runs: list[Item], todo: list[Item], runs_dir: Path, parallel: int) -> str:
-    """The compute `todo` will take, by `RunCosts`; the pairs with no estimate are named."""
-    costs = run_costs(runs, todo, runs_dir)
+def to_go_line(costs: RunCosts, todo: list[Item], parallel: int) -> str:
+    """The compute `todo` will take, by `costs`; the pairs with no estimate are named."""
     estimates = [(item, *costs.estimate(item)) for item in todo]
     total = sum(seconds for _, seconds, _ in estimates if seconds is not None)
     known = sum(seconds is not None for _, seconds, _ in estimates)
@@ -151,9 +150,11 @@ def run_sweep(grid: AnyGrid, runs_dir: str | Path, executor: str = "local", addr
                         f"(`cotrain calibrate PAIR`) and set them, or leave the pair out (--only-pair)")
     print(f"sweep: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to run ({executor})"
           + (f"; steps pending for {', '.join(pending)}" if pending else ""))
+    limit = None
     if todo:
-        print(to_go_line(runs, todo, runs_dir, parallel))
-    limit = None if time_limit is None or dry_run else TimeLimit(time_limit, run_costs(runs, todo, runs_dir))
+        costs = run_costs(runs, todo, runs_dir)  # the finished records, read once for the line and the limit
+        print(to_go_line(costs, todo, parallel))
+        limit = None if time_limit is None or dry_run else TimeLimit(time_limit, costs)
     if dry_run:
         todo_ids = {id(item) for item in todo}
         for cfg in runs:

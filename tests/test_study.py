@@ -797,3 +797,24 @@ def test_budget_of_parts_lists_each_part():
         w = ", ".join(f"{x:g}" for x in part["w"])
         assert f"({i}) methods {', '.join(part['methods'])} at w ∈ {{{w}}} with {len(part['seeds'])} seed(s)" in text
     assert f"methods {', '.join(spec['methods'])}" not in text  # no cross product of the parts' union
+
+
+STUDY_RESULTS = Path(__file__).parents[1] / "results" / "study"
+WRITTEN_BY = ("**This file produced by**", '"command"', '"wall_s"', '"guidance_wall_s"')
+
+
+def _without_provenance(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.lstrip("- ").startswith(WRITTEN_BY)]
+
+
+def test_the_committed_report_is_written_again_from_its_committed_records(tmp_path, monkeypatch):
+    """`results/study/`'s verdicts, tables and leaderboard come back from the run records committed beside them
+    (guidance from the sweeps cached in their run folders), every line but the command line and wall time that
+    wrote them: anyone can reproduce the study's verdicts, and a change of its analyses shows here first."""
+    monkeypatch.chdir(STUDY_RESULTS.parents[1])  # the paths the report names, as the committed one was written
+    study("results/study/runs", tmp_path, budget="resolve", guidance=False,
+          previous="results/study/previous/quick.json", log=_quiet)
+    committed = sorted(p for p in STUDY_RESULTS.iterdir() if p.suffix in {".md", ".csv", ".json", ".html"})
+    assert {"COMPARISON.md", "study.json", "leaderboard.md", "representation.csv"} <= {p.name for p in committed}
+    for path in committed:
+        assert _without_provenance((tmp_path / path.name).read_text()) == _without_provenance(path.read_text()), path.name

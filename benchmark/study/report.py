@@ -232,9 +232,6 @@ def analyze_study(data: StudyData, out_dir: str | Path, device: str = "cpu", wor
     labelled = [{**r, "config": {**r["config"], "method": method_label(r, data.vary)}} for r in data.records]
     log(f"study: {len(data.records)} of {len(data.expected)} runs of track {track!r} budget {data.budget!r} "
         f"({len(data.missing)} missing)")
-    files: list[str] = []
-    paths = write_leaderboard(labelled, out, title=f"Study track leaderboard (budget {data.budget})")
-    files += [p.name for p in paths.values()]
     runs = runs_table(records, data.vary, data.run_dirs)
     agg = aggregation_analysis(data, records, out)
     window = window_analysis(data, runs, records, out)
@@ -242,6 +239,9 @@ def analyze_study(data: StudyData, out_dir: str | Path, device: str = "cpu", wor
     regimes = regimes_analysis(data, runs, out)
     gd = guidance_analysis(data, records, out, device, workers, guidance, log)
     raw = raw_analysis(data, runs, out)
+    # after the analyses: the page embeds the figures beside it, this report's own
+    paths = write_leaderboard(labelled, out, title=f"Study track leaderboard (budget {data.budget})")
+    files = [p.name for p in paths.values()]
     figures: dict[str, Figure] = {}
     for part in (agg, window, rep, regimes, gd, raw):
         files += part["files"]

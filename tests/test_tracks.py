@@ -15,6 +15,7 @@ from benchmark.cli import main
 from benchmark.harness.config import PROFILES, RunConfig, content_hash
 from benchmark.harness.grid import NoGapEval, grid_from_dict, load_grid
 from benchmark.harness.gridspec import GridError
+from benchmark.harness.sweep import wall_seconds
 from tasks import get_pair
 
 SMOKE = {"name": "leaderboard", "budget": "smoke"}
@@ -419,11 +420,22 @@ def test_a_sweep_says_what_is_left_to_run_from_its_finished_records(tmp_path, ca
              "train": {"start_step": 0, "steps": 100}}))
     assert main(["sweep", str(path), "--runs-dir", str(runs_dir), "--dry-run", "--parallel", "4"]) == 0
     out = capsys.readouterr().out
-    # lift/dynamics: 4 cotrain runs at their median 2700 s, 11 adda at 9000 s, 6 ot at the pair's median 3600 s
-    assert "to go: about 36.5 core-hours for 21 runs, about 9.1 h at --parallel 4" in out
+    # lift/dynamics: 4 cotrain runs at their median 2700 s, 11 adda at 9000 s, 6 ot at the pair's median 3600 s;
+    # four at a time in grid order take 9.5 h, not the 36.5 / 4 = 9.1 that full slots would
+    assert "to go: about 36.5 core-hours for 21 runs, about 9.5 h at --parallel 4" in out
     assert "or for 6 of them of its pair" in out
     assert "no run of their pair finished yet: lift/sensing 24 runs" in out
 
+
+
+def test_the_wall_time_to_go_follows_the_order_the_runs_are_started_in():
+    """Each run goes to the first slot to come free, in the sweep's order: five 41-minute runs two at a time take
+    three rounds, and a long run last waits for a slot."""
+    assert wall_seconds([41.0] * 5, 2) == 123.0
+    assert wall_seconds([3.0, 1.0, 1.0, 1.0], 2) == 3.0
+    assert wall_seconds([1.0, 1.0, 3.0], 2) == 4.0
+    assert wall_seconds([2.0, 5.0, 1.0], 1) == 8.0
+    assert wall_seconds([], 4) == 0.0
 
 
 def test_a_time_limit_starts_only_the_runs_that_end_within_it(tmp_path, capsys):

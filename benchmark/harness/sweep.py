@@ -7,6 +7,7 @@ after the trained runs. Each item runs by `jobs.run_item`.
 """
 from __future__ import annotations
 
+import heapq
 import json
 import re
 import time
@@ -86,15 +87,28 @@ def run_costs(runs: list[Item], todo: list[Item], runs_dir: Path) -> RunCosts:
     return costs
 
 
+def wall_seconds(seconds: list[float], parallel: int) -> float:
+    """The wall time of runs taking `seconds` each, started in this order by the first of `parallel` slots to come
+    free, as the local executor starts them."""
+    slots = [0.0] * max(parallel, 1)
+    for spent in seconds:
+        heapq.heapreplace(slots, slots[0] + spent)
+    return max(slots)
+
+
 def to_go_line(costs: RunCosts, todo: list[Item], parallel: int) -> str:
-    """The compute `todo` will take, by `costs`; the pairs with no estimate are named."""
+    """The compute `todo` will take, by `costs`, and its wall time at `parallel` (the trained runs, then the
+    no-gap evaluations, as `run_sweep` launches them); the pairs with no estimate are named."""
     estimates = [(item, *costs.estimate(item)) for item in todo]
     total = sum(seconds for _, seconds, _ in estimates if seconds is not None)
+    wall = sum(wall_seconds([seconds for item, seconds, _ in estimates
+                             if seconds is not None and isinstance(item, NoGapEval) == evaluations], parallel)
+               for evaluations in (False, True))
     known = sum(seconds is not None for _, seconds, _ in estimates)
     by_pair = sum(pair for _, seconds, pair in estimates if seconds is not None)
     unknown = Counter(_kind(item)[0] for item, seconds, _ in estimates if seconds is None)
     line = (f"to go: about {total / 3600:.1f} core-hours for {known} runs, about "
-            f"{total / 3600 / max(parallel, 1):.1f} h at --parallel {parallel} (each run: the median of the "
+            f"{wall / 3600:.1f} h at --parallel {parallel} (each run: the median of the "
             f"finished records here of its pair and method, or for {by_pair} of them of its pair)")
     if unknown:
         line += "; not estimated, no run of their pair finished yet: " + ", ".join(

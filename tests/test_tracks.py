@@ -427,7 +427,6 @@ def test_a_sweep_says_what_is_left_to_run_from_its_finished_records(tmp_path, ca
     assert "no run of their pair finished yet: lift/sensing 24 runs" in out
 
 
-
 def test_the_wall_time_to_go_follows_the_order_the_runs_are_started_in():
     """Each run goes to the first slot to come free, in the sweep's order: five 41-minute runs two at a time take
     three rounds, and a long run last waits for a slot."""

@@ -100,11 +100,10 @@ def to_go_line(costs: RunCosts, todo: list[Item], parallel: int) -> str:
     """The compute `todo` will take, by `costs`, and its wall time at `parallel` (the trained runs, then the
     no-gap evaluations, as `run_sweep` launches them); the pairs with no estimate are named."""
     estimates = [(item, *costs.estimate(item)) for item in todo]
-    total = sum(seconds for _, seconds, _ in estimates if seconds is not None)
-    wall = sum(wall_seconds([seconds for item, seconds, _ in estimates
-                             if seconds is not None and isinstance(item, NoGapEval) == evaluations], parallel)
-               for evaluations in (False, True))
-    known = sum(seconds is not None for _, seconds, _ in estimates)
+    timed = [(item, seconds) for item, seconds, _ in estimates if seconds is not None]
+    total, known = sum(seconds for _, seconds in timed), len(timed)
+    wall = (wall_seconds([seconds for item, seconds in timed if not isinstance(item, NoGapEval)], parallel)
+            + wall_seconds([seconds for item, seconds in timed if isinstance(item, NoGapEval)], parallel))
     by_pair = sum(pair for _, seconds, pair in estimates if seconds is not None)
     unknown = Counter(_kind(item)[0] for item, seconds, _ in estimates if seconds is None)
     line = (f"to go: about {total / 3600:.1f} core-hours for {known} runs, about "
